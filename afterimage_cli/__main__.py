@@ -1,0 +1,3 @@
+from afterimage_cli.cli import main
+
+main()

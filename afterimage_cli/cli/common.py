@@ -1,0 +1,72 @@
+"""What every command shares: the stderr console and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from rich.console import Console
+
+from ..errors import AfterimageError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+R = TypeVar("R")
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _quiet_broken_pipe() -> None:
+    """After the reader of stdout went away, stop without noise (stdout points at /dev/null)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def report_error(message: str) -> None:
+    """Print `error: message` on stderr, each line of a multi-line message indented under it."""
+    first, *rest = str(message).splitlines() or [""]
+    stderr.print(f"[bold red]error:[/] {first}", markup=True, highlight=False)
+    for line in rest:
+        stderr.print(f"  {line}", markup=False, highlight=False)
+
+
+def run_command(fn: Callable[[], R], *, debug: bool = False) -> R:
+    """Run a command body; map afterimage errors to exit codes, Ctrl-C to 130, no traceback unless debug."""
+    debug = debug or bool(os.environ.get("AFTERIMAGE_DEBUG"))
+    try:
+        return fn()
+    except AfterimageError as exc:
+        if debug:
+            traceback.print_exc()
+        report_error(str(exc))
+        raise SystemExit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        stderr.print("interrupted; everything written so far is kept (re-run to resume)")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        raise SystemExit(EXIT_OK) from None
+    except SystemExit:
+        raise
+    except Exception as exc:  # the last line of defence: a message, not a traceback
+        if debug:
+            traceback.print_exc()
+        report_error(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)")
+        raise SystemExit(EXIT_FAILED) from None
+
+
+@contextmanager
+def open_output(path: str) -> Iterator[Any]:
+    """A binary writer for a path, or stdout for '-'."""
+    if path == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+    else:
+        with open(path, "wb") as fh:
+            yield fh

@@ -1,0 +1,39 @@
+"""`afterimage validate` and `afterimage schema`: config checks that call nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import typer
+
+from . import app
+from .common import run_command, stderr
+
+
+@app.command()
+def validate(
+    config: Path = typer.Argument(..., help="The YAML config to check."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+) -> None:
+    """Check a config (keys, types, component names, key variables) without calling any model."""
+
+    def body() -> None:
+        from ..config_loader import load_config
+        from ..pipeline import check_components
+
+        cfg = load_config(config)
+        warnings = check_components(cfg)
+        for warning in warnings:
+            stderr.print(f"[yellow]warning:[/] {warning}")
+        stderr.print(f"{config}: ok")
+
+    run_command(body, debug=debug)
+
+
+@app.command()
+def schema() -> None:
+    """Print the config's JSON Schema on stdout (point your editor's YAML support at it)."""
+    from ..config import Config
+
+    typer.echo(orjson.dumps(Config.model_json_schema(), option=orjson.OPT_INDENT_2).decode())

@@ -1,0 +1,77 @@
+"""The exception tree. The CLI maps these to exit codes in one place (cli/errors.py)."""
+
+from __future__ import annotations
+
+
+class AfterimageError(Exception):
+    """Base of every error afterimage raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(AfterimageError):
+    """Bad flag or argument combination."""
+
+    exit_code = 2
+
+
+class ConfigError(AfterimageError):
+    """A config file or field is wrong; the message names the file, line and field."""
+
+    exit_code = 2
+
+
+class UnknownComponentError(ConfigError):
+    """A name given for a provider, storage, generator … is not registered."""
+
+
+class MissingCredentialsError(AfterimageError):
+    """An API key environment variable is not set; the message says which one to set."""
+
+    exit_code = 2
+
+
+class InputError(AfterimageError):
+    """A row of input data (JSONL) is malformed; the message names the line."""
+
+    exit_code = 1
+
+
+class ProviderError(AfterimageError):
+    """An LLM call failed. `retryable` says whether trying again can help."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        kind: str = "error",
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.kind = kind
+
+
+class OutputValidationError(ProviderError):
+    """The model answered, but its output is unusable (bad JSON, schema mismatch, empty)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True, kind="invalid_output")
+
+
+class RunAborted(AfterimageError):
+    """The run stopped early on purpose (error budget, fatal provider error)."""
+
+
+class BudgetExceeded(RunAborted):
+    """A cost or token budget was reached; the output is flushed and resumable."""
+
+
+class OutputConflictError(AfterimageError):
+    """The output file holds rows of a different run; --overwrite replaces it."""
+
+    exit_code = 2

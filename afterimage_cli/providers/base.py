@@ -1,0 +1,125 @@
+"""The LLM layer's contract: LLMProvider, LLMResponse, StructuredLLMResponse and ChatSession."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+T = TypeVar("T", bound=BaseModel)
+Messages = list[dict[str, Any]]
+
+
+class LLMResponse(BaseModel):
+    """A provider-neutral answer with the usage the monitor needs."""
+
+    text: str
+    prompt_token_count: int = 0
+    completion_token_count: int = 0
+    total_token_count: int = 0
+    finish_reason: str | None = None
+    model_name: str = ""
+    raw_response: Any = None
+    reasoning_content: str | None = None
+    cost: float | None = Field(default=None, description="USD, when the provider knows the price.")
+
+
+class StructuredLLMResponse(LLMResponse, Generic[T]):
+    """An answer parsed and validated against a pydantic model."""
+
+    parsed: T
+
+
+@runtime_checkable
+class LLMProvider(Protocol):
+    """What every provider implements; sync methods exist for scripts, the engine uses async ones."""
+
+    model_name: str
+
+    async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse: ...
+
+    def complete(self, messages: Messages, **kwargs: Any) -> LLMResponse: ...
+
+    async def agenerate_content(self, prompt: str, **kwargs: Any) -> LLMResponse: ...
+
+    def generate_content(self, prompt: str, **kwargs: Any) -> LLMResponse: ...
+
+    async def agenerate_structured(
+        self, prompt: str, schema: type[T], **kwargs: Any
+    ) -> StructuredLLMResponse[T]: ...
+
+    def generate_structured(self, prompt: str, schema: type[T], **kwargs: Any) -> StructuredLLMResponse[T]: ...
+
+    def start_chat(self, **kwargs: Any) -> ChatSession: ...
+
+    async def astart_chat(self, **kwargs: Any) -> ChatSession: ...
+
+    async def aclose(self) -> None: ...
+
+
+class BaseProvider:
+    """Derives every LLMProvider method from `acomplete` (and `acomplete_structured`)."""
+
+    model_name: str = ""
+
+    async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
+        raise NotImplementedError
+
+    async def acomplete_structured(
+        self, messages: Messages, schema: type[T], **kwargs: Any
+    ) -> StructuredLLMResponse[T]:
+        raise NotImplementedError
+
+    def complete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
+        return asyncio.run(self.acomplete(messages, **kwargs))
+
+    async def agenerate_content(self, prompt: str, **kwargs: Any) -> LLMResponse:
+        return await self.acomplete([{"role": "user", "content": prompt}], **kwargs)
+
+    def generate_content(self, prompt: str, **kwargs: Any) -> LLMResponse:
+        return self.complete([{"role": "user", "content": prompt}], **kwargs)
+
+    async def agenerate_structured(
+        self, prompt: str, schema: type[T], **kwargs: Any
+    ) -> StructuredLLMResponse[T]:
+        return await self.acomplete_structured([{"role": "user", "content": prompt}], schema, **kwargs)
+
+    def generate_structured(self, prompt: str, schema: type[T], **kwargs: Any) -> StructuredLLMResponse[T]:
+        return asyncio.run(self.agenerate_structured(prompt, schema, **kwargs))
+
+    def start_chat(self, **kwargs: Any) -> ChatSession:
+        return ChatSession(self, **kwargs)
+
+    async def astart_chat(self, **kwargs: Any) -> ChatSession:
+        return ChatSession(self, **kwargs)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class ChatSession:
+    """Keeps a conversation's history so callers send one message at a time."""
+
+    def __init__(
+        self, provider: LLMProvider, system_prompt: str | None = None, history: Messages | None = None
+    ) -> None:
+        self.provider = provider
+        self.system_prompt = system_prompt
+        self.history: Messages = list(history or [])
+
+    def messages(self) -> Messages:
+        """The full request: system prompt first, then the history."""
+        head = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        return head + self.history
+
+    async def asend_message(self, message: str, **kwargs: Any) -> LLMResponse:
+        """Send a user message; on success both it and the answer join the history."""
+        request = self.messages() + [{"role": "user", "content": message}]
+        response = await self.provider.acomplete(request, **kwargs)
+        self.history.append({"role": "user", "content": message})
+        self.history.append({"role": "assistant", "content": response.text})
+        return response
+
+    def send_message(self, message: str, **kwargs: Any) -> LLMResponse:
+        return asyncio.run(self.asend_message(message, **kwargs))

@@ -1,0 +1,102 @@
+"""Data models shared by every component: the row schema (seeds/jsonl-schema.txt) and callback payloads."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["user", "assistant"]
+Grade = Literal["perfect", "good", "needs_improvement", "bad", "not_acceptable"]
+GRADES: tuple[Grade, ...] = ("perfect", "good", "needs_improvement", "bad", "not_acceptable")
+NO_RETRIEVAL_CONTEXT = "No relevant context was found."
+
+
+class Message(BaseModel):
+    """One turn of a conversation."""
+
+    role: Role
+    content: str
+    reasoning_content: str | None = None
+
+
+class CriterionScore(BaseModel):
+    """A judge's score for one criterion; `applicable=False` keeps it out of final_score."""
+
+    model_config = ConfigDict(extra="allow")
+
+    score: float | None = Field(default=None, ge=0.0, le=1.0)
+    feedback: str = ""
+    applicable: bool = True
+
+
+class Evaluation(BaseModel):
+    """The judge's verdict on one conversation."""
+
+    model_config = ConfigDict(extra="allow")
+
+    coherence: CriterionScore | None = None
+    factuality: CriterionScore | None = None
+    grounding: CriterionScore | None = None
+    helpfulness: CriterionScore | None = None
+    relevance: CriterionScore | None = None
+    overall_grade: Grade | None = None
+
+
+class ConversationRow(BaseModel):
+    """One JSONL row. Fields the published afterimage may omit have defaults, so its rows load too."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str | None = None
+    conversations: list[Message]
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    instruction_context: str | None = None
+    response_context: str | None = None
+    persona: str | None = None
+    evaluation: Evaluation | None = None
+    final_score: float | None = None
+
+
+class GeneratedInstructions(BaseModel):
+    """What an instruction generator returns: one or more opening user messages and their context."""
+
+    instructions: list[str]
+    context: str | None = None
+    context_id: str | None = None
+    context_ids: list[str] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class GeneratedResponsePrompt(BaseModel):
+    """The respondent's system prompt after the modifiers ran, plus what they want recorded."""
+
+    prompt: str
+    context: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Persona(BaseModel):
+    """A simulated user's description and its depth in the persona tree (0 = given or root)."""
+
+    description: str
+    depth: int = 0
+
+
+class RetrievalHit(BaseModel):
+    """One retrieved chunk."""
+
+    id: str
+    score: float
+    text: str = ""
+
+
+class RetrievalResult(BaseModel):
+    """A retriever's answer: the context text to inject and the hits it came from."""
+
+    text: str
+    hits: list[RetrievalHit] = Field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.hits
