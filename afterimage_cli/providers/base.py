@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-T = TypeVar("T", bound=BaseModel)
+from .structured import Schema
+
 Messages = list[dict[str, Any]]
 
 
@@ -25,10 +26,10 @@ class LLMResponse(BaseModel):
     cost: float | None = Field(default=None, description="USD, when the provider knows the price.")
 
 
-class StructuredLLMResponse(LLMResponse, Generic[T]):
-    """An answer parsed and validated against a pydantic model."""
+class StructuredLLMResponse(LLMResponse):
+    """An answer parsed and validated: a pydantic instance, or plain data for a JSON-Schema dict."""
 
-    parsed: T
+    parsed: Any
 
 
 @runtime_checkable
@@ -41,15 +42,17 @@ class LLMProvider(Protocol):
 
     def complete(self, messages: Messages, **kwargs: Any) -> LLMResponse: ...
 
+    async def acomplete_structured(
+        self, messages: Messages, schema: Schema, **kwargs: Any
+    ) -> StructuredLLMResponse: ...
+
     async def agenerate_content(self, prompt: str, **kwargs: Any) -> LLMResponse: ...
 
     def generate_content(self, prompt: str, **kwargs: Any) -> LLMResponse: ...
 
-    async def agenerate_structured(
-        self, prompt: str, schema: type[T], **kwargs: Any
-    ) -> StructuredLLMResponse[T]: ...
+    async def agenerate_structured(self, prompt: str, schema: Schema, **kwargs: Any) -> StructuredLLMResponse: ...
 
-    def generate_structured(self, prompt: str, schema: type[T], **kwargs: Any) -> StructuredLLMResponse[T]: ...
+    def generate_structured(self, prompt: str, schema: Schema, **kwargs: Any) -> StructuredLLMResponse: ...
 
     def start_chat(self, **kwargs: Any) -> ChatSession: ...
 
@@ -66,9 +69,7 @@ class BaseProvider:
     async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
         raise NotImplementedError
 
-    async def acomplete_structured(
-        self, messages: Messages, schema: type[T], **kwargs: Any
-    ) -> StructuredLLMResponse[T]:
+    async def acomplete_structured(self, messages: Messages, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
         raise NotImplementedError
 
     def complete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
@@ -80,12 +81,10 @@ class BaseProvider:
     def generate_content(self, prompt: str, **kwargs: Any) -> LLMResponse:
         return self.complete([{"role": "user", "content": prompt}], **kwargs)
 
-    async def agenerate_structured(
-        self, prompt: str, schema: type[T], **kwargs: Any
-    ) -> StructuredLLMResponse[T]:
+    async def agenerate_structured(self, prompt: str, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
         return await self.acomplete_structured([{"role": "user", "content": prompt}], schema, **kwargs)
 
-    def generate_structured(self, prompt: str, schema: type[T], **kwargs: Any) -> StructuredLLMResponse[T]:
+    def generate_structured(self, prompt: str, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
         return asyncio.run(self.agenerate_structured(prompt, schema, **kwargs))
 
     def start_chat(self, **kwargs: Any) -> ChatSession:

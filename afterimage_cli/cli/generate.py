@@ -1,0 +1,53 @@
+"""`afterimage generate`: config + flags → the async pipeline → rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import typer
+
+from . import app
+from .common import run_command, stderr
+
+
+@app.command()
+def generate(
+    config: Path = typer.Argument(..., help="The YAML config."),
+    output: str | None = typer.Option(None, "-o", "--output", help="Output path; '-' streams JSONL to stdout."),
+    num: int | None = typer.Option(None, "-n", "--num", min=1, help="Conversations to end with (exactly)."),
+    max_turns: int | None = typer.Option(None, "--max-turns", min=1, help="User turns per conversation, at most."),
+    model: str | None = typer.Option(None, "--model", help="Respondent model, e.g. openai/gpt-4o-mini."),
+    user_model: str | None = typer.Option(None, "--user-model", help="Simulated user's model (default: --model)."),
+    api_base: str | None = typer.Option(None, "--api-base", help="Point every model at this OpenAI-compatible URL."),
+    concurrency: int | None = typer.Option(None, "--concurrency", min=1, help="Conversations in flight at once."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed for every sampling choice."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output instead of resuming it."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Call no model: show config, prompts and an estimate."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Show nothing but errors."),
+    json_summary: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+) -> None:
+    """Generate conversations; re-running the same command resumes where it stopped."""
+
+    def body() -> None:
+        from ..config_loader import load_config
+        from ..errors import UsageError
+        from ..overrides import Overrides, apply_overrides
+        from ..run import execute, preview
+
+        if output == "-" and json_summary:
+            raise UsageError("-o - and --json both write stdout: pick one")
+        cfg = apply_overrides(
+            load_config(config),
+            Overrides(output, num, max_turns, model, user_model, api_base, concurrency, seed),
+        )
+        if dry_run:
+            report = preview(cfg)
+            typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() if json_summary else report["text"])
+            return
+        summary = execute(cfg, overwrite=overwrite, quiet=quiet, console=stderr)
+        if json_summary:
+            typer.echo(orjson.dumps(summary).decode())
+
+    run_command(body, debug=debug)

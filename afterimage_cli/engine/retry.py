@@ -1,0 +1,111 @@
+"""Retries that fit the error, and the error budget that stops a run whose server is broken."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import deque
+from typing import Any
+
+from ..config import ErrorBudgetConfig, RetryConfig
+from ..errors import ProviderError, RunAborted
+from ..monitor import GenerationMonitor
+from ..providers.base import BaseProvider, LLMProvider, LLMResponse, Messages, StructuredLLMResponse
+from ..providers.structured import Schema
+
+MAX_RETRY_AFTER = 300.0
+
+
+class ErrorBudget:
+    """Trips on too many consecutive failed attempts, or too high a failure rate over recent items."""
+
+    def __init__(self, cfg: ErrorBudgetConfig) -> None:
+        self.cfg = cfg
+        self.consecutive = 0
+        self.window: deque[bool] = deque(maxlen=cfg.window)
+        self.reason: str | None = None
+        self.last_error: str = ""
+
+    def attempt_ok(self) -> None:
+        self.consecutive = 0
+
+    def attempt_failed(self, error: ProviderError) -> None:
+        """Count a failed attempt; rate limiting is back-pressure, not breakage, so 429s don't count."""
+        self.last_error = str(error)
+        if error.kind == "rate_limit":
+            return
+        self.consecutive += 1
+        if self.consecutive >= self.cfg.max_consecutive_failures:
+            self.trip(f"{self.consecutive} consecutive failed LLM calls (last: {error})")
+
+    def item_done(self, ok: bool) -> None:
+        self.window.append(ok)
+        failures = self.window.count(False)
+        if len(self.window) >= min(self.cfg.window, 10) and failures / len(self.window) > self.cfg.max_failure_rate:
+            self.trip(
+                f"{failures} of the last {len(self.window)} items failed "
+                f"(max_failure_rate {self.cfg.max_failure_rate}; last error: {self.last_error})"
+            )
+
+    def trip(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        raise RunAborted(f"stopping: {self.reason}")
+
+    def check(self) -> None:
+        if self.reason is not None:
+            raise RunAborted(f"stopping: {self.reason}")
+
+
+def backoff_delay(attempt: int, cfg: RetryConfig, retry_after: float | None, rng: random.Random) -> float:
+    """Full-jitter exponential backoff, never shorter than the server's Retry-After."""
+    ceiling = min(cfg.max_delay, cfg.base_delay * (2**attempt))
+    delay = rng.uniform(ceiling / 2, ceiling) if ceiling > 0 else 0.0
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+    return delay
+
+
+class RetryingProvider(BaseProvider):
+    """Wraps a provider: retries retryable errors, counts every attempt, feeds the error budget."""
+
+    def __init__(self, inner: LLMProvider, retry: RetryConfig, budget: ErrorBudget, monitor: GenerationMonitor) -> None:
+        self.inner = inner
+        self.model_name = inner.model_name
+        self.retry = retry
+        self.budget = budget
+        self.monitor = monitor
+        self._rng = random.Random()
+
+    async def _attempts(self, call: Any) -> Any:
+        for attempt in range(self.retry.max_attempts):
+            self.budget.check()
+            try:
+                response = await call()
+            except ProviderError as error:
+                last = attempt == self.retry.max_attempts - 1
+                will_retry = error.retryable and not last
+                self.monitor.record_error(error.kind, will_retry=will_retry)
+                self.budget.attempt_failed(error)
+                if not will_retry:
+                    raise
+                await asyncio.sleep(backoff_delay(attempt, self.retry, error.retry_after, self._rng))
+                continue
+            self.budget.attempt_ok()
+            self.monitor.record_response(response)
+            return response
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
+        result: LLMResponse = await self._attempts(lambda: self.inner.acomplete(messages, **kwargs))
+        return result
+
+    async def acomplete_structured(self, messages: Messages, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
+        inner: Any = self.inner
+        result: StructuredLLMResponse = await self._attempts(
+            lambda: inner.acomplete_structured(messages, schema, **kwargs)
+        )
+        return result
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -1,0 +1,32 @@
+"""BaseInstructionGeneratorCallback: strategies for what the simulated user asks first."""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from typing import Any
+
+from ..providers.base import LLMProvider
+from ..types import GeneratedInstructions, Persona
+
+
+class BaseInstructionGeneratorCallback(ABC):
+    """Produces opening user messages. Built by the registry with `llm` (the simulated user's model)."""
+
+    def __init__(self, llm: LLMProvider | None = None, **options: Any) -> None:
+        self.llm = llm
+        self.options = options
+
+    @abstractmethod
+    async def agenerate(
+        self,
+        original_prompt: str,
+        *,
+        rng: random.Random | None = None,
+        persona: Persona | None = None,
+    ) -> GeneratedInstructions:
+        """Return at least one instruction. `rng` is seeded per item, so choices are reproducible."""
+
+    def check(self) -> list[str]:
+        """Problems with the options, found without calling a model (used by `validate`)."""
+        return []

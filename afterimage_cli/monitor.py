@@ -1,0 +1,184 @@
+"""GenerationMonitor: counts what a run does and shows it on stderr (Rich), with a summary at the end."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .providers.base import LLMResponse
+
+DisplayMode = Literal["progress", "quiet"]
+
+
+@dataclass
+class Usage:
+    """Tokens, calls and cost of one unit of work (an item, or the whole run)."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    unpriced: bool = False
+    models: set[str] = field(default_factory=set)
+
+    def add(self, response: LLMResponse) -> None:
+        self.calls += 1
+        self.prompt_tokens += response.prompt_token_count
+        self.completion_tokens += response.completion_token_count
+        if response.cost is None:
+            self.unpriced = True
+        else:
+            self.cost += response.cost
+        if response.model_name:
+            self.models.add(response.model_name)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "cost_usd": None if self.unpriced else round(self.cost, 6),
+        }
+
+
+# The usage of the item the current task works on; set per item by the engine.
+current_usage: ContextVar[Usage | None] = ContextVar("current_usage", default=None)
+
+
+class GenerationMonitor:
+    """Counters for rows, calls, tokens, cost, retries and errors, and their live display."""
+
+    def __init__(self, target: int = 0, console: Console | None = None) -> None:
+        self.target = target
+        self.console = console or Console(stderr=True)
+        self.usage = Usage()
+        self.rows_written = 0
+        self.rows_resumed = 0
+        self.items_failed = 0
+        self.retries = 0
+        self.errors: Counter[str] = Counter()
+        self.started = time.monotonic()
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    def record_response(self, response: LLMResponse) -> None:
+        """One successful LLM call."""
+        self.usage.add(response)
+        item = current_usage.get()
+        if item is not None:
+            item.add(response)
+
+    def record_error(self, kind: str, *, will_retry: bool) -> None:
+        """One failed attempt."""
+        self.errors[kind] += 1
+        if will_retry:
+            self.retries += 1
+
+    def record_row(self) -> None:
+        self.rows_written += 1
+        self._refresh()
+
+    def record_item_failed(self) -> None:
+        self.items_failed += 1
+        self._refresh()
+
+    @property
+    def elapsed(self) -> float:
+        return max(time.monotonic() - self.started, 1e-9)
+
+    def cost_text(self) -> str:
+        return "unpriced" if self.usage.unpriced else f"${self.usage.cost:.4f}"
+
+    def status_line(self) -> str:
+        u = self.usage
+        errors = sum(self.errors.values())
+        return (
+            f"{u.calls / self.elapsed:.1f} calls/s · tokens {u.prompt_tokens:,} in"
+            f" / {u.completion_tokens:,} out · {self.cost_text()} · retries {self.retries} · errors {errors}"
+        )
+
+    def _refresh(self) -> None:
+        if self._progress is not None:
+            done = self.rows_resumed + self.rows_written
+            self._progress.update(self._task, completed=done, status=self.status_line())
+
+    @contextmanager
+    def display(self, mode: DisplayMode = "progress") -> Iterator[GenerationMonitor]:
+        """Show live progress on stderr while the body runs (nothing in quiet mode)."""
+        self.started = time.monotonic()
+        if mode == "quiet":
+            yield self
+            return
+        progress = Progress(
+            TextColumn("[bold]generating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            _EtaColumn(self),
+            TextColumn("{task.fields[status]}"),
+            console=self.console,
+            transient=False,
+            refresh_per_second=4,
+        )
+        self._progress = progress
+        self._task = progress.add_task("generate", total=self.target, completed=self.rows_resumed, status="")
+        with progress:
+            try:
+                yield self
+            finally:
+                self._refresh()
+                self._progress = None
+
+    def summary(self) -> dict[str, Any]:
+        """The run's totals, as printed at the end (or as JSON with --json)."""
+        return {
+            "target": self.target,
+            "rows_written": self.rows_written,
+            "rows_resumed": self.rows_resumed,
+            "rows_total": self.rows_written + self.rows_resumed,
+            "items_failed": self.items_failed,
+            **self.usage.as_dict(),
+            "retries": self.retries,
+            "errors": dict(self.errors),
+            "elapsed_s": round(self.elapsed, 3),
+            "calls_per_s": round(self.usage.calls / self.elapsed, 2),
+            "models": sorted(self.usage.models),
+        }
+
+    def print_summary(self) -> None:
+        s = self.summary()
+        self.console.print(
+            f"[bold]done[/]: {s['rows_total']}/{s['target']} rows ({s['rows_written']} new, "
+            f"{s['rows_resumed']} resumed) in {s['elapsed_s']:.1f}s · {s['calls']} calls · tokens "
+            f"{s['prompt_tokens']:,} in / {s['completion_tokens']:,} out · cost {self.cost_text()} · "
+            f"retries {s['retries']} · errors {sum(self.errors.values())}",
+            highlight=False,
+        )
+
+
+class _EtaColumn(TextColumn):
+    """ETA from this run's own rate (resumed rows excluded)."""
+
+    def __init__(self, monitor: GenerationMonitor) -> None:
+        super().__init__("")
+        self.monitor = monitor
+
+    def render(self, task: Any) -> Any:
+        from rich.text import Text
+
+        m = self.monitor
+        remaining = m.target - m.rows_resumed - m.rows_written
+        if m.rows_written == 0 or remaining <= 0:
+            return Text("-:--:--")
+        seconds = int(remaining * m.elapsed / m.rows_written)
+        return Text(f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}")

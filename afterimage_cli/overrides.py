@@ -1,0 +1,64 @@
+"""Command-line flags applied on top of a loaded Config (flags win)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from .config import Config
+from .errors import UsageError
+
+
+@dataclass
+class Overrides:
+    """The `generate` flags that change the config; None means 'keep the config's value'."""
+
+    output: str | None = None
+    num: int | None = None
+    max_turns: int | None = None
+    model: str | None = None
+    user_model: str | None = None
+    api_base: str | None = None
+    concurrency: int | None = None
+    seed: int | None = None
+
+
+def apply_overrides(cfg: Config, flags: Overrides) -> Config:
+    """A new Config with the flags applied and validated again."""
+    data: dict[str, Any] = cfg.model_dump(mode="python", exclude_unset=False)
+    gen = data["generation"]
+    if flags.output is not None:
+        data["storage"]["path"] = flags.output
+        if flags.output == "-" and data["storage"]["type"] != "jsonl":
+            raise UsageError(
+                "-o - streams JSONL to stdout; it cannot be used with storage.type " + data["storage"]["type"]
+            )
+    if flags.num is not None:
+        gen["num_conversations"] = flags.num
+    if flags.max_turns is not None:
+        gen["max_turns"] = flags.max_turns
+        gen["min_turns"] = min(gen["min_turns"], flags.max_turns)
+    if flags.concurrency is not None:
+        gen["concurrency"] = flags.concurrency
+    if flags.seed is not None:
+        gen["seed"] = flags.seed
+    if flags.model is not None:
+        data["respondent"]["model"] = flags.model
+    if flags.user_model is not None:
+        data["correspondent"] = {**(data.get("correspondent") or data["respondent"]), "model": flags.user_model}
+    if flags.api_base is not None:
+        for role in ("respondent", "correspondent"):
+            if data.get(role):
+                if data[role]["model"].split("/")[0] == "offline":
+                    raise UsageError(
+                        f"--api-base needs the model the server serves: add --model NAME (the {role} is 'offline')"
+                    )
+                data[role]["api_base"] = flags.api_base
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise UsageError(f"a flag made the config invalid: {field}: {first['msg']}") from None

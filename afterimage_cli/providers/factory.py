@@ -1,0 +1,119 @@
+"""LLMFactory: one place that turns a model string and its settings into a provider."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import ModelConfig
+from ..errors import ConfigError
+from ..registry import providers
+from .base import LLMProvider
+from .keypool import SmartKeyPool
+
+# The variable each provider prefix reads its key from, when the config names none.
+DEFAULT_KEY_ENV: dict[str, str | None] = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
+    "groq": "GROQ_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+    "together_ai": "TOGETHERAI_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY",
+    "fireworks_ai": "FIREWORKS_AI_API_KEY",
+    "ollama": None,
+    "ollama_chat": None,
+    "hosted_vllm": None,
+    "lm_studio": None,
+    "llamafile": None,
+}
+LOCAL_PLACEHOLDER_KEY = "sk-local-no-key"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed model string: which provider implementation, which litellm prefix, which model."""
+
+    provider: str
+    prefix: str
+    model: str
+
+    @property
+    def full(self) -> str:
+        return f"{self.prefix}/{self.model}" if self.prefix else self.model
+
+
+def parse_model(model: str, *, api_base: str | None = None, provider: str | None = None) -> ModelSpec:
+    """Parse 'offline', 'openai/gpt-4o-mini', 'gpt-4o-mini' (with api_base → openai/…), 'ollama/llama3'."""
+    model = model.strip()
+    if not model:
+        raise ConfigError("model is empty: give a model string such as 'openai/gpt-4o-mini' or 'offline'")
+    prefix, sep, name = model.partition("/")
+    if provider:
+        return ModelSpec(provider, prefix if sep else "", name if sep else model)
+    if model == "offline" or prefix == "offline":
+        return ModelSpec("offline", "", model)
+    if not sep:
+        if api_base:
+            return ModelSpec("litellm", "openai", model)
+        if model.startswith(("gpt-", "o1", "o3", "o4")):
+            return ModelSpec("litellm", "openai", model)
+        if model.startswith("claude"):
+            return ModelSpec("litellm", "anthropic", model)
+        if model.startswith("gemini"):
+            return ModelSpec("litellm", "gemini", model)
+        raise ConfigError(f"model {model!r} names no provider: write it as 'provider/model', e.g. 'openai/{model}'")
+    return ModelSpec("litellm", prefix, name)
+
+
+def key_env_names(spec: ModelSpec, cfg: ModelConfig) -> list[str]:
+    """The key variables for a model: the config's, or the provider's usual one."""
+    if cfg.api_key_env:
+        return [cfg.api_key_env] if isinstance(cfg.api_key_env, str) else list(cfg.api_key_env)
+    default = DEFAULT_KEY_ENV.get(spec.prefix, f"{spec.prefix.upper()}_API_KEY" if spec.prefix else None)
+    return [default] if default else []
+
+
+def build_key_pool(spec: ModelSpec, cfg: ModelConfig, environ: Mapping[str, str]) -> SmartKeyPool | None:
+    """Keys from the environment; a local server (api_base) runs without one."""
+    names = key_env_names(spec, cfg)
+    if cfg.api_base:
+        present = [n for n in names if environ.get(n)]
+        if not present:
+            return SmartKeyPool.from_env(["AFTERIMAGE_LOCAL_KEY"], {"AFTERIMAGE_LOCAL_KEY": LOCAL_PLACEHOLDER_KEY}, "")
+        names = present
+    if not names:
+        return None
+    return SmartKeyPool.from_env(names, dict(environ), spec.full)
+
+
+class LLMFactory:
+    """Creates providers from config; `create("openai/gpt-4o-mini")` works for scripts too."""
+
+    @staticmethod
+    def from_config(cfg: ModelConfig, environ: Mapping[str, str] | None = None) -> LLMProvider:
+        env = os.environ if environ is None else environ
+        spec = parse_model(cfg.model, api_base=cfg.api_base, provider=cfg.provider)
+        factory = providers.get(spec.provider)
+        kwargs: dict[str, Any] = {"timeout": cfg.timeout, "params": LLMFactory.request_params(cfg)}
+        if spec.provider != "offline":
+            kwargs.update(api_base=cfg.api_base, keys=build_key_pool(spec, cfg, env))
+        return factory(spec.full, **kwargs)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def request_params(cfg: ModelConfig) -> dict[str, Any]:
+        """Sampling parameters sent with every request."""
+        params = dict(cfg.params)
+        if cfg.temperature is not None:
+            params["temperature"] = cfg.temperature
+        if cfg.max_tokens is not None:
+            params["max_tokens"] = cfg.max_tokens
+        return params
+
+    @staticmethod
+    def create(model: str, **settings: Any) -> LLMProvider:
+        """Build a provider from a model string and ModelConfig fields."""
+        return LLMFactory.from_config(ModelConfig(model=model, **settings))

@@ -1,0 +1,188 @@
+"""The litellm-backed provider. litellm is imported on first use, never at module import."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import ProviderError
+from .base import BaseProvider, LLMResponse, Messages, StructuredLLMResponse
+from .keypool import ApiKey, SmartKeyPool
+from .structured import Schema, json_schema_of, parse_structured, schema_name
+
+_litellm: Any = None
+
+
+def import_litellm() -> Any:
+    """Import litellm quietly: the bundled price map (no network), no debug banners on stdout."""
+    global _litellm
+    if _litellm is None:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import litellm
+
+        litellm.suppress_debug_info = True
+        litellm.telemetry = False
+        litellm.drop_params = True
+        _litellm = litellm
+    return _litellm
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """Seconds from a Retry-After header carried by a litellm/openai exception, if any."""
+    headers: Any = getattr(exc, "headers", None) or getattr(getattr(exc, "response", None), "headers", None)
+    if not headers:
+        return None
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def map_litellm_error(exc: Exception, model: str, key: ApiKey | None) -> ProviderError:
+    """Translate an SDK exception into a ProviderError that says whether to retry and what to fix."""
+    litellm = import_litellm()
+    status = getattr(exc, "status_code", None)
+    short = str(getattr(exc, "message", exc)).replace("\n", " ")[:300]
+    key_hint = f" (key from {key.env_name})" if key else ""
+    if isinstance(exc, litellm.RateLimitError) or status == 429:
+        return ProviderError(
+            f"{model}: rate limited (429)",
+            retryable=True,
+            status_code=429,
+            retry_after=_retry_after(exc),
+            kind="rate_limit",
+        )
+    if isinstance(exc, litellm.AuthenticationError | litellm.PermissionDeniedError) or status in (401, 403):
+        return ProviderError(
+            f"{model}: the API key was rejected ({status}){key_hint}: check the key variable",
+            retryable=False,
+            status_code=status,
+            kind="auth",
+        )
+    if isinstance(exc, litellm.ContextWindowExceededError):
+        return ProviderError(
+            f"{model}: prompt too long for the context window: {short}",
+            retryable=False,
+            status_code=status,
+            kind="bad_request",
+        )
+    if isinstance(exc, litellm.NotFoundError) or status == 404:
+        return ProviderError(
+            f"{model}: model or endpoint not found (404): check the model name and api_base",
+            retryable=False,
+            status_code=status,
+            kind="bad_request",
+        )
+    if isinstance(exc, litellm.BadRequestError | litellm.UnsupportedParamsError) or status in (400, 422):
+        return ProviderError(
+            f"{model}: the request was refused ({status}): {short}",
+            retryable=False,
+            status_code=status,
+            kind="bad_request",
+        )
+    if isinstance(exc, litellm.Timeout):
+        return ProviderError(f"{model}: request timed out", retryable=True, status_code=status, kind="timeout")
+    if isinstance(exc, litellm.APIConnectionError) and status in (None, 500):
+        return ProviderError(
+            f"{model}: connection failed: {short}", retryable=True, status_code=status, kind="connection"
+        )
+    return ProviderError(
+        f"{model}: server error ({status}): {short}", retryable=True, status_code=status, kind="server"
+    )
+
+
+class LiteLLMProvider(BaseProvider):
+    """Any model litellm knows, by 'provider/model' string, or any OpenAI-compatible server by api_base."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_base: str | None = None,
+        keys: SmartKeyPool | None = None,
+        timeout: float = 60.0,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        self.model_name = model
+        self.api_base = api_base
+        self.keys = keys
+        self.timeout = timeout
+        self.params = dict(params or {})
+
+    async def _call(self, messages: Messages, extra: dict[str, Any]) -> tuple[Any, ApiKey | None]:
+        litellm = import_litellm()
+        key = await self.keys.acquire() if self.keys else None
+        request: dict[str, Any] = {**self.params, **extra}
+        if self.api_base:
+            request["api_base"] = self.api_base
+        if key is not None:
+            request["api_key"] = key.value
+        try:
+            # max_retries=0: the SDK's hidden retries are off so every attempt is ours and counted.
+            response = await litellm.acompletion(
+                model=self.model_name, messages=messages, timeout=self.timeout, max_retries=0, **request
+            )
+        except Exception as exc:  # mapped at the boundary; CancelledError is a BaseException and passes
+            error = map_litellm_error(exc, self.model_name, key)
+            if key is not None and self.keys is not None:
+                self.keys.report_error(key, error.status_code, error.retry_after)
+            raise error from exc
+        return response, key
+
+    def _to_response(self, response: Any) -> LLMResponse:
+        try:
+            choice = response.choices[0]
+            message = choice.message
+            text = message.content
+        except (AttributeError, IndexError, TypeError) as exc:
+            raise ProviderError(
+                f"{self.model_name}: malformed response: {exc}", retryable=True, kind="invalid_output"
+            ) from exc
+        if text is None:
+            raise ProviderError(
+                f"{self.model_name}: empty response (finish_reason={choice.finish_reason})",
+                retryable=True,
+                kind="invalid_output",
+            )
+        usage = getattr(response, "usage", None)
+        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        return LLMResponse(
+            text=text,
+            prompt_token_count=prompt_tokens,
+            completion_token_count=completion_tokens,
+            total_token_count=int(getattr(usage, "total_tokens", 0) or prompt_tokens + completion_tokens),
+            finish_reason=choice.finish_reason,
+            model_name=getattr(response, "model", None) or self.model_name,
+            raw_response=response,
+            reasoning_content=getattr(message, "reasoning_content", None),
+            cost=self._cost(prompt_tokens, completion_tokens),
+        )
+
+    def _cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        try:
+            prompt_cost, completion_cost = import_litellm().cost_per_token(
+                model=self.model_name, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+            )
+        except Exception:  # unknown to the price map: reported as "unpriced"
+            return None
+        return float(prompt_cost + completion_cost)
+
+    async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
+        response, _ = await self._call(messages, kwargs)
+        return self._to_response(response)
+
+    async def acomplete_structured(self, messages: Messages, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
+        response_format = {
+            "type": "json_schema",
+            "json_schema": {"name": schema_name(schema), "schema": json_schema_of(schema)},
+        }
+        raw, _ = await self._call(messages, {**kwargs, "response_format": response_format})
+        plain = self._to_response(raw)
+        return StructuredLLMResponse(**plain.model_dump(), parsed=parse_structured(plain.text, schema))
+
+    async def aclose(self) -> None:
+        """Close litellm's cached HTTP clients (the one session the run reused)."""
+        if _litellm is not None:
+            await _litellm.close_litellm_async_clients()

@@ -1,0 +1,190 @@
+"""A deterministic stand-in for a model: no network, no key. It powers the demo and pipeline tests.
+
+It is not a language model. It writes questions and extractive answers from the prompt and any
+context it is given, and fills structured-output schemas with values taken from the prompt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from typing import Any
+
+import orjson
+
+from .. import prompts
+from .base import BaseProvider, LLMResponse, Messages, StructuredLLMResponse
+from .structured import Schema, json_schema_of, parse_structured
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'-]+")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_STOP = frozenset(
+    "about above after again against also among because been before being below between both could "
+    "does doing during each every from further have having here into itself just more most other "
+    "over same should some such than that their them then there these they this those through under "
+    "until very what when where which while whom with would your yours you the and for are but not "
+    "can will how why who its our out use used using many much make made like tell know ask".split()
+)
+_QUESTION_FORMS = (
+    "What is {x}?",
+    "How does {x} work?",
+    "Can you explain {x} in simple terms?",
+    "Why does {x} matter?",
+    "What should I know about {x}?",
+)
+_FOLLOW_UPS = (
+    "Could you give an example of {x}?",
+    "How does {x} compare with the alternatives?",
+    "What are common mistakes with {x}?",
+    "Can you go deeper into {x}?",
+)
+
+
+def _tokens(text: str) -> int:
+    return len(text) // 4 + 1
+
+
+def _keywords(text: str) -> list[str]:
+    """Content words in order of first appearance."""
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(text):
+        low = word.lower()
+        if len(low) > 3 and low not in _STOP:
+            seen.setdefault(low, None)
+    return list(seen)
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.split(text.replace("\n", " ")) if len(s.split()) >= 4]
+
+
+def _split_context(text: str) -> tuple[str, str]:
+    """(instructions, context) of a prompt that may carry a 'Context:' block."""
+    head, sep, context = text.partition(prompts.CONTEXT_HEADER)
+    return head, context.strip() if sep else ""
+
+
+class OfflineProvider(BaseProvider):
+    """Deterministic questions and extractive answers; honours structured-output schemas."""
+
+    def __init__(self, model: str = "offline", **_: Any) -> None:
+        self.model_name = model
+
+    def _rng(self, messages: Messages) -> random.Random:
+        digest = hashlib.sha256(orjson.dumps(messages)).digest()
+        return random.Random(int.from_bytes(digest[:8], "big"))
+
+    def _question(self, source: str, rng: random.Random, forms: tuple[str, ...] = _QUESTION_FORMS) -> str:
+        words = _keywords(source)
+        if not words:
+            return "Can you help me understand this topic?"
+        start = rng.randrange(len(words))
+        phrase = " ".join(words[start : start + rng.choice((1, 2))])
+        return rng.choice(forms).format(x=phrase)
+
+    def _answer(self, question: str, context: str, rng: random.Random) -> str:
+        wanted = set(_keywords(question))
+        candidates = _sentences(context)
+        if candidates:
+            ranked = sorted(candidates, key=lambda s: -len(wanted & set(_keywords(s))))
+            return " ".join(ranked[:2])
+        topic = ", ".join(list(wanted)[:3]) or "your question"
+        return (
+            f"Here is a short overview of {topic}. The key idea is to start from the basics, "
+            f"check each assumption, and build up step by step. {question.rstrip('?')} depends on the "
+            "situation, so consider your goals and constraints first."
+        )
+
+    def _text_for(self, messages: Messages) -> str:
+        rng = self._rng(messages)
+        system = next((m["content"] for m in messages if m["role"] == "system"), "") or ""
+        last = str(messages[-1]["content"]) if messages else ""
+        _, system_context = _split_context(system)
+        if prompts.SIMULATOR_MARKER in system.lower():
+            answers = [str(m["content"]) for m in messages if m["role"] == "user"]
+            if len(answers) >= 2 and answers[-1] == answers[-2]:
+                return prompts.END_TOKEN
+            return self._question(answers[-1] if answers else system, rng, _FOLLOW_UPS)
+        if prompts.INSTRUCTION_MARKER in last:
+            instructions, context = _split_context(last)
+            topic = instructions.split(":", 1)[-1].split("\n", 1)[0]
+            return self._question(context or topic, rng)
+        return self._answer(last, system_context or _split_context(last)[1], rng)
+
+    def _respond(self, messages: Messages, text: str) -> LLMResponse:
+        prompt_tokens = sum(_tokens(str(m.get("content") or "")) for m in messages)
+        completion_tokens = _tokens(text)
+        return LLMResponse(
+            text=text,
+            prompt_token_count=prompt_tokens,
+            completion_token_count=completion_tokens,
+            total_token_count=prompt_tokens + completion_tokens,
+            finish_reason="stop",
+            model_name=self.model_name,
+            raw_response=None,
+            cost=0.0,
+        )
+
+    async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
+        return self._respond(messages, self._text_for(messages))
+
+    async def acomplete_structured(self, messages: Messages, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
+        source = " ".join(str(m.get("content") or "") for m in messages)
+        schema_dict = json_schema_of(schema)
+        value = _Filler(schema_dict, _sentences(source) or [source], self._rng(messages)).fill(schema_dict)
+        text = orjson.dumps(value).decode()
+        plain = self._respond(messages, text)
+        return StructuredLLMResponse(**plain.model_dump(), parsed=parse_structured(text, schema))
+
+
+class _Filler:
+    """Builds a value that satisfies a JSON Schema, with strings drawn from the prompt's sentences."""
+
+    def __init__(self, root: dict[str, Any], sentences: list[str], rng: random.Random) -> None:
+        self.root = root
+        self.sentences = sentences
+        self.rng = rng
+
+    def _resolve(self, node: dict[str, Any]) -> dict[str, Any]:
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/"):
+            target: Any = self.root
+            for part in ref[2:].split("/"):
+                target = target[part]
+            return self._resolve(target)
+        return node
+
+    def fill(self, node: dict[str, Any], name: str = "") -> Any:
+        node = self._resolve(node)
+        if "const" in node:
+            return node["const"]
+        if node.get("enum"):
+            return self.rng.choice(node["enum"])
+        for key in ("anyOf", "oneOf", "allOf"):
+            if node.get(key):
+                options = [o for o in node[key] if self._resolve(o).get("type") != "null"] or node[key]
+                return self.fill(options[0], name)
+        kind = node.get("type", "object" if "properties" in node else "string")
+        if isinstance(kind, list):
+            kind = next((k for k in kind if k != "null"), "null")
+        if kind == "object":
+            props = node.get("properties", {})
+            return {key: self.fill(sub, key) for key, sub in props.items()}
+        if kind == "array":
+            low = max(1, int(node.get("minItems", 1)))
+            high = max(low, min(int(node.get("maxItems", 3)), low + 2))
+            return [self.fill(node.get("items", {}), name) for _ in range(self.rng.randint(low, high))]
+        if kind == "integer":
+            return max(int(node.get("minimum", 0)), min(int(node.get("maximum", 10)), self.rng.randint(1, 10)))
+        if kind == "number":
+            lowest, highest = float(node.get("minimum", 0.0)), float(node.get("maximum", 1.0))
+            return round(self.rng.uniform(lowest, highest), 3)
+        if kind == "boolean":
+            return self.rng.random() < 0.5
+        if kind == "null":
+            return None
+        text = self.rng.choice(self.sentences).strip()
+        limit = node.get("maxLength")
+        text = text[: int(limit)] if limit else text
+        return text if len(text) >= int(node.get("minLength", 0)) else text.ljust(int(node["minLength"]), ".")

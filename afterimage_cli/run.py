@@ -1,0 +1,112 @@
+"""Running `generate` from a resolved Config: execute (with the monitor) and preview (--dry-run)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import yaml
+from rich.console import Console
+
+from .config import Config
+from .errors import RunAborted
+from .generators.base import item_rng
+from .monitor import GenerationMonitor
+from .pipeline import build_run, check_components, run_fingerprint
+from .types import Persona
+
+ASSUMED_ANSWER_TOKENS = 300
+ASSUMED_QUESTION_TOKENS = 40
+
+
+def execute(cfg: Config, *, overwrite: bool, quiet: bool, console: Console) -> dict[str, Any]:
+    """Run to exactly num_conversations rows (resuming), print the summary, return it."""
+    monitor = GenerationMonitor(cfg.generation.num_conversations, console)
+    run = build_run(cfg, monitor)
+
+    async def main() -> Any:
+        try:
+            with monitor.display("quiet" if quiet else "progress"):
+                return await run.generator.run(cfg.generation.num_conversations, overwrite=overwrite)
+        finally:
+            await run.aclose()
+
+    try:
+        result = asyncio.run(main())
+    except RunAborted as exc:
+        if not quiet:
+            monitor.print_summary()
+        raise RunAborted(
+            f"{exc}; the {monitor.rows_written + monitor.rows_resumed} rows written are kept "
+            "(re-run the same command to resume)"
+        ) from None
+    if not quiet:
+        monitor.print_summary()
+    if result.failed_items:
+        raise RunAborted(
+            f"{len(result.failed_items)} conversation(s) failed after {run.generator.max_item_attempts} attempts "
+            f"each (items {', '.join(map(str, result.failed_items[:10]))});"
+            f" last error: {run.generator.budget.last_error}"
+            "; re-run the same command to retry them"
+        )
+    return monitor.summary()
+
+
+def _expected_turns(cfg: Config) -> float:
+    gen = cfg.generation
+    return 1.0 if gen.kind == "structured" else (gen.min_turns + gen.max_turns) / 2
+
+
+def estimate(cfg: Config) -> dict[str, Any]:
+    """Calls and tokens for the whole run, from the turn range and assumed message lengths."""
+    gen = cfg.generation
+    turns = _expected_turns(cfg)
+    options = cfg.instructions.options
+    topics, verbatim = len(options.get("topics") or []), len(options.get("instructions") or [])
+    instruction_calls = topics / (topics + verbatim) if topics + verbatim else 1.0
+    answer = cfg.respondent.max_tokens or ASSUMED_ANSWER_TOKENS
+    system = len(gen.system_prompt) // 4 + 1
+    # The respondent re-reads the growing dialog each turn: sum over k of (system + k·(question + answer)).
+    respondent_in = sum(system + k * ASSUMED_QUESTION_TOKENS + (k - 1) * answer for k in range(1, int(turns) + 1))
+    simulator_in = sum(k * (ASSUMED_QUESTION_TOKENS + answer) for k in range(1, int(turns)))
+    per_item_calls = instruction_calls + turns + max(turns - 1, 0)
+    per_item_in = respondent_in + simulator_in + instruction_calls * 60
+    per_item_out = turns * answer + (turns - 1 + instruction_calls) * ASSUMED_QUESTION_TOKENS
+    n = gen.num_conversations
+    return {
+        "conversations": n,
+        "llm_calls": round(per_item_calls * n),
+        "prompt_tokens": round(per_item_in * n),
+        "completion_tokens": round(per_item_out * n),
+        "assumptions": f"{answer} tokens per answer, {ASSUMED_QUESTION_TOKENS} per question, "
+        f"{turns:g} turns on average",
+    }
+
+
+def preview(cfg: Config, items: int = 3) -> dict[str, Any]:
+    """What --dry-run shows: the resolved config, the first items' plans and prompts, and an estimate."""
+    warnings = check_components(cfg)
+    personas = [Persona(description=p) for p in cfg.personas]
+    plans = []
+    for index in range(min(items, cfg.generation.num_conversations)):
+        rng: random.Random = item_rng(cfg.generation.seed, index)
+        persona = rng.choice(personas).description if personas else None
+        turns = rng.randint(cfg.generation.min_turns, cfg.generation.max_turns)
+        plans.append({"item": index, "persona": persona, "turns": turns})
+    est = estimate(cfg)
+    resolved = cfg.model_dump(mode="json")
+    lines = [
+        "# resolved config",
+        yaml.safe_dump(resolved, sort_keys=False).rstrip(),
+        "",
+        f"# run fingerprint: {run_fingerprint(cfg)[:16]}",
+        "# respondent system prompt:",
+        *(f"#   {line}" for line in cfg.generation.system_prompt.splitlines()),
+        "# first items:",
+        *(f"#   item {p['item']}: {p['turns']} turn(s), persona: {p['persona'] or '-'}" for p in plans),
+        f"# estimate: {est['llm_calls']:,} LLM calls, {est['prompt_tokens']:,} prompt tokens, "
+        f"{est['completion_tokens']:,} completion tokens ({est['assumptions']})",
+        *(f"# warning: {w}" for w in warnings),
+    ]
+    return {"config": resolved, "items": plans, "estimate": est, "warnings": warnings, "text": "\n".join(lines)}

@@ -1,0 +1,123 @@
+"""JSONL storage: one orjson row per line, flushed per row; resumable after a crash."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from ..errors import InputError, OutputConflictError
+from ..providers.logging import warn
+from .base import BaseStorage, Row, row_fingerprint
+
+
+def _drop_torn_tail(path: Path) -> bool:
+    """Cut a last line that a kill left without its newline; True if something was dropped."""
+    with open(path, "rb+") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        if size == 0:
+            return False
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return False
+        # Scan back for the last newline in blocks; rows can be long.
+        pos = size
+        while pos > 0:
+            step = min(65536, pos)
+            pos -= step
+            fh.seek(pos)
+            block = fh.read(step)
+            cut = block.rfind(b"\n")
+            if cut >= 0:
+                fh.truncate(pos + cut + 1)
+                return True
+        fh.truncate(0)
+        return True
+
+
+def iter_rows(path: Path) -> Iterator[tuple[int, Row]]:
+    """(line number, row) for each non-empty line; a bad line raises InputError naming it."""
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                raise InputError(f"{path}:{number}: not valid JSON") from None
+            if not isinstance(row, dict):
+                raise InputError(f"{path}:{number}: a row must be a JSON object")
+            yield number, row
+
+
+class JSONLStorage(BaseStorage):
+    """Rows in a JSONL file ('-' streams to stdout); documents in a sibling `.documents.jsonl`."""
+
+    def __init__(self, path: str | Path = "out/conversations.jsonl") -> None:
+        self.to_stdout = str(path) == "-"
+        self.path = Path(path)
+        self._fh: IO[bytes] | None = None
+
+    @property
+    def documents_path(self) -> Path:
+        return self.path.with_name(self.path.stem + ".documents.jsonl")
+
+    def open_run(self, fingerprint: str, *, overwrite: bool = False) -> set[str]:
+        if self.to_stdout:
+            self._fh = sys.stdout.buffer
+            return set()
+        existing: set[str] = set()
+        if self.path.exists() and not overwrite:
+            if _drop_torn_tail(self.path):
+                warn(f"{self.path}: dropped a torn last line left by an interrupted run")
+            for number, row in iter_rows(self.path):
+                if row_fingerprint(row) != fingerprint:
+                    raise OutputConflictError(
+                        f"{self.path}:{number} holds a row of a different run (the config, prompts, "
+                        "models or seed changed): pass --overwrite to replace the file, or write to another -o path"
+                    )
+                existing.add(str(row.get("id")))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "wb" if overwrite else "ab")
+        return existing
+
+    def append(self, row: Row) -> None:
+        if self._fh is None:
+            raise RuntimeError("open_run() must be called before append()")
+        self._fh.write(orjson.dumps(row) + b"\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None and not self.to_stdout:
+            self._fh.close()
+        self._fh = None
+
+    def load_conversations(self, limit: int | None = None, offset: int | None = None) -> list[Row]:
+        return _slice((row for _, row in iter_rows(self.path)), limit, offset)
+
+    def save_documents(self, documents: Iterable[Row]) -> None:
+        self.documents_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.documents_path, "ab") as fh:
+            for doc in documents:
+                fh.write(orjson.dumps(doc) + b"\n")
+
+    def load_documents(self, limit: int | None = None, offset: int | None = None) -> list[Row]:
+        if not self.documents_path.exists():
+            return []
+        return _slice((row for _, row in iter_rows(self.documents_path)), limit, offset)
+
+
+def _slice(rows: Iterator[Any], limit: int | None, offset: int | None) -> list[Row]:
+    out: list[Row] = []
+    for index, row in enumerate(rows):
+        if offset and index < offset:
+            continue
+        if limit is not None and len(out) >= limit:
+            break
+        out.append(row)
+    return out
