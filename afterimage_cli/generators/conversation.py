@@ -42,7 +42,9 @@ class ConversationGenerator(BaseGenerator):
 
     async def prepare(self, plan: ItemPlan) -> tuple[GeneratedInstructions, str, GeneratedResponsePrompt]:
         """The opening instruction and the respondent's system prompt for one item."""
-        generated = await self.instruction_generator.agenerate(self.system_prompt, rng=plan.rng, persona=plan.persona)
+        generated = await self.instruction_generator.agenerate(
+            self.system_prompt, rng=plan.rng, persona=plan.persona, item_index=plan.index
+        )
         if not generated.instructions:
             raise ValueError(f"{type(self.instruction_generator).__name__} returned no instruction")
         pick = plan.rng.randrange(len(generated.instructions))

@@ -24,8 +24,13 @@ class BaseInstructionGeneratorCallback(ABC):
         *,
         rng: random.Random | None = None,
         persona: Persona | None = None,
+        item_index: int | None = None,
     ) -> GeneratedInstructions:
-        """Return at least one instruction. `rng` is seeded per item, so choices are reproducible."""
+        """Return at least one instruction.
+
+        `rng` is seeded per item and `item_index` numbers the item, so choices (and coverage orders
+        built on the index) never depend on timing, concurrency or resume.
+        """
 
     def check(self) -> list[str]:
         """Problems with the options, found without calling a model (used by `validate`)."""

@@ -44,6 +44,7 @@ class SimpleInstructionGenerator(BaseInstructionGeneratorCallback):
         *,
         rng: random.Random | None = None,
         persona: Persona | None = None,
+        item_index: int | None = None,
     ) -> GeneratedInstructions:
         rng = rng or random.Random()
         sources = len(self.instructions) + len(self.topics)
@@ -53,7 +54,9 @@ class SimpleInstructionGenerator(BaseInstructionGeneratorCallback):
         topic = self.topics[index - len(self.instructions)]
         if self.llm is None:
             raise ConfigError("the 'simple' generator needs a model to write questions about topics")
-        request = self.prompt.format(topic=topic, persona=prompts.persona_clause(persona.description if persona else None))
+        request = self.prompt.format(
+            topic=topic, persona=prompts.persona_clause(persona.description if persona else None)
+        )
         response = await self.llm.agenerate_content(request)
         text = response.text.strip().strip('"').strip()
         return GeneratedInstructions(
