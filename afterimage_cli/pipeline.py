@@ -108,6 +108,14 @@ class Run:
             await provider.aclose()
 
 
+def build_provider(
+    model: ModelConfig, cfg: Config, budget: ErrorBudget, monitor: GenerationMonitor
+) -> tuple[LLMProvider, LLMProvider]:
+    """(raw provider, the wrapped one every call should go through: retries, budget, monitor)."""
+    raw = LLMFactory.from_config(model)
+    return raw, RetryingProvider(raw, cfg.retry, budget, monitor)
+
+
 def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
     """Wire providers (with retries and the error budget), callbacks, storage and the generator."""
     from .generators.conversation import ConversationGenerator
