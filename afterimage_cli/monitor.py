@@ -102,8 +102,8 @@ class GenerationMonitor:
         u = self.usage
         errors = sum(self.errors.values())
         return (
-            f"{u.calls / self.elapsed:.1f} calls/s · tokens {u.prompt_tokens:,} in"
-            f" / {u.completion_tokens:,} out · {self.cost_text()} · retries {self.retries} · errors {errors}"
+            f"{u.calls / self.elapsed:.1f} calls/s · tok {_short(u.prompt_tokens)} in/{_short(u.completion_tokens)} out"
+            f" · {self.cost_text()} · retries {self.retries} · errors {errors}"
         )
 
     def _refresh(self) -> None:
@@ -119,11 +119,9 @@ class GenerationMonitor:
             yield self
             return
         progress = Progress(
-            TextColumn("[bold]generating"),
-            BarColumn(),
+            BarColumn(bar_width=20),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            TextColumn("eta"),
             _EtaColumn(self),
             TextColumn("{task.fields[status]}"),
             console=self.console,
@@ -155,15 +153,23 @@ class GenerationMonitor:
             "models": sorted(self.usage.models),
         }
 
-    def print_summary(self) -> None:
+    def print_summary(self, headline: str = "done") -> None:
         s = self.summary()
         self.console.print(
-            f"[bold]done[/]: {s['rows_total']}/{s['target']} rows ({s['rows_written']} new, "
+            f"[bold]{headline}[/]: {s['rows_total']}/{s['target']} rows ({s['rows_written']} new, "
             f"{s['rows_resumed']} resumed) in {s['elapsed_s']:.1f}s · {s['calls']} calls · tokens "
             f"{s['prompt_tokens']:,} in / {s['completion_tokens']:,} out · cost {self.cost_text()} · "
             f"retries {s['retries']} · errors {sum(self.errors.values())}",
             highlight=False,
         )
+
+
+def _short(count: int) -> str:
+    """1234567 → '1.2M'."""
+    for unit, size in (("M", 1_000_000), ("k", 1_000)):
+        if count >= size:
+            return f"{count / size:.1f}{unit}"
+    return str(count)
 
 
 class _EtaColumn(TextColumn):
@@ -179,6 +185,6 @@ class _EtaColumn(TextColumn):
         m = self.monitor
         remaining = m.target - m.rows_resumed - m.rows_written
         if m.rows_written == 0 or remaining <= 0:
-            return Text("-:--:--")
+            return Text("eta -:--:--")
         seconds = int(remaining * m.elapsed / m.rows_written)
-        return Text(f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}")
+        return Text(f"eta {seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}")

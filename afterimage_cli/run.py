@@ -36,7 +36,7 @@ def execute(cfg: Config, *, overwrite: bool, quiet: bool, console: Console) -> d
         result = asyncio.run(main())
     except RunAborted as exc:
         if not quiet:
-            monitor.print_summary()
+            monitor.print_summary("stopped")
         raise RunAborted(
             f"{exc}; the {monitor.rows_written + monitor.rows_resumed} rows written are kept "
             "(re-run the same command to resume)"

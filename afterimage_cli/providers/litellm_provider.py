@@ -39,12 +39,26 @@ def _retry_after(exc: Exception) -> float | None:
         return None
 
 
-def map_litellm_error(exc: Exception, model: str, key: ApiKey | None) -> ProviderError:
+def _is_connection_failure(exc: BaseException) -> bool:
+    """litellm reports a refused or dropped connection as a 500; the cause chain tells the truth."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        name = type(seen).__name__
+        if "Connect" in name or "RemoteProtocol" in name or "Connection error" in str(seen)[:200]:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def map_litellm_error(exc: Exception, model: str, key: ApiKey | None, api_base: str | None = None) -> ProviderError:
     """Translate an SDK exception into a ProviderError that says whether to retry and what to fix."""
     litellm = import_litellm()
     status = getattr(exc, "status_code", None)
     short = str(getattr(exc, "message", exc)).replace("\n", " ")[:300]
     key_hint = f" (key from {key.env_name})" if key else ""
+    where = f" at {api_base}" if api_base else ""
     if isinstance(exc, litellm.RateLimitError) or status == 429:
         return ProviderError(
             f"{model}: rate limited (429)",
@@ -83,9 +97,9 @@ def map_litellm_error(exc: Exception, model: str, key: ApiKey | None) -> Provide
         )
     if isinstance(exc, litellm.Timeout):
         return ProviderError(f"{model}: request timed out", retryable=True, status_code=status, kind="timeout")
-    if isinstance(exc, litellm.APIConnectionError) and status in (None, 500):
+    if isinstance(exc, litellm.APIConnectionError) or _is_connection_failure(exc):
         return ProviderError(
-            f"{model}: connection failed: {short}", retryable=True, status_code=status, kind="connection"
+            f"{model}: cannot reach the server{where}: {short}", retryable=True, status_code=None, kind="connection"
         )
     return ProviderError(
         f"{model}: server error ({status}): {short}", retryable=True, status_code=status, kind="server"
@@ -124,7 +138,7 @@ class LiteLLMProvider(BaseProvider):
                 model=self.model_name, messages=messages, timeout=self.timeout, max_retries=0, **request
             )
         except Exception as exc:  # mapped at the boundary; CancelledError is a BaseException and passes
-            error = map_litellm_error(exc, self.model_name, key)
+            error = map_litellm_error(exc, self.model_name, key, self.api_base)
             if key is not None and self.keys is not None:
                 self.keys.report_error(key, error.status_code, error.retry_after)
             raise error from exc

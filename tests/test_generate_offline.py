@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import orjson
+
+from afterimage_cli.types import ConversationRow
+
+from .helpers import invoke, make_config, read_rows
+
+
+def assert_valid_rows(rows: list[dict]) -> None:
+    for row in rows:
+        ConversationRow.model_validate(row)
+        turns = row["conversations"]
+        assert turns and len(turns) % 2 == 0
+        assert [t["role"] for t in turns] == ["user", "assistant"] * (len(turns) // 2)
+        assert all(t["content"].strip() for t in turns)
+        assert set(turns[0]) == {"role", "content", "reasoning_content"}
+        for key in ("instruction_context", "response_context", "persona", "metadata"):
+            assert key in row
+
+
+def test_generates_exact_count_with_valid_rows(tmp_path) -> None:
+    cfg = make_config(tmp_path)
+    result = invoke("generate", str(cfg), "-n", "12", "--quiet")
+    assert result.exit_code == 0, result.output
+    rows = read_rows(tmp_path / "out.jsonl")
+    assert len(rows) == 12 and len({r["id"] for r in rows}) == 12
+    assert_valid_rows(rows)
+    meta = rows[0]["metadata"]
+    assert meta["models"] == {"respondent": "offline", "correspondent": "offline"}
+    assert meta["usage"]["calls"] >= 2 and meta["usage"]["total_tokens"] > 0
+    assert meta["persona_name"] in ("a student", "an engineer") and meta["persona_generation_depth"] == 0
+    assert rows[0]["persona"] == meta["persona_name"]
+    assert all(1 <= r["metadata"]["num_turns"] <= 3 for r in rows)
+
+
+def test_rerun_resumes_and_adds_nothing(tmp_path) -> None:
+    cfg = make_config(tmp_path)
+    assert invoke("generate", str(cfg), "-n", "6", "-q").exit_code == 0
+    before = (tmp_path / "out.jsonl").read_bytes()
+    result = invoke("generate", str(cfg), "-n", "6", "--json")
+    assert result.exit_code == 0
+    summary = orjson.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["rows_written"] == 0 and summary["rows_resumed"] == 6 and summary["calls"] == 0
+    assert (tmp_path / "out.jsonl").read_bytes() == before
+    assert invoke("generate", str(cfg), "-n", "9", "-q").exit_code == 0
+    rows = read_rows(tmp_path / "out.jsonl")
+    assert len(rows) == 9 and len({r["id"] for r in rows}) == 9
+
+
+def test_different_run_is_refused_without_overwrite(tmp_path) -> None:
+    cfg = make_config(tmp_path)
+    assert invoke("generate", str(cfg), "-n", "3", "-q").exit_code == 0
+    result = invoke("generate", str(cfg), "-n", "3", "--seed", "99", "-q")
+    assert result.exit_code == 2
+    assert "different run" in result.stderr and "--overwrite" in result.stderr
+    assert len(read_rows(tmp_path / "out.jsonl")) == 3
+    assert invoke("generate", str(cfg), "-n", "3", "--seed", "99", "--overwrite", "-q").exit_code == 0
+
+
+def test_seed_makes_sampling_independent_of_concurrency(tmp_path) -> None:
+    cfg = make_config(tmp_path)
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    assert invoke("generate", str(cfg), "-n", "10", "-o", str(a), "--concurrency", "1", "-q").exit_code == 0
+    assert invoke("generate", str(cfg), "-n", "10", "-o", str(b), "--concurrency", "8", "-q").exit_code == 0
+
+    def by_id(path):
+        return {r["id"]: (r["persona"], r["metadata"]["planned_turns"], r["conversations"]) for r in read_rows(path)}
+
+    assert by_id(a) == by_id(b)
+
+
+def test_stdout_output_is_only_rows(tmp_path) -> None:
+    cfg = make_config(tmp_path)
+    result = invoke("generate", str(cfg), "-n", "4", "-o", "-")
+    assert result.exit_code == 0
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 4
+    assert_valid_rows([orjson.loads(line) for line in lines])
+
+
+def test_json_summary(tmp_path) -> None:
+    result = invoke("generate", str(make_config(tmp_path)), "-n", "3", "--json", "-q")
+    summary = orjson.loads(result.stdout)
+    assert summary["rows_total"] == 3 and summary["target"] == 3 and summary["cost_usd"] == 0.0
+    assert summary["prompt_tokens"] > 0 and summary["errors"] == {}
+
+
+def test_stdout_and_json_conflict(tmp_path) -> None:
+    result = invoke("generate", str(make_config(tmp_path)), "-o", "-", "--json")
+    assert result.exit_code == 2 and "pick one" in result.stderr
+
+
+def test_max_turns_flag_caps_turns(tmp_path) -> None:
+    cfg = make_config(tmp_path, generation={"min_turns": 3, "max_turns": 3})
+    assert invoke("generate", str(cfg), "-n", "4", "--max-turns", "1", "-q").exit_code == 0
+    assert all(len(r["conversations"]) == 2 for r in read_rows(tmp_path / "out.jsonl"))
+
+
+def test_sqlite_storage_and_resume(tmp_path) -> None:
+    from afterimage_cli.storage.sqlite import SQLiteStorage
+
+    db = tmp_path / "rows.sqlite"
+    cfg = make_config(tmp_path, storage={"type": "sqlite", "path": str(db)})
+    assert invoke("generate", str(cfg), "-n", "5", "-q").exit_code == 0
+    assert invoke("generate", str(cfg), "-n", "7", "-q").exit_code == 0
+    rows = SQLiteStorage(db).load_conversations()
+    assert len(rows) == 7 and len({r["id"] for r in rows}) == 7
+    assert_valid_rows(rows)
+    assert invoke("generate", str(cfg), "-n", "7", "--seed", "5", "-q").exit_code == 2
+
+
+def test_structured_generation(tmp_path) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"question": {"type": "string"}, "answer": {"type": "string"}, "level": {"enum": [1, 2, 3]}},
+        "required": ["question", "answer", "level"],
+    }
+    cfg = make_config(tmp_path, generation={"kind": "structured", "output_schema": schema})
+    assert invoke("generate", str(cfg), "-n", "3", "-q").exit_code == 0
+    for row in read_rows(tmp_path / "out.jsonl"):
+        assert len(row["conversations"]) == 2
+        value = orjson.loads(row["conversations"][1]["content"])
+        assert set(value) == {"question", "answer", "level"} and value["level"] in (1, 2, 3)
+
+
+def test_verbatim_instructions(tmp_path) -> None:
+    cfg = make_config(tmp_path, instructions={"generator": "simple", "options": {"instructions": ["Hi there?"]}})
+    assert invoke("generate", str(cfg), "-n", "2", "-q").exit_code == 0
+    rows = read_rows(tmp_path / "out.jsonl")
+    assert all(r["conversations"][0]["content"] == "Hi there?" for r in rows)
+    assert all(r["metadata"]["instruction_index"] == 0 for r in rows)
