@@ -1,0 +1,518 @@
+"""A fake OpenAI-compatible HTTP server for tests and benchmarks.
+
+It answers chat completions, embeddings and the model list on 127.0.0.1 with deterministic content,
+and misbehaves on demand through knobs (plain attributes that may be flipped while it runs): latency,
+429s, 500s, garbage bodies, schema-violating structured output, hung requests, a fixed failure
+status, rejected keys and a token-bucket admission limit. Counters in `stats` record what happened.
+
+Run it standalone with `python -m tests.fakeserver --port 0 --latency 0.05`: the first stdout line
+is its URL. `GET /_stats` returns the counters and `POST /_knobs` (a JSON object) sets knobs, so a
+benchmark can steer a server running in another process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import copy
+import hashlib
+import random
+import signal
+import struct
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+END_TOKEN = "[END]"
+EMBEDDING_DIM = 16
+
+KNOBS = tuple(
+    "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang fail_status admit_rps end_rate"
+    " reasoning seed responder rate_limit_headers reject_keys model_name".split()
+)
+
+# OpenAI's error "type" and "code" per status, so clients map them to the right exception class.
+_ERRORS: dict[int, tuple[str, str, str | None]] = {
+    400: ("Invalid request.", "invalid_request_error", None),
+    401: ("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"),
+    403: ("You are not allowed to use this model.", "invalid_request_error", "permission_denied"),
+    404: ("The model does not exist.", "invalid_request_error", "model_not_found"),
+    429: ("Rate limit reached for requests.", "requests", "rate_limit_exceeded"),
+    500: ("The server had an error while processing your request.", "server_error", None),
+}
+# A body cut mid-way, as a dropped proxy connection leaves it: a 200 that is not JSON.
+_GARBAGE = b'{"id": "chatcmpl-garbage", "object": "chat.completion", "choices": [{"index": 0, "mess'
+
+
+def _text(content: Any) -> str:
+    """The text of a message content: a string, or the text parts of a multimodal list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def _tokens(text: str) -> int:
+    """The deterministic token count of a text."""
+    return len(text) // 4 + 1
+
+
+def _error_body(status: int, message: str | None = None) -> bytes:
+    """An OpenAI-style error JSON body."""
+    default, kind, code = _ERRORS.get(status, (f"Error {status}.", "server_error", None))
+    return orjson.dumps({"error": {"message": message or default, "type": kind, "param": None, "code": code}})
+
+
+def _json(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON response from already-encoded bytes (orjson is several times faster than json)."""
+    return web.Response(body=body, status=status, headers=headers, content_type="application/json")
+
+
+def _embed(text: str) -> list[float]:
+    """A deterministic unit vector from the text's hash."""
+    vector = [(b - 127.5) / 127.5 for b in hashlib.sha256(text.encode()).digest()[:EMBEDDING_DIM]]
+    norm = sum(v * v for v in vector) ** 0.5 or 1.0
+    return [v / norm for v in vector]
+
+
+def _resolve(schema: Any, root: dict[str, Any]) -> dict[str, Any]:
+    """Follow `$ref`s into `$defs`/`definitions` and collapse allOf, anyOf and oneOf to one branch."""
+    for _ in range(32):
+        if not isinstance(schema, dict):
+            return {}
+        if "$ref" in schema:
+            node: Any = root
+            for part in schema["$ref"].lstrip("#/").split("/"):
+                node = node.get(part, {}) if isinstance(node, dict) else {}
+            schema = node
+        elif "allOf" in schema and schema["allOf"]:
+            merged = {k: v for k, v in schema.items() if k != "allOf"}
+            for sub in schema["allOf"]:
+                merged.update(_resolve(sub, root))
+            schema = merged
+        elif schema.get("anyOf") or schema.get("oneOf"):
+            branches = schema.get("anyOf") or schema.get("oneOf")
+            non_null = [b for b in branches if not (isinstance(b, dict) and b.get("type") == "null")]
+            schema = (non_null or branches)[0]
+        else:
+            return schema
+    return {}
+
+
+def _type_of(schema: dict[str, Any]) -> str:
+    """The one JSON type to produce for a resolved schema."""
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind:
+        return str(kind)
+    if "properties" in schema or "additionalProperties" in schema:
+        return "object"
+    return "array" if "items" in schema else "string"
+
+
+def _number(schema: dict[str, Any], integer: bool) -> int | float:
+    """A number inside the schema's bounds."""
+    low = schema.get("minimum", schema.get("exclusiveMinimum"))
+    high = schema.get("maximum", schema.get("exclusiveMaximum"))
+    value: float = 1 if low is None else low + (1 if "exclusiveMinimum" in schema else 0)
+    if high is not None and value > high - (1 if "exclusiveMaximum" in schema else 0):
+        value = (low + high) / 2 if low is not None else high - 1
+    return int(value) if integer else float(value)
+
+
+_FORMATS = {"date-time": "2024-01-01T00:00:00Z", "date": "2024-01-01", "uuid": "00000000-0000-4000-8000-000000000000"}
+
+
+def sample(schema: Any, root: dict[str, Any] | None = None, name: str = "value", depth: int = 0) -> Any:
+    """A value that satisfies a JSON Schema (the subset structured-output APIs use)."""
+    root = schema if root is None else root
+    schema = _resolve(schema, root)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = _type_of(schema)
+    if kind == "object":
+        props = schema.get("properties", {})
+        # Past some depth only required properties, so recursive schemas terminate.
+        keys = props if depth < 6 else [k for k in props if k in schema.get("required", ())]
+        return {k: sample(props[k], root, k, depth + 1) for k in keys}
+    if kind == "array":
+        count = 0 if depth >= 6 else 2 if name.endswith("s") else 1
+        count = max(schema.get("minItems", 0), min(count, schema.get("maxItems", count)))
+        return [sample(schema.get("items", {}), root, name.rstrip("s"), depth + 1) for _ in range(count)]
+    if kind in ("integer", "number"):
+        return _number(schema, kind == "integer")
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    text = _FORMATS.get(schema.get("format", ""), f"sample {name}")
+    if len(text) < schema.get("minLength", 0):
+        text = text.ljust(schema["minLength"], "x")
+    return text[: schema.get("maxLength", len(text))]
+
+
+def violate(schema: Any, valid: Any) -> Any:
+    """Valid JSON that breaks the schema: a required property dropped, or a wrong type."""
+    resolved = _resolve(schema, schema) if isinstance(schema, dict) else {}
+    required = [k for k in resolved.get("required", ()) if isinstance(valid, dict) and k in valid]
+    if required:
+        return {k: v for k, v in valid.items() if k != required[0]}
+    return ["not", "the", "expected", "type"] if isinstance(valid, (dict, str)) or valid is None else "wrong type"
+
+
+class FakeOpenAIServer:
+    """An aiohttp OpenAI look-alike on its own event loop in a daemon thread; knobs are plain attributes."""
+
+    latency: float = 0.0
+    rate_429: float = 0.0
+    retry_after: float | None = 0.05
+    rate_500: float = 0.0
+    rate_garbage: float = 0.0
+    rate_bad_structured: float = 0.0
+    hang: bool = False
+    fail_status: int | None = None
+    admit_rps: float | None = None
+    end_rate: float = 0.0
+    reasoning: bool = False
+    seed: int = 0
+    responder: Callable[[dict[str, Any]], str] | None = None
+    rate_limit_headers: bool = False
+    reject_keys: set[str] | frozenset[str] = frozenset()
+    model_name: str = "fake-model"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> None:
+        unknown = set(knobs) - set(KNOBS)
+        if unknown:
+            raise TypeError(f"unknown knobs: {sorted(unknown)}")
+        self.host, self.port = host, port
+        for key, value in knobs.items():
+            setattr(self, key, value)
+        self.stats: dict[str, Any] = self._fresh_stats()
+        self._rng, self._rng_seed = random.Random(self.seed), self.seed
+        self._tokens_left, self._bucket_at = 0.0, 0.0
+        self._ids = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._released: asyncio.Event | None = None
+
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def api_base(self) -> str:
+        """The base URL OpenAI clients expect."""
+        return self.url + "/v1"
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> FakeOpenAIServer:
+        """Serve in a daemon thread; return once the port is listening."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._serve())
+            except BaseException as exc:  # reported to start(), which re-raises it
+                failure.append(exc)
+                ready.set()
+                return
+            self._loop = loop
+            ready.set()
+            loop.run_forever()
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name=f"fakeserver-{self.port}", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            raise failure[0]
+        return self
+
+    async def _serve(self) -> None:
+        """Bind the listening socket."""
+        app = web.Application(client_max_size=64 * 1024**2)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/chat/completions", self._chat)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/embeddings", self._embeddings)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/models", self._models)
+        app.router.add_get("/_stats", self._get_stats)
+        app.router.add_post("/_knobs", self._set_knobs)
+        # No access log: at thousands of requests/s it would cost more than answering.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=4096)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        self._released = asyncio.Event()
+
+    def stop(self) -> None:
+        """Drop hung requests, close the server and end its thread."""
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+
+        async def shutdown() -> None:
+            assert self._released is not None and self._runner is not None
+            self._released.set()
+            await self._runner.cleanup()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- counters --------------------------------------------------------------------------
+
+    def _fresh_stats(self, in_flight: int = 0) -> dict[str, Any]:
+        """Zeroed counters (in-flight requests are still in flight)."""
+        counts = dict.fromkeys(("requests", "ok", "429", "500", "garbage", "bad_structured", "hung"), 0)
+        counts.update(dict.fromkeys(("rejected", "bad_request", "embeddings", "prompt_tokens", "completion_tokens"), 0))
+        return {**counts, "by_key": {}, "models": {}, "in_flight": in_flight, "max_in_flight": in_flight}
+
+    def _on_loop(self, fn: Callable[[], Any]) -> Any:
+        """Run fn on the server's loop, so it never races a handler's read-modify-write."""
+        loop = self._loop
+        if loop is None or not loop.is_running() or self._thread is threading.current_thread():
+            return fn()
+
+        async def call() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout=10)
+
+    def reset_stats(self) -> None:
+        """Zero the counters."""
+        self._on_loop(lambda: setattr(self, "stats", self._fresh_stats(self.stats["in_flight"])))
+
+    def snapshot(self) -> dict[str, Any]:
+        """A consistent deep copy of the counters."""
+        return self._on_loop(lambda: copy.deepcopy(self.stats))
+
+    # --- request pipeline ------------------------------------------------------------------
+
+    def _random(self) -> float:
+        """The next draw of the seeded generator (re-seeded when the seed knob changes)."""
+        if self.seed != self._rng_seed:
+            self._rng, self._rng_seed = random.Random(self.seed), self.seed
+        return self._rng.random()
+
+    def _admit(self) -> bool:
+        """Token bucket of admit_rps tokens/s, holding at most one second's worth."""
+        rps = self.admit_rps
+        if rps is None:
+            return True
+        now = time.monotonic()
+        self._tokens_left = min(max(rps, 1.0), self._tokens_left + (now - self._bucket_at) * rps)
+        self._bucket_at = now
+        if self._tokens_left >= 1.0:
+            self._tokens_left -= 1.0
+            return True
+        return False
+
+    def _headers(self) -> dict[str, str]:
+        """Rate-limit headers like OpenAI's, when the knob asks for them."""
+        if not self.rate_limit_headers:
+            return {}
+        remaining = int(self._tokens_left) if self.admit_rps is not None else 9999
+        return {
+            "x-ratelimit-limit-requests": "10000",
+            "x-ratelimit-remaining-requests": str(remaining),
+            "x-ratelimit-reset-requests": "1s",
+        }
+
+    def _error(self, status: int, message: str | None = None) -> web.Response:
+        """An OpenAI-style error response."""
+        headers = self._headers()
+        if status == 429 and self.retry_after is not None:
+            headers["Retry-After"] = f"{self.retry_after:g}"
+        return _json(_error_body(status, message), status, headers)
+
+    async def _handle(self, request: web.Request, answer: Callable[[dict[str, Any]], web.Response]) -> web.Response:
+        """The knobs, in order: auth, fail_status, bad request, hang, admission, latency, random failures."""
+        stats = self.stats  # no await before the try: a reset cannot slip in between
+        stats["requests"] += 1
+        stats["in_flight"] += 1
+        stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
+        try:
+            auth = request.headers.get("Authorization", "")
+            key = auth[7:] if auth[:7].lower() == "bearer " else auth
+            self.stats["by_key"][key] = self.stats["by_key"].get(key, 0) + 1
+            try:
+                body = orjson.loads(await request.read())
+                if not isinstance(body, dict):
+                    raise ValueError("the body is not a JSON object")
+            except ValueError as exc:
+                self.stats["bad_request"] += 1
+                return self._error(400, f"Invalid JSON body: {exc}")
+            model = str(body.get("model", ""))
+            self.stats["models"][model] = self.stats["models"].get(model, 0) + 1
+            if key in self.reject_keys or self.fail_status is not None:
+                self.stats["rejected"] += 1
+                return self._error(401 if key in self.reject_keys else int(self.fail_status or 500))
+            if body.get("stream"):
+                self.stats["bad_request"] += 1
+                return self._error(400, "This fake server does not stream.")
+            if self.hang:
+                self.stats["hung"] += 1
+                assert self._released is not None
+                await self._released.wait()
+                if request.transport is not None:
+                    request.transport.abort()  # the server went away: the client sees a dropped connection
+                return web.Response(status=503)
+            if not self._admit():
+                self.stats["429"] += 1
+                return self._error(429)
+            if self.latency > 0:
+                await asyncio.sleep(self.latency)
+            draw = self._random()
+            if draw < self.rate_429:
+                self.stats["429"] += 1
+                return self._error(429)
+            if draw < self.rate_429 + self.rate_500:
+                self.stats["500"] += 1
+                return self._error(500)
+            if draw < self.rate_429 + self.rate_500 + self.rate_garbage:
+                self.stats["garbage"] += 1
+                return _json(_GARBAGE, 200, self._headers())
+            return answer(body)
+        finally:
+            self.stats["in_flight"] -= 1
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        return await self._handle(request, self._chat_answer)
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        return await self._handle(request, self._embedding_answer)
+
+    # --- answers ---------------------------------------------------------------------------
+
+    def _content(self, body: dict[str, Any], messages: list[dict[str, Any]]) -> str:
+        """What the fake model says: structured JSON, the user simulator's turn, or an answer."""
+        if self.responder is not None:
+            return self.responder(body)
+        fmt = body.get("response_format")
+        if isinstance(fmt, dict) and fmt.get("type") in ("json_schema", "json_object"):
+            spec = fmt.get("json_schema") or {}
+            schema = spec.get("schema") if isinstance(spec, dict) else None
+            schema = schema if isinstance(schema, dict) else {"type": "object", "properties": {"answer": {}}}
+            value = sample(schema)
+            if self.rate_bad_structured and self._random() < self.rate_bad_structured:
+                self.stats["bad_structured"] += 1
+                value = violate(schema, value)
+            return orjson.dumps(value).decode()
+        system = next((_text(m.get("content")) for m in messages if m.get("role") == "system"), "")
+        if "simulated user" in system.lower():
+            if self.end_rate and self._random() < self.end_rate:
+                return END_TOKEN
+            words = _text(messages[-1].get("content")).replace("?", " ").split() if messages else []
+            return f"Can you tell me more about {' '.join(words[-6:]).rstrip('.!') or 'that'}?"
+        last_user = next((_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
+        return f"Here is an answer about: {' '.join(last_user.split()[:12])}."
+
+    def _chat_answer(self, body: dict[str, Any]) -> web.Response:
+        messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
+        content = self._content(body, messages)
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if self.reasoning:
+            message["reasoning_content"] = f"Thinking about {len(messages)} messages before answering."
+        prompt_tokens = sum(_tokens(_text(m.get("content"))) for m in messages)
+        completion_tokens = _tokens(content)
+        self._ids += 1
+        self.stats["ok"] += 1
+        self.stats["prompt_tokens"] += prompt_tokens
+        self.stats["completion_tokens"] += completion_tokens
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+        usage["total_tokens"] = prompt_tokens + completion_tokens
+        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        payload = {"id": f"chatcmpl-fake{self._ids}", "object": "chat.completion", "created": int(time.time())}
+        payload.update(model=body.get("model", self.model_name), choices=[choice], usage=usage)
+        return _json(orjson.dumps(payload), 200, self._headers())
+
+    def _embedding_answer(self, body: dict[str, Any]) -> web.Response:
+        raw = body.get("input", "")
+        inputs = [raw] if isinstance(raw, str) or (raw and isinstance(raw[0], int)) else list(raw)
+        texts = [item if isinstance(item, str) else str(item) for item in inputs]
+        as_base64 = body.get("encoding_format") == "base64"
+        data = []
+        for i, text in enumerate(texts):
+            vector: Any = _embed(text)
+            if as_base64:  # the openai SDK asks for base64 float32 unless the caller chose a format
+                vector = base64.b64encode(struct.pack(f"<{EMBEDDING_DIM}f", *vector)).decode()
+            data.append({"object": "embedding", "index": i, "embedding": vector})
+        prompt_tokens = sum(_tokens(t) for t in texts)
+        self.stats["ok"] += 1
+        self.stats["embeddings"] += 1
+        self.stats["prompt_tokens"] += prompt_tokens
+        usage = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}
+        payload = {"object": "list", "data": data, "model": body.get("model", self.model_name), "usage": usage}
+        return _json(orjson.dumps(payload), 200, self._headers())
+
+    async def _models(self, request: web.Request) -> web.Response:
+        model = {"id": self.model_name, "object": "model", "created": 0, "owned_by": "fakeserver"}
+        return web.json_response({"object": "list", "data": [model]})
+
+    async def _get_stats(self, request: web.Request) -> web.Response:
+        return _json(orjson.dumps(self.stats))
+
+    async def _set_knobs(self, request: web.Request) -> web.Response:
+        knobs = await request.json()
+        bad = set(knobs) - (set(KNOBS) - {"responder"})
+        if bad:
+            return web.json_response({"error": f"unknown knobs: {sorted(bad)}"}, status=400)
+        for key, value in knobs.items():
+            setattr(self, key, set(value) if key == "reject_keys" else value)
+        return web.json_response({"ok": True})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until killed, printing the URL first so a parent process can read it."""
+    parser = argparse.ArgumentParser(description="A fake OpenAI-compatible HTTP server.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    for name in ("latency", "rate_429", "rate_500", "rate_garbage", "rate_bad_structured", "end_rate"):
+        parser.add_argument("--" + name.replace("_", "-"), type=float, default=0.0)
+    parser.add_argument("--retry-after", type=lambda v: None if v.lower() == "none" else float(v), default=0.05)
+    parser.add_argument("--admit-rps", type=float, default=None)
+    parser.add_argument("--fail-status", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model-name", default="fake-model")
+    parser.add_argument("--reject-key", dest="reject_keys", action="append", default=[])
+    for flag in ("hang", "reasoning", "rate_limit_headers"):
+        parser.add_argument("--" + flag.replace("_", "-"), action="store_true")
+    args = vars(parser.parse_args(argv))
+    host, port = args.pop("host"), args.pop("port")
+    server = FakeOpenAIServer(host, port, **{**args, "reject_keys": set(args["reject_keys"])}).start()
+    print(server.url, flush=True)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    while not done.wait(0.5):
+        pass
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()
