@@ -1,0 +1,109 @@
+"""`afterimage export`: JSONL rows → sharegpt / messages / alpaca / llama_factory / chatml / dpo files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from ..errors import UsageError
+from . import app
+from .common import run_command, stderr
+
+if TYPE_CHECKING:  # the export package is imported when the command runs, not when the CLI loads
+    from ..export import ExportFormat, ExportStats
+
+
+@app.command("export")
+def export_command(
+    source: str | None = typer.Argument(None, metavar="INPUT", help="A JSONL file of rows, or - for stdin."),
+    format_names: list[str] | None = typer.Option(
+        None, "--format", "-f", help="Target format (repeatable; see --list-formats)."
+    ),
+    output: str | None = typer.Option(
+        None, "--output", "-o", help="FILE, DIR (one file per format), or - for stdout (the default)."
+    ),
+    system_prompt: str | None = typer.Option(
+        None, "--system-prompt", help="System prompt to add to every row: TEXT or @FILE (rows don't store it)."
+    ),
+    include_reasoning: bool = typer.Option(
+        False, "--include-reasoning", help="Keep reasoning_content in the target's convention."
+    ),
+    min_score: float | None = typer.Option(None, "--min-score", help="Keep rows with final_score >= X (0-1)."),
+    min_grade: str | None = typer.Option(
+        None, "--min-grade", help="Keep rows graded at least G (perfect, good, needs_improvement, bad, not_acceptable)."
+    ),
+    split: float | None = typer.Option(
+        None, "--split", help="Train fraction, e.g. 0.9: writes <stem>.train and <stem>.val files."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the deterministic split."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip and count bad rows instead of stopping."),
+    list_formats: bool = typer.Option(False, "--list-formats", help="List the formats and exit."),
+    output_format: str = typer.Option("jsonl", "--output-format", help="jsonl or parquet (needs pyarrow)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary line on stderr."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+) -> None:
+    """Convert rows to the formats trainers read (stream in, stream out: INPUT and -o may be -)."""
+
+    def body() -> None:
+        from .. import export
+
+        if list_formats:
+            _print_formats(export.FORMATS)
+            return
+        if source is None:
+            raise UsageError("missing INPUT: a JSONL file, or - for stdin")
+        if not format_names:
+            raise UsageError("give at least one --format (see --list-formats)")
+        names = list(dict.fromkeys(format_names))  # a repeated --format is written once
+        for name in names:
+            export.get_format(name)
+        options = export.ExportOptions(_read_system_prompt(system_prompt), include_reasoning)
+        keep = export.make_row_filter(min_score, min_grade)
+        splitter = export.Splitter(split, seed) if split is not None else None
+        plan = export.plan_outputs(
+            names, output, split=splitter is not None, output_format=output_format, source=source
+        )
+        with export.open_rows(source, skip_invalid=skip_invalid) as reader:
+            stats = export.run_export(reader, plan, options, output_format=output_format, keep=keep, splitter=splitter)
+        if not quiet:
+            _print_summary(stats)
+
+    run_command(body, debug=debug)
+
+
+def _read_system_prompt(value: str | None) -> str | None:
+    """TEXT as given, or the contents of FILE for @FILE (without its final newline)."""
+    if value is None or not value.startswith("@"):
+        return value
+    path = Path(value[1:])
+    try:
+        return path.read_text(encoding="utf-8").removesuffix("\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--system-prompt {value}: cannot read {path}: {exc}") from None
+
+
+def _print_formats(formats: dict[str, ExportFormat]) -> None:
+    """One line per format name on stdout: the name, then what a row looks like."""
+    width = max(map(len, formats))
+    for name, fmt in formats.items():
+        alias = f"(alias of {fmt.name}) " if fmt.name != name else ""
+        typer.echo(f"{name:<{width}}  {alias}{fmt.summary}")
+
+
+def _print_summary(stats: ExportStats) -> None:
+    """One line on stderr: rows read, skipped, filtered, and what each format wrote."""
+    written = ", ".join(
+        f"{name} " + " / ".join(f"{count} {part}" if len(parts) > 1 else str(count) for part, count in parts.items())
+        for name, parts in stats.written.items()
+    )
+    stderr.print(
+        f"export: {stats.read} rows read, {stats.skipped} skipped (invalid), {stats.filtered} filtered; "
+        f"written: {written}",
+        markup=False,
+    )
+    for example in stats.skip_examples:
+        stderr.print(f"  skipped {example}", markup=False)
+    if stats.dataset_info is not None:
+        stderr.print(f"  LLaMA-Factory dataset entries: {stats.dataset_info}", markup=False)

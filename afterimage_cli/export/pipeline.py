@@ -1,0 +1,117 @@
+"""One export run: rows stream from the reader through the filter into every format's writers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from .dataset_info import dataset_info_entries, write_dataset_info
+from .filters import RowFilter
+from .formats import Converter, ExportOptions, get_format
+from .outputs import WHOLE, OutputPlan
+from .reader import RowReader
+from .rows import Record, Row
+from .split import Splitter
+from .writer import RecordWriter, open_writer
+
+
+@dataclass
+class ExportStats:
+    """What one export did, for the summary line."""
+
+    read: int = 0
+    skipped: int = 0
+    filtered: int = 0
+    written: dict[str, dict[str, int]] = field(default_factory=dict)
+    """format name → part (all / train / val) → records written."""
+    skip_examples: list[str] = field(default_factory=list)
+    dataset_info: Path | None = None
+
+
+class _Target:
+    """One format's converter and the writer of each of its parts."""
+
+    def __init__(self, name: str, converter: Converter, writers: dict[str, RecordWriter]) -> None:
+        self.name = name
+        self.converter = converter
+        self.writers = writers
+
+    def write(self, record: Record, part: str) -> None:
+        """Write one record to its part."""
+        self.writers[part].write(record)
+
+
+def run_export(
+    reader: RowReader,
+    plan: OutputPlan,
+    options: ExportOptions,
+    *,
+    output_format: str = "jsonl",
+    keep: RowFilter | None = None,
+    splitter: Splitter | None = None,
+) -> ExportStats:
+    """Convert every valid, kept row to each planned format; outputs are finished only if all succeeds."""
+    targets = _open_targets(plan, options, output_format)
+    stats = ExportStats()
+    success = False
+    try:
+        stats.filtered = _stream(reader, targets, keep, splitter)
+        for target in targets:
+            for record, key in target.converter.finish():
+                target.write(record, splitter.part_of_key(key) if splitter else WHOLE)
+        success = True
+    finally:
+        for target in targets:
+            for writer in target.writers.values():
+                writer.close(success=success)
+    stats.read, stats.skipped, stats.skip_examples = reader.read, reader.skipped, reader.skip_examples
+    stats.written = {t.name: {part: w.count for part, w in t.writers.items()} for t in targets}
+    if plan.directory is not None:
+        entries = dataset_info_entries(plan, options)
+        if entries:
+            stats.dataset_info = write_dataset_info(plan.directory, entries)
+    return stats
+
+
+def _stream(rows: Iterable[Row], targets: list[_Target], keep: RowFilter | None, splitter: Splitter | None) -> int:
+    """The hot loop; returns how many rows the filter dropped."""
+    filtered = 0
+    part_of: Callable[[Row], str] = splitter.part_of_row if splitter else (lambda row: WHOLE)
+    if len(targets) == 1 and keep is None and splitter is None:
+        # The common `export - --format F` case, without the per-row bookkeeping below.
+        feed, write = targets[0].converter.feed, targets[0].writers[WHOLE].write
+        for row in rows:
+            record = feed(row)
+            if record is not None:
+                write(record)
+        return 0
+    for row in rows:
+        if keep is not None and not keep(row):
+            filtered += 1
+            continue
+        part = part_of(row)
+        for target in targets:
+            record = target.converter.feed(row)
+            if record is not None:
+                target.write(record, part)
+    return filtered
+
+
+def _open_targets(plan: OutputPlan, options: ExportOptions, output_format: str) -> list[_Target]:
+    """A converter and open writers for each planned output; closes what it opened if one fails."""
+    targets: list[_Target] = []
+    try:
+        for planned in plan.targets:
+            fmt = get_format(planned.format_name)
+            writers: dict[str, RecordWriter] = {}
+            targets.append(_Target(planned.format_name, fmt.make_converter(options), writers))
+            for part, path in planned.paths.items():
+                writers[part] = open_writer(path, output_format, partial(fmt.arrow_schema, options))
+    except BaseException:
+        for target in targets:
+            for writer in target.writers.values():
+                writer.close(success=False)
+        raise
+    return targets
