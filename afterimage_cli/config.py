@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Strict(BaseModel):
@@ -27,6 +27,18 @@ class ModelConfig(_Strict):
     max_tokens: int | None = Field(default=None, gt=0)
     timeout: float = Field(default=60.0, gt=0, description="Seconds before one request is abandoned.")
     params: dict[str, Any] = Field(default_factory=dict, description="Extra request parameters.")
+    max_concurrency: int | None = Field(default=None, ge=1, description="Requests in flight to this model, at most.")
+    rpm: float | None = Field(default=None, gt=0, description="Requests per minute, at most.")
+    tpm: float | None = Field(default=None, gt=0, description="Tokens per minute (prompt + completion), at most.")
+    input_cost_per_million: float | None = Field(
+        default=None, ge=0, description="USD per million prompt tokens; overrides litellm's price map."
+    )
+    output_cost_per_million: float | None = Field(
+        default=None, ge=0, description="USD per million completion tokens; overrides litellm's price map."
+    )
+    adaptive_concurrency: bool = Field(
+        default=True, description="Halve concurrency on a burst of 429s, grow it back on a run of successes."
+    )
 
 
 class RetryConfig(_Strict):
@@ -66,6 +78,21 @@ class StorageConfig(_Strict):
     path: str = "out/conversations.jsonl"
 
 
+class StopWhenConfig(_Strict):
+    """A stopping rule used instead of num_conversations; set exactly one."""
+
+    chunk_coverage: int | None = Field(
+        default=None, ge=1, description="Stop once every document chunk has been the context K times."
+    )
+    all_personas_used: bool = Field(default=False, description="Stop once every persona has had a conversation.")
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> StopWhenConfig:
+        if (self.chunk_coverage is not None) == self.all_personas_used:
+            raise ValueError("set exactly one of chunk_coverage or all_personas_used")
+        return self
+
+
 class GenerationConfig(_Strict):
     """What to generate and how much of it."""
 
@@ -79,6 +106,9 @@ class GenerationConfig(_Strict):
     output_schema: dict[str, Any] | None = Field(
         default=None, description="JSON Schema of the structured output (kind: structured)."
     )
+    stop_when: StopWhenConfig | None = Field(
+        default=None, description="A stopping rule instead of num_conversations (a -n flag overrides it)."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> GenerationConfig:
@@ -87,6 +117,179 @@ class GenerationConfig(_Strict):
         if self.kind == "structured" and not self.output_schema:
             raise ValueError("kind 'structured' needs output_schema")
         return self
+
+
+DocumentFormat = Literal["auto", "txt", "md", "html", "pdf", "jsonl"]
+
+
+class DocumentSourceConfig(_Strict):
+    """One place documents come from; a bare string in `sources` is its `path`."""
+
+    path: str = Field(description="A file, a directory, or a glob such as 'docs/**/*.md' (relative to the cwd).")
+    format: DocumentFormat = Field(default="auto", description="'auto' goes by each file's suffix.")
+    pattern: str = Field(default="**/*", description="Which files to take under a directory.")
+    text_key: str = Field(default="text", description="JSONL: the field holding a document's text.")
+    id_key: str | None = Field(default=None, description="JSONL: the field holding its id (default: content hash).")
+    title_key: str | None = Field(default=None, description="JSONL: the field holding its title.")
+
+
+class DocumentsConfig(_Strict):
+    """The documents conversations are grounded in, and how they are cut into chunks."""
+
+    sources: list[DocumentSourceConfig] = Field(min_length=1)
+    chunk_size: int = Field(default=1000, ge=50, description="Characters per chunk, at most (about).")
+    chunk_overlap: int = Field(default=150, ge=0, description="Characters of whole sentences chunks share.")
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _paths_as_sources(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            return [{"path": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> DocumentsConfig:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
+            )
+        return self
+
+
+class EmbeddingConfig(_Strict):
+    """How chunks and queries become vectors."""
+
+    type: Literal["sparse", "litellm", "sentence-transformers"] = Field(
+        default="sparse", description="'sparse': model-free BM25-style, offline; or a dense embedding model."
+    )
+    model: str | None = Field(default=None, description="litellm: 'openai/text-embedding-3-small', …; ST: a name.")
+    api_base: str | None = Field(default=None, description="litellm: an OpenAI-compatible embedding server.")
+    api_key_env: str | None = Field(default=None, description="litellm: the variable holding the API key.")
+    batch_size: int = Field(default=64, ge=1, description="Texts per embedding request while indexing.")
+
+    @model_validator(mode="after")
+    def _check(self) -> EmbeddingConfig:
+        if self.type != "sparse" and not self.model:
+            raise ValueError(f"embedding type {self.type!r} needs a model")
+        return self
+
+
+class RetrieverConfig(_Strict):
+    """The retriever behind the 'rag' modifier: Qdrant, embedded on disk by default."""
+
+    type: str = Field(default="qdrant", description="Registry name or 'module:factory' of the retriever.")
+    path: str = Field(
+        default=".afterimage/qdrant", description="Local mode: index folder (reused across runs), or ':memory:'."
+    )
+    url: str | None = Field(default=None, description="A Qdrant server; when set, `path` is not used.")
+    api_key_env: str | None = Field(default=None, description="The variable holding the Qdrant server's API key.")
+    collection: str = Field(default="afterimage", description="Collection name prefix (a content hash follows).")
+    top_k: int = Field(default=3, ge=1, description="Chunks retrieved per query.")
+    score_threshold: float | None = Field(default=None, description="Drop hits scoring below this.")
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    options: dict[str, Any] = Field(default_factory=dict, description="Extra options for a plugin retriever.")
+
+
+class PersonaGenerationConfig(_Strict):
+    """Personas written by the model from the documents, then expanded as a tree."""
+
+    roots: int = Field(default=3, ge=1, description="Personas at depth 0.")
+    depth: int = Field(default=1, ge=0, le=5, description="Deepest level: each persona at depth d < depth …")
+    branching: int = Field(default=2, ge=1, description="… spawns this many more specific personas at d + 1.")
+    excerpts: int = Field(default=4, ge=1, description="Document chunks shown to the model per request.")
+    concurrency: int = Field(default=4, ge=1, description="Requests in flight at once.")
+    model: ModelConfig | None = Field(default=None, description="The model that writes them (default: correspondent).")
+
+    @property
+    def tree_size(self) -> int:
+        return self.roots * sum(self.branching**level for level in range(self.depth + 1))
+
+    @model_validator(mode="after")
+    def _check(self) -> PersonaGenerationConfig:
+        if self.tree_size > 2000:
+            raise ValueError(f"the persona tree would hold {self.tree_size} personas (at most 2000)")
+        return self
+
+
+Criterion = Literal["coherence", "factuality", "grounding", "helpfulness", "relevance"]
+GradeName = Literal["perfect", "good", "needs_improvement", "bad", "not_acceptable"]
+# Relative weights of the judge's criteria in final_score; renormalised over the applicable ones.
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "coherence": 0.15,
+    "factuality": 0.25,
+    "grounding": 0.15,
+    "helpfulness": 0.25,
+    "relevance": 0.20,
+}
+
+
+class GradeThresholds(_Strict):
+    """The lowest final_score of each grade; below `bad` is not_acceptable."""
+
+    perfect: float = Field(default=0.9, ge=0, le=1)
+    good: float = Field(default=0.75, ge=0, le=1)
+    needs_improvement: float = Field(default=0.5, ge=0, le=1)
+    bad: float = Field(default=0.25, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> GradeThresholds:
+        if not self.perfect >= self.good >= self.needs_improvement >= self.bad:
+            raise ValueError("grade thresholds must not increase: perfect >= good >= needs_improvement >= bad")
+        return self
+
+
+class EvaluationConfig(_Strict):
+    """The judge of `afterimage evaluate` and of generate's quality gate, and how its verdict is scored."""
+
+    judge: ModelConfig | None = Field(default=None, description="The judge model; defaults to the respondent.")
+    weights: dict[Criterion, float] = Field(
+        default_factory=lambda: dict(DEFAULT_WEIGHTS),
+        description="Weight of each criterion in final_score; criteria left out keep their default weight.",
+    )
+    grades: GradeThresholds = Field(default_factory=GradeThresholds)
+    context_criteria: list[Criterion] = Field(
+        default_factory=lambda: ["grounding"],
+        description="Criteria judged only when the row has a context; otherwise not applicable.",
+    )
+    concurrency: int = Field(default=8, ge=1, description="Conversations judged at once.")
+    near_duplicate_threshold: float = Field(default=0.8, gt=0, le=1, description="Estimated Jaccard similarity.")
+    dedup_window: int = Field(default=50_000, ge=1, description="Recent rows kept for duplicate detection.")
+    max_context_chars: int = Field(default=12_000, ge=0, description="Context shown to the judge, at most.")
+
+    @model_validator(mode="after")
+    def _check(self) -> EvaluationConfig:
+        self.weights = {**DEFAULT_WEIGHTS, **self.weights}
+        if any(w < 0 for w in self.weights.values()):
+            raise ValueError("weights must not be negative")
+        if not any(w > 0 for w in self.weights.values()):
+            raise ValueError("at least one weight must be positive")
+        return self
+
+
+class QualityConfig(_Strict):
+    """generate's quality gate: judge each conversation, regenerate the ones below the bar (bounded)."""
+
+    auto_improve: bool = False
+    min_grade: GradeName = Field(default="good", description="The lowest grade a conversation may keep.")
+    max_attempts: int = Field(default=3, ge=1, le=10, description="Generations per item, the first included.")
+
+
+class CacheConfig(_Strict):
+    """The response cache: a re-run pays only for requests it has not made before."""
+
+    enabled: bool = True
+    path: str | None = Field(
+        default=None, description="SQLite file; default $XDG_CACHE_HOME/afterimage/responses.sqlite."
+    )
+
+
+class BudgetConfig(_Strict):
+    """Spending limits: the run stops cleanly (flushed, resumable) when one is reached."""
+
+    max_cost_usd: float | None = Field(default=None, gt=0, description="Stop before spending more than this.")
+    max_tokens: int | None = Field(default=None, gt=0, description="Stop after this many tokens (in + out).")
 
 
 class Config(_Strict):
@@ -99,10 +302,22 @@ class Config(_Strict):
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     instructions: InstructionsConfig = Field(default_factory=InstructionsConfig)
     personas: list[str] = Field(default_factory=list)
+    personas_file: str | None = Field(
+        default=None,
+        description="Personas from a file (txt one per line, JSON, JSONL); with persona_generation, its cache.",
+    )
+    persona_generation: PersonaGenerationConfig | None = None
+    documents: DocumentsConfig | None = None
+    retriever: RetrieverConfig | None = None
     modifiers: list[ModifierConfig] = Field(default_factory=list)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     error_budget: ErrorBudgetConfig = Field(default_factory=ErrorBudgetConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
 
     @property
     def user_model(self) -> ModelConfig:

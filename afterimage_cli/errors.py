@@ -48,8 +48,10 @@ class ProviderError(AfterimageError):
         status_code: int | None = None,
         retry_after: float | None = None,
         kind: str = "error",
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
+        self.headers = headers
         self.retryable = retryable
         self.status_code = status_code
         self.retry_after = retry_after

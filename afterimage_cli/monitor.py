@@ -67,12 +67,21 @@ class GenerationMonitor:
         self.retries = 0
         self.errors: Counter[str] = Counter()
         self.started = time.monotonic()
+        self.limiters: dict[str, Any] = {}
+        self.cache_hits = 0
         self._progress: Progress | None = None
         self._task: Any = None
 
     def record_response(self, response: LLMResponse) -> None:
         """One successful LLM call."""
         self.usage.add(response)
+        item = current_usage.get()
+        if item is not None:
+            item.add(response)
+
+    def record_cache_hit(self, response: LLMResponse) -> None:
+        """A call answered from the cache: no request, no cost; the item still owns its tokens."""
+        self.cache_hits += 1
         item = current_usage.get()
         if item is not None:
             item.add(response)
@@ -103,8 +112,13 @@ class GenerationMonitor:
         errors = sum(self.errors.values())
         return (
             f"{u.calls / self.elapsed:.1f} calls/s · tok {_short(u.prompt_tokens)} in/{_short(u.completion_tokens)} out"
-            f" · {self.cost_text()} · retries {self.retries} · errors {errors}"
+            f" · {self.cost_text()} · retries {self.retries} · errors {errors}{self._limits_text()}"
         )
+
+    def _limits_text(self) -> str:
+        """' · limit 12' when 429s have cut a model's concurrency."""
+        cut = [f"{int(lim.limit)}" for lim in self.limiters.values() if lim.cuts]
+        return f" · concurrency limit {'/'.join(cut)}" if cut else ""
 
     def _refresh(self) -> None:
         if self._progress is not None:
@@ -148,6 +162,8 @@ class GenerationMonitor:
             **self.usage.as_dict(),
             "retries": self.retries,
             "errors": dict(self.errors),
+            "cache_hits": self.cache_hits,
+            "concurrency_cuts": sum(lim.cuts for lim in self.limiters.values()),
             "elapsed_s": round(self.elapsed, 3),
             "calls_per_s": round(self.usage.calls / self.elapsed, 2),
             "models": sorted(self.usage.models),

@@ -23,6 +23,9 @@ class Overrides:
     api_base: str | None = None
     concurrency: int | None = None
     seed: int | None = None
+    no_cache: bool = False
+    max_cost: float | None = None
+    max_tokens: int | None = None
 
 
 def apply_overrides(cfg: Config, flags: Overrides) -> Config:
@@ -37,6 +40,7 @@ def apply_overrides(cfg: Config, flags: Overrides) -> Config:
             )
     if flags.num is not None:
         gen["num_conversations"] = flags.num
+        gen["stop_when"] = None  # -n is exact: it replaces a stopping rule
     if flags.max_turns is not None:
         gen["max_turns"] = flags.max_turns
         gen["min_turns"] = min(gen["min_turns"], flags.max_turns)
@@ -44,6 +48,13 @@ def apply_overrides(cfg: Config, flags: Overrides) -> Config:
         gen["concurrency"] = flags.concurrency
     if flags.seed is not None:
         gen["seed"] = flags.seed
+    if flags.no_cache:
+        data["cache"]["enabled"] = False
+    if flags.max_cost is not None:
+        data["budget"]["max_cost_usd"] = flags.max_cost
+    if flags.max_tokens is not None:
+        data["budget"]["max_tokens"] = flags.max_tokens
+
     if flags.model is not None:
         data["respondent"]["model"] = flags.model
     if flags.user_model is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -10,15 +11,18 @@ from typing import Any
 import orjson
 
 from .config import Config, ModelConfig
-from .engine.retry import ErrorBudget, RetryingProvider
+from .engine.retry import ErrorBudget, RetryingProvider, SpendLimit
 from .errors import AfterimageError, ConfigError
 from .generators.base import BaseGenerator
 from .instructions.base import BaseInstructionGeneratorCallback
 from .modifiers.base import BaseRespondentPromptModifierCallback
 from .monitor import GenerationMonitor
 from .providers.base import LLMProvider
+from .providers.cache import CachedProvider, ResponseCache, default_cache_path
 from .providers.factory import LLMFactory, build_key_pool, parse_model
+from .providers.ratelimit import RateLimiter
 from .registry import instruction_generators, prompt_modifiers, providers, storage
+from .resources import Resources, grounding_warnings
 from .storage.base import BaseStorage
 from .types import Persona
 
@@ -28,19 +32,36 @@ def run_fingerprint(cfg: Config) -> str:
     data = cfg.model_dump(mode="json")
     data["generation"].pop("num_conversations", None)
     data["generation"].pop("concurrency", None)
-    for name in ("storage", "retry", "error_budget"):
+    data["generation"].pop("stop_when", None)
+    for name in ("storage", "retry", "error_budget", "cache", "budget"):
         data.pop(name, None)
+    operational = ("api_base", "api_key_env", "timeout", "provider", "max_concurrency", "rpm", "tpm")
+    operational += ("adaptive_concurrency", "input_cost_per_million", "output_cost_per_million")
     for role in ("respondent", "correspondent"):
         if data.get(role):
-            for key in ("api_base", "api_key_env", "timeout", "provider"):
+            for key in operational:
                 data[role].pop(key, None)
+
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def build_instruction_generator(cfg: Config, llm: LLMProvider | None) -> BaseInstructionGeneratorCallback:
+def with_resources(factory: Any, resources: Resources | None, options: dict[str, Any]) -> dict[str, Any]:
+    """The options, plus `resources` when the factory declares that parameter (built-ins that need documents)."""
+    try:
+        parameter = inspect.signature(factory).parameters.get("resources")
+    except (TypeError, ValueError):
+        return dict(options)
+    if resources is None or parameter is None or parameter.kind is inspect.Parameter.VAR_KEYWORD:
+        return dict(options)
+    return {**options, "resources": resources}
+
+
+def build_instruction_generator(
+    cfg: Config, llm: LLMProvider | None, resources: Resources | None = None
+) -> BaseInstructionGeneratorCallback:
     factory = instruction_generators.get(cfg.instructions.generator)
     try:
-        generator = factory(llm, **cfg.instructions.options)
+        generator = factory(llm, **with_resources(factory, resources, cfg.instructions.options))
     except TypeError as exc:
         raise ConfigError(f"instructions.options: {exc}") from None
     if not isinstance(generator, BaseInstructionGeneratorCallback):
@@ -48,11 +69,12 @@ def build_instruction_generator(cfg: Config, llm: LLMProvider | None) -> BaseIns
     return generator
 
 
-def build_modifiers(cfg: Config) -> list[BaseRespondentPromptModifierCallback]:
+def build_modifiers(cfg: Config, resources: Resources | None = None) -> list[BaseRespondentPromptModifierCallback]:
     out = []
     for number, mod in enumerate(cfg.modifiers):
         try:
-            modifier = prompt_modifiers.create(mod.name, **mod.options)
+            factory = prompt_modifiers.get(mod.name)
+            modifier = factory(**with_resources(factory, resources, mod.options))
         except TypeError as exc:
             raise ConfigError(f"modifiers[{number}].options: {exc}") from None
         if not isinstance(modifier, BaseRespondentPromptModifierCallback):
@@ -79,16 +101,20 @@ def _check_model(where: str, model: ModelConfig) -> None:
         raise type(exc)(f"{where}: {exc}") from None
 
 
-def check_components(cfg: Config) -> list[str]:
+def check_components(cfg: Config, resources: Resources | None = None) -> list[str]:
     """Resolve every named component (as a run would) and return warnings; raise on errors."""
     _check_model("respondent", cfg.respondent)
     if cfg.correspondent:
         _check_model("correspondent", cfg.correspondent)
-    build_instruction_generator(cfg, None)
-    build_modifiers(cfg)
+    resources = resources or Resources(cfg)
+    instruction_generator = build_instruction_generator(cfg, None, resources)
+    build_modifiers(cfg, resources)
     storage.get(cfg.storage.type)
-    warnings = []
-    if any(m.name == "persona" for m in cfg.modifiers) and not cfg.personas:
+    warnings: list[str] = []
+    warnings += grounding_warnings(cfg, resources, instruction_generator)
+    if any(m.name == "persona" for m in cfg.modifiers) and not (
+        cfg.personas or cfg.personas_file or cfg.persona_generation
+    ):
         warnings.append("the 'persona' modifier is listed but no personas are configured")
     return warnings
 
@@ -102,18 +128,51 @@ class Run:
     monitor: GenerationMonitor
     fingerprint: str
     providers: list[LLMProvider]
+    resources: Resources | None = None
+    cache: ResponseCache | None = None
+
+    async def aprepare(self) -> None:
+        """Work a run does before its first item: generating the personas (or reading the saved ones)."""
+        if self.resources is not None and self.resources.personas_to_generate:
+            self.generator.personas = await self.resources.apersonas()
 
     async def aclose(self) -> None:
-        for provider in self.providers:
-            await provider.aclose()
+        if self.resources is not None:
+            await self.resources.aclose()
+        if self.cache is not None:
+            self.cache.close()
+
+
+def open_cache(cfg: Config) -> ResponseCache | None:
+    """The run's response cache, unless it is off."""
+    if not cfg.cache.enabled:
+        return None
+    return ResponseCache(cfg.cache.path or default_cache_path())
 
 
 def build_provider(
-    model: ModelConfig, cfg: Config, budget: ErrorBudget, monitor: GenerationMonitor
+    model: ModelConfig,
+    cfg: Config,
+    budget: ErrorBudget,
+    monitor: GenerationMonitor,
+    cache: ResponseCache | None = None,
 ) -> tuple[LLMProvider, LLMProvider]:
-    """(raw provider, the wrapped one every call should go through: retries, budget, monitor)."""
+    """(raw provider, the one every call goes through: cache → retries and budget → rate limiter → raw).
+
+    The offline provider is neither cached nor rate limited: it is deterministic and local.
+    """
     raw = LLMFactory.from_config(model)
-    return raw, RetryingProvider(raw, cfg.retry, budget, monitor)
+    if raw.model_name.split("/")[0] == "offline":
+        return raw, RetryingProvider(raw, cfg.retry, budget, monitor)
+    limiter = RateLimiter(
+        max_concurrency=model.max_concurrency, rpm=model.rpm, tpm=model.tpm, adaptive=model.adaptive_concurrency
+    )
+    monitor.limiters[raw.model_name] = limiter
+    spend = SpendLimit(monitor, cfg.budget.max_cost_usd, cfg.budget.max_tokens)
+    wrapped: LLMProvider = RetryingProvider(raw, cfg.retry, budget, monitor, limiter, model.max_tokens or 256, spend)
+    if cache is not None:
+        wrapped = CachedProvider(wrapped, cache, LLMFactory.request_params(model), on_hit=monitor.record_cache_hit)
+    return raw, wrapped
 
 
 def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
@@ -121,12 +180,18 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
     from .generators.conversation import ConversationGenerator
     from .generators.structured import StructuredGenerator
 
-    check_components(cfg)
+    resources = Resources(cfg)
+    check_components(cfg, resources)
     budget = ErrorBudget(cfg.error_budget)
-    respondent_raw = LLMFactory.from_config(cfg.respondent)
-    correspondent_raw = LLMFactory.from_config(cfg.correspondent) if cfg.correspondent else respondent_raw
-    respondent = RetryingProvider(respondent_raw, cfg.retry, budget, monitor)
-    correspondent = RetryingProvider(correspondent_raw, cfg.retry, budget, monitor) if cfg.correspondent else respondent
+    cache = open_cache(cfg)
+    respondent_raw, respondent = build_provider(cfg.respondent, cfg, budget, monitor, cache)
+    correspondent_raw, correspondent = respondent_raw, respondent
+    if cfg.correspondent:
+        correspondent_raw, correspondent = build_provider(cfg.correspondent, cfg, budget, monitor, cache)
+    resources.persona_llm = correspondent
+    if cfg.persona_generation is not None and cfg.persona_generation.model is not None:
+        persona_raw, resources.persona_llm = build_provider(cfg.persona_generation.model, cfg, budget, monitor)
+        resources.owned_providers.append(persona_raw)
     fingerprint = run_fingerprint(cfg)
     gen = cfg.generation
     common: dict[str, Any] = dict(
@@ -136,13 +201,13 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
         fingerprint=fingerprint,
         seed=gen.seed,
         concurrency=gen.concurrency,
-        personas=[Persona(description=p) for p in cfg.personas],
+        personas=resources.known_personas(),
         min_turns=gen.min_turns,
         max_turns=gen.max_turns,
         respondent=respondent,
         correspondent=correspondent,
-        instruction_generator=build_instruction_generator(cfg, correspondent),
-        modifiers=build_modifiers(cfg),
+        instruction_generator=build_instruction_generator(cfg, correspondent, resources),
+        modifiers=build_modifiers(cfg, resources),
         system_prompt=gen.system_prompt,
     )
     generator: BaseGenerator
@@ -153,4 +218,12 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
     else:
         generator = ConversationGenerator(**common)
     distinct = [respondent_raw] if correspondent_raw is respondent_raw else [respondent_raw, correspondent_raw]
-    return Run(cfg=cfg, generator=generator, monitor=monitor, fingerprint=fingerprint, providers=distinct)
+    return Run(
+        cfg=cfg,
+        generator=generator,
+        monitor=monitor,
+        fingerprint=fingerprint,
+        providers=distinct,
+        resources=resources,
+        cache=cache,
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 END_TOKEN = "[END]"
 SIMULATOR_MARKER = "simulated user"
 INSTRUCTION_MARKER = "Write the first message"
+PERSONA_MARKER = "Write personas"
 CONTEXT_HEADER = "Context:"
 
 USER_SIMULATOR_SYSTEM = (

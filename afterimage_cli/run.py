@@ -14,6 +14,7 @@ from .errors import RunAborted
 from .generators.base import item_rng
 from .monitor import GenerationMonitor
 from .pipeline import build_run, check_components, run_fingerprint
+from .providers.factory import model_price
 from .types import Persona
 
 ASSUMED_ANSWER_TOKENS = 300
@@ -67,18 +68,34 @@ def estimate(cfg: Config) -> dict[str, Any]:
     instruction_calls = topics / (topics + verbatim) if topics + verbatim else 1.0
     answer = cfg.respondent.max_tokens or ASSUMED_ANSWER_TOKENS
     system = len(gen.system_prompt) // 4 + 1
-    # The respondent re-reads the growing dialog each turn: sum over k of (system + k·(question + answer)).
-    respondent_in = sum(system + k * ASSUMED_QUESTION_TOKENS + (k - 1) * answer for k in range(1, int(turns) + 1))
-    simulator_in = sum(k * (ASSUMED_QUESTION_TOKENS + answer) for k in range(1, int(turns)))
+    # Each call re-reads the growing dialog, so input grows quadratically with turns; average over the
+    # turn counts an item can draw (uniform between min_turns and max_turns).
+    counts = [1] if gen.kind == "structured" else list(range(gen.min_turns, gen.max_turns + 1))
+    respondent_in = sum(
+        sum(system + k * ASSUMED_QUESTION_TOKENS + (k - 1) * answer for k in range(1, t + 1)) for t in counts
+    ) / len(counts)
+    simulator_in = sum(sum(k * (ASSUMED_QUESTION_TOKENS + answer) for k in range(1, t)) for t in counts) / len(counts)
+
     per_item_calls = instruction_calls + turns + max(turns - 1, 0)
     per_item_in = respondent_in + simulator_in + instruction_calls * 60
     per_item_out = turns * answer + (turns - 1 + instruction_calls) * ASSUMED_QUESTION_TOKENS
     n = gen.num_conversations
+    price = model_price(cfg.respondent)
+    user_price = model_price(cfg.user_model)
+    cost = None
+    if price is not None and user_price is not None:
+        # Split by role: the respondent's share is its own calls; the rest is the simulated user's.
+        share = (turns / per_item_calls) if per_item_calls else 1.0
+        cost = n * (
+            share * (per_item_in * price[0] + per_item_out * price[1])
+            + (1 - share) * (per_item_in * user_price[0] + per_item_out * user_price[1])
+        )
     return {
         "conversations": n,
         "llm_calls": round(per_item_calls * n),
         "prompt_tokens": round(per_item_in * n),
         "completion_tokens": round(per_item_out * n),
+        "cost_usd": None if cost is None else round(cost, 4),
         "assumptions": f"{answer} tokens per answer, {ASSUMED_QUESTION_TOKENS} per question, "
         f"{turns:g} turns on average",
     }
@@ -106,7 +123,9 @@ def preview(cfg: Config, items: int = 3) -> dict[str, Any]:
         "# first items:",
         *(f"#   item {p['item']}: {p['turns']} turn(s), persona: {p['persona'] or '-'}" for p in plans),
         f"# estimate: {est['llm_calls']:,} LLM calls, {est['prompt_tokens']:,} prompt tokens, "
-        f"{est['completion_tokens']:,} completion tokens ({est['assumptions']})",
+        f"{est['completion_tokens']:,} completion tokens, "
+        + ("cost unknown (unpriced model)" if est["cost_usd"] is None else f"~${est['cost_usd']:,.4f}")
+        + f" ({est['assumptions']})",
         *(f"# warning: {w}" for w in warnings),
     ]
     return {"config": resolved, "items": plans, "estimate": est, "warnings": warnings, "text": "\n".join(lines)}

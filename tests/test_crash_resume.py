@@ -24,9 +24,7 @@ def _rows_in(path: Path, storage: str) -> int:
 
 
 def _start(srv, cfg: Path):
-    return cli_subprocess(
-        "generate", str(cfg), "-n", str(N), "--model", "fake", "--api-base", srv.api_base, "--quiet"
-    )
+    return cli_subprocess("generate", str(cfg), "-n", str(N), "--model", "fake", "--api-base", srv.api_base, "--quiet")
 
 
 def _wait_for_rows(path: Path, storage: str, at_least: int, proc) -> None:

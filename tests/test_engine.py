@@ -143,8 +143,17 @@ def test_simulator_may_end_early(fake_server, tmp_path) -> None:
 def test_separate_user_model(fake_server, tmp_path) -> None:
     cfg = make_config(tmp_path, retry=FAST_RETRY)
     result = invoke(
-        "generate", str(cfg), "-n", "3", "--model", "resp-model", "--user-model", "sim-model",
-        "--api-base", fake_server.api_base, "-q",
+        "generate",
+        str(cfg),
+        "-n",
+        "3",
+        "--model",
+        "resp-model",
+        "--user-model",
+        "sim-model",
+        "--api-base",
+        fake_server.api_base,
+        "-q",
     )
     assert result.exit_code == 0, result.stderr
     assert set(fake_server.stats["models"]) == {"resp-model", "sim-model"}

@@ -19,28 +19,38 @@ if TYPE_CHECKING:  # the export package is imported when the command runs, not w
 def export_command(
     source: str | None = typer.Argument(None, metavar="INPUT", help="A JSONL file of rows, or - for stdin."),
     format_names: list[str] | None = typer.Option(
-        None, "--format", "-f", help="Target format (repeatable; see --list-formats)."
+        None, "--format", "-f", metavar="FORMAT", help="Target format (repeatable; see --list-formats)."
     ),
     output: str | None = typer.Option(
-        None, "--output", "-o", help="FILE, DIR (one file per format), or - for stdout (the default)."
+        None, "--output", "-o", metavar="OUT", help="FILE, DIR (one file per format), or - for stdout (the default)."
     ),
     system_prompt: str | None = typer.Option(
-        None, "--system-prompt", help="System prompt to add to every row: TEXT or @FILE (rows don't store it)."
+        None,
+        "--system-prompt",
+        metavar="TEXT|@FILE",
+        help="System prompt to add to every row: TEXT or @FILE (rows don't store it).",
     ),
     include_reasoning: bool = typer.Option(
         False, "--include-reasoning", help="Keep reasoning_content in the target's convention."
     ),
-    min_score: float | None = typer.Option(None, "--min-score", help="Keep rows with final_score >= X (0-1)."),
+    min_score: float | None = typer.Option(
+        None, "--min-score", metavar="X", help="Keep rows with final_score >= X (0-1)."
+    ),
     min_grade: str | None = typer.Option(
-        None, "--min-grade", help="Keep rows graded at least G (perfect, good, needs_improvement, bad, not_acceptable)."
+        None,
+        "--min-grade",
+        metavar="G",
+        help="Keep rows graded at least G (perfect, good, needs_improvement, bad, not_acceptable).",
     ),
     split: float | None = typer.Option(
-        None, "--split", help="Train fraction, e.g. 0.9: writes <stem>.train and <stem>.val files."
+        None, "--split", metavar="FRACTION", help="Train fraction, e.g. 0.9: writes <stem>.train and <stem>.val files."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the deterministic split."),
+    seed: int = typer.Option(0, "--seed", metavar="N", help="Seed of the deterministic split."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip and count bad rows instead of stopping."),
     list_formats: bool = typer.Option(False, "--list-formats", help="List the formats and exit."),
-    output_format: str = typer.Option("jsonl", "--output-format", help="jsonl or parquet (needs pyarrow)."),
+    output_format: str = typer.Option(
+        "jsonl", "--output-format", metavar="jsonl|parquet", help="jsonl or parquet (needs pyarrow)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary line on stderr."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:

@@ -23,6 +23,9 @@ def generate(
     concurrency: int | None = typer.Option(None, "--concurrency", min=1, help="Conversations in flight at once."),
     seed: int | None = typer.Option(None, "--seed", help="Seed for every sampling choice."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output instead of resuming it."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the response cache."),
+    max_cost: float | None = typer.Option(None, "--max-cost", min=0, help="Stop cleanly once this many USD are spent."),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", min=1, help="Stop cleanly after this many tokens."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Call no model: show config, prompts and an estimate."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Show nothing but errors."),
     json_summary: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
@@ -40,7 +43,9 @@ def generate(
             raise UsageError("-o - and --json both write stdout: pick one")
         cfg = apply_overrides(
             load_config(config),
-            Overrides(output, num, max_turns, model, user_model, api_base, concurrency, seed),
+            Overrides(
+                output, num, max_turns, model, user_model, api_base, concurrency, seed, no_cache, max_cost, max_tokens
+            ),
         )
         if dry_run:
             report = preview(cfg)

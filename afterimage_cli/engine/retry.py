@@ -8,12 +8,30 @@ from collections import deque
 from typing import Any
 
 from ..config import ErrorBudgetConfig, RetryConfig
-from ..errors import ProviderError, RunAborted
+from ..errors import BudgetExceeded, ProviderError, RunAborted
 from ..monitor import GenerationMonitor
 from ..providers.base import BaseProvider, LLMProvider, LLMResponse, Messages, StructuredLLMResponse
+from ..providers.ratelimit import RateLimiter
 from ..providers.structured import Schema
 
 MAX_RETRY_AFTER = 300.0
+
+
+class SpendLimit:
+    """Stops new calls once the run has spent its cost or token budget (calls in flight finish)."""
+
+    def __init__(self, monitor: GenerationMonitor, max_cost: float | None, max_tokens: int | None) -> None:
+        self.monitor = monitor
+        self.max_cost = max_cost
+        self.max_tokens = max_tokens
+
+    def check(self) -> None:
+        usage = self.monitor.usage
+        if self.max_cost is not None and usage.cost >= self.max_cost:
+            raise BudgetExceeded(f"cost budget reached: ${usage.cost:.4f} spent of ${self.max_cost:g}")
+        tokens = usage.prompt_tokens + usage.completion_tokens
+        if self.max_tokens is not None and tokens >= self.max_tokens:
+            raise BudgetExceeded(f"token budget reached: {tokens:,} tokens used of {self.max_tokens:,}")
 
 
 class ErrorBudget:
@@ -67,21 +85,58 @@ def backoff_delay(attempt: int, cfg: RetryConfig, retry_after: float | None, rng
 
 
 class RetryingProvider(BaseProvider):
-    """Wraps a provider: retries retryable errors, counts every attempt, feeds the error budget."""
+    """Wraps a provider: rate limits and retries each call, counts every attempt, feeds the error budget."""
 
-    def __init__(self, inner: LLMProvider, retry: RetryConfig, budget: ErrorBudget, monitor: GenerationMonitor) -> None:
+    def __init__(
+        self,
+        inner: LLMProvider,
+        retry: RetryConfig,
+        budget: ErrorBudget,
+        monitor: GenerationMonitor,
+        limiter: RateLimiter | None = None,
+        completion_allowance: int = 256,
+        spend: SpendLimit | None = None,
+    ) -> None:
+        self.spend = spend
         self.inner = inner
         self.model_name = inner.model_name
         self.retry = retry
         self.budget = budget
         self.monitor = monitor
+        self.limiter = limiter
+        self.completion_allowance = completion_allowance
         self._rng = random.Random()
 
-    async def _attempts(self, call: Any) -> Any:
+    def _estimate(self, messages: Messages) -> int:
+        """Tokens a request may use, for the tokens-per-minute bucket (corrected after the answer)."""
+        return sum(len(str(m.get("content") or "")) for m in messages) // 4 + self.completion_allowance
+
+    async def _attempt(self, call: Any, estimate: int) -> Any:
+        if self.limiter is None:
+            return await call()
+        await self.limiter.acquire(estimate)
+        try:
+            response = await call()
+        except ProviderError as error:
+            self.limiter.release(
+                ok=False, rate_limited=error.kind == "rate_limit", retry_after=error.retry_after, headers=error.headers
+            )
+            raise
+        except BaseException:
+            self.limiter.release(ok=False)
+            raise
+        self.limiter.release(ok=True, headers=response.headers, token_correction=response.total_token_count - estimate)
+        return response
+
+    async def _attempts(self, call: Any, messages: Messages) -> Any:
+        estimate = self._estimate(messages)
         for attempt in range(self.retry.max_attempts):
             self.budget.check()
+            if self.spend is not None:
+                self.spend.check()
+
             try:
-                response = await call()
+                response = await self._attempt(call, estimate)
             except ProviderError as error:
                 last = attempt == self.retry.max_attempts - 1
                 will_retry = error.retryable and not last
@@ -97,13 +152,13 @@ class RetryingProvider(BaseProvider):
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
-        result: LLMResponse = await self._attempts(lambda: self.inner.acomplete(messages, **kwargs))
+        result: LLMResponse = await self._attempts(lambda: self.inner.acomplete(messages, **kwargs), messages)
         return result
 
     async def acomplete_structured(self, messages: Messages, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
         inner: Any = self.inner
         result: StructuredLLMResponse = await self._attempts(
-            lambda: inner.acomplete_structured(messages, schema, **kwargs)
+            lambda: inner.acomplete_structured(messages, schema, **kwargs), messages
         )
         return result
 

@@ -13,6 +13,7 @@ from typing import Any
 from ..engine.retry import ErrorBudget
 from ..errors import ProviderError, RunAborted
 from ..monitor import GenerationMonitor, Usage, current_usage
+from ..providers.cache import CallScope, current_scope
 from ..storage.base import BaseStorage, Row
 from ..types import Persona
 
@@ -97,11 +98,13 @@ class BaseGenerator(ABC):
     async def _run_item(self, index: int) -> Row:
         usage = Usage()
         token = current_usage.set(usage)
+        scope_token = current_scope.set(CallScope(item=index))
         try:
             plan = self.plan(index)
             row = await self.generate_item(plan)
             return self._finish_row(row, plan, usage)
         finally:
+            current_scope.reset(scope_token)
             current_usage.reset(token)
 
     async def run(self, target: int, *, overwrite: bool = False) -> RunResult:

@@ -24,6 +24,8 @@ class LLMResponse(BaseModel):
     raw_response: Any = None
     reasoning_content: str | None = None
     cost: float | None = Field(default=None, description="USD, when the provider knows the price.")
+    headers: dict[str, str] | None = Field(default=None, description="Rate-limit headers of the HTTP answer.")
+    cached: bool = False
 
 
 class StructuredLLMResponse(LLMResponse):

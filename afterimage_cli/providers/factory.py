@@ -101,6 +101,9 @@ class LLMFactory:
         kwargs: dict[str, Any] = {"timeout": cfg.timeout, "params": LLMFactory.request_params(cfg)}
         if spec.provider != "offline":
             kwargs.update(api_base=cfg.api_base, keys=build_key_pool(spec, cfg, env))
+            if cfg.input_cost_per_million is not None or cfg.output_cost_per_million is not None:
+                kwargs["price"] = (cfg.input_cost_per_million or 0.0, cfg.output_cost_per_million or 0.0)
+
         return factory(spec.full, **kwargs)  # type: ignore[no-any-return]
 
     @staticmethod
@@ -117,3 +120,19 @@ class LLMFactory:
     def create(model: str, **settings: Any) -> LLMProvider:
         """Build a provider from a model string and ModelConfig fields."""
         return LLMFactory.from_config(ModelConfig(model=model, **settings))
+
+
+def model_price(cfg: ModelConfig) -> tuple[float, float] | None:
+    """USD per token (prompt, completion): the config's override, litellm's bundled map, or None if unknown."""
+    if cfg.input_cost_per_million is not None or cfg.output_cost_per_million is not None:
+        return (cfg.input_cost_per_million or 0.0) / 1e6, (cfg.output_cost_per_million or 0.0) / 1e6
+    spec = parse_model(cfg.model, api_base=cfg.api_base, provider=cfg.provider)
+    if spec.provider == "offline":
+        return 0.0, 0.0
+    from .litellm_provider import import_litellm
+
+    costs = import_litellm().model_cost
+    entry = costs.get(spec.full) or costs.get(spec.model)
+    if not entry or entry.get("input_cost_per_token") is None:
+        return None
+    return float(entry["input_cost_per_token"]), float(entry.get("output_cost_per_token") or 0.0)

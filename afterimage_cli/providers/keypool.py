@@ -42,7 +42,12 @@ class SmartKeyPool:
             )
         return cls([ApiKey(n, environ[n]) for n in names])
 
+    def has_live_keys(self) -> bool:
+        """Whether any key has not been rejected."""
+        return any(not k.disabled for k in self.keys)
+
     def _live(self) -> list[ApiKey]:
+
         live = [k for k in self.keys if not k.disabled]
         if not live:
             names = ", ".join(k.env_name for k in self.keys)

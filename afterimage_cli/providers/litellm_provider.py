@@ -8,6 +8,7 @@ from typing import Any
 from ..errors import ProviderError
 from .base import BaseProvider, LLMResponse, Messages, StructuredLLMResponse
 from .keypool import ApiKey, SmartKeyPool
+from .ratelimit import parse_duration
 from .structured import Schema, json_schema_of, parse_structured, schema_name
 
 _litellm: Any = None
@@ -27,16 +28,24 @@ def import_litellm() -> Any:
     return _litellm
 
 
-def _retry_after(exc: Exception) -> float | None:
-    """Seconds from a Retry-After header carried by a litellm/openai exception, if any."""
-    headers: Any = getattr(exc, "headers", None) or getattr(getattr(exc, "response", None), "headers", None)
-    if not headers:
-        return None
-    value = headers.get("retry-after") or headers.get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+def _error_headers(exc: Exception) -> dict[str, str]:
+    """The HTTP headers an exception carries (litellm keeps them in litellm_response_headers)."""
+    for source in (
+        getattr(exc, "litellm_response_headers", None),
+        getattr(exc, "headers", None),
+        getattr(getattr(exc, "response", None), "headers", None),
+    ):
+        if source:
+            return {str(k).lower(): str(v) for k, v in dict(source).items()}
+    return {}
+
+
+def _retry_after(headers: dict[str, str]) -> float | None:
+    """Seconds from Retry-After (or retry-after-ms), if present."""
+    if "retry-after-ms" in headers:
+        seconds = parse_duration(headers["retry-after-ms"])
+        return seconds / 1000 if seconds is not None else None
+    return parse_duration(headers.get("retry-after"))
 
 
 def _is_connection_failure(exc: BaseException) -> bool:
@@ -60,12 +69,14 @@ def map_litellm_error(exc: Exception, model: str, key: ApiKey | None, api_base: 
     key_hint = f" (key from {key.env_name})" if key else ""
     where = f" at {api_base}" if api_base else ""
     if isinstance(exc, litellm.RateLimitError) or status == 429:
+        headers = _error_headers(exc)
         return ProviderError(
             f"{model}: rate limited (429)",
             retryable=True,
             status_code=429,
-            retry_after=_retry_after(exc),
+            retry_after=_retry_after(headers),
             kind="rate_limit",
+            headers=headers,
         )
     if isinstance(exc, litellm.AuthenticationError | litellm.PermissionDeniedError) or status in (401, 403):
         return ProviderError(
@@ -106,6 +117,14 @@ def map_litellm_error(exc: Exception, model: str, key: ApiKey | None, api_base: 
     )
 
 
+def _rate_limit_headers(response: Any) -> dict[str, str] | None:
+    """The x-ratelimit-* headers litellm passes through in the response's hidden params."""
+    hidden = getattr(response, "_hidden_params", None) or {}
+    headers = hidden.get("additional_headers") or {}
+    picked = {str(k): str(v) for k, v in headers.items() if "ratelimit" in str(k)}
+    return picked or None
+
+
 class LiteLLMProvider(BaseProvider):
     """Any model litellm knows, by 'provider/model' string, or any OpenAI-compatible server by api_base."""
 
@@ -117,7 +136,9 @@ class LiteLLMProvider(BaseProvider):
         keys: SmartKeyPool | None = None,
         timeout: float = 60.0,
         params: dict[str, Any] | None = None,
+        price: tuple[float, float] | None = None,
     ) -> None:
+        self.price = price
         self.model_name = model
         self.api_base = api_base
         self.keys = keys
@@ -141,6 +162,9 @@ class LiteLLMProvider(BaseProvider):
             error = map_litellm_error(exc, self.model_name, key, self.api_base)
             if key is not None and self.keys is not None:
                 self.keys.report_error(key, error.status_code, error.retry_after)
+                if error.kind == "auth" and self.keys.has_live_keys():
+                    error.retryable = True  # another key may work; the rejected one is out of the pool
+
             raise error from exc
         return response, key
 
@@ -172,9 +196,12 @@ class LiteLLMProvider(BaseProvider):
             raw_response=response,
             reasoning_content=getattr(message, "reasoning_content", None),
             cost=self._cost(prompt_tokens, completion_tokens),
+            headers=_rate_limit_headers(response),
         )
 
     def _cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        if self.price is not None:
+            return (prompt_tokens * self.price[0] + completion_tokens * self.price[1]) / 1_000_000
         try:
             prompt_cost, completion_cost = import_litellm().cost_per_token(
                 model=self.model_name, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens

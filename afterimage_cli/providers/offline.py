@@ -41,6 +41,39 @@ _FOLLOW_UPS = (
 )
 
 
+_PERSONA_ROLES = (
+    "student",
+    "backend developer",
+    "data engineer",
+    "site reliability engineer",
+    "security analyst",
+    "engineering manager",
+    "technical writer",
+    "startup founder",
+    "QA engineer",
+    "researcher",
+)
+_PERSONA_LEVELS = ("junior", "senior", "self-taught", "curious", "busy", "detail-oriented")
+_PERSONA_GOALS = (
+    "wants to understand",
+    "is debugging a problem with",
+    "is evaluating",
+    "has to teach colleagues about",
+    "needs a quick refresher on",
+)
+
+
+def _persona_lines(source: str, rng: random.Random, count: int = 40) -> list[str]:
+    """Persona descriptions (role, level, goal) about the keywords of the prompt's context."""
+    words = _keywords(_split_context(source)[1] or source) or ["this topic"]
+    lines = []
+    for _ in range(count):
+        start = rng.randrange(len(words))
+        level, role = rng.choice(_PERSONA_LEVELS), rng.choice(_PERSONA_ROLES)
+        lines.append(f"A {level} {role} who {rng.choice(_PERSONA_GOALS)} {' '.join(words[start : start + 2])}.")
+    return lines
+
+
 def _tokens(text: str) -> int:
     return len(text) // 4 + 1
 
@@ -132,7 +165,12 @@ class OfflineProvider(BaseProvider):
     async def acomplete_structured(self, messages: Messages, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
         source = " ".join(str(m.get("content") or "") for m in messages)
         schema_dict = json_schema_of(schema)
-        value = _Filler(schema_dict, _sentences(source) or [source], self._rng(messages)).fill(schema_dict)
+        rng = self._rng(messages)
+        if prompts.PERSONA_MARKER in source:
+            sentences = _persona_lines(source, rng)
+        else:
+            sentences = _sentences(source) or [source]
+        value = _Filler(schema_dict, sentences, rng).fill(schema_dict)
         text = orjson.dumps(value).decode()
         plain = self._respond(messages, text)
         return StructuredLLMResponse(**plain.model_dump(), parsed=parse_structured(text, schema))

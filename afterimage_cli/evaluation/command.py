@@ -1,0 +1,194 @@
+"""`afterimage evaluate` as a library call: resolve flags and config, run, report."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ..config import Config, EvaluationConfig, ModelConfig
+from ..errors import AfterimageError, RunAborted, UsageError
+from ..monitor import GenerationMonitor
+from .grading import describe
+from .progress import EvaluateProgress, count_lines
+from .reader import ConversationReader, open_conversations
+from .runner import EvaluateRunner
+
+NO_JUDGE_HINT = (
+    "evaluate needs a judge: give --judge-model MODEL (e.g. openai/gpt-4o-mini, or a name with --api-base), "
+    "a --config whose evaluation.judge (or respondent) names one, or --no-judge for offline metrics only"
+)
+
+
+@dataclass
+class EvaluateRequest:
+    """The evaluate command's flags."""
+
+    input: str
+    output: str | None = None
+    judge_model: str | None = None
+    api_base: str | None = None
+    concurrency: int | None = None
+    no_judge: bool = False
+    min_score: float | None = None
+    report: Path | None = None
+    json_summary: bool = False
+    quiet: bool = False
+    skip_invalid: bool = False
+    config: Path | None = None
+
+
+def default_output(source: str) -> str:
+    """stdout for stdin; otherwise `<input stem>.evaluated.jsonl` beside the input."""
+    if source == "-":
+        return "-"
+    path = Path(source)
+    return str(path.with_name(f"{path.stem}.evaluated.jsonl"))
+
+
+def resolve_judge(request: EvaluateRequest, cfg: Config | None) -> ModelConfig | None:
+    """The judge model: --judge-model, else evaluation.judge, else the config's respondent; None with --no-judge."""
+    if request.no_judge:
+        if request.judge_model or request.api_base:
+            raise UsageError("--no-judge calls no model: drop --judge-model / --api-base, or drop --no-judge")
+        return None
+    configured = (cfg.evaluation.judge or cfg.respondent) if cfg else None
+    if request.judge_model:
+        base = cfg.evaluation.judge if cfg and cfg.evaluation.judge else ModelConfig(model="offline", temperature=0.0)
+        model = base.model_copy(update={"model": request.judge_model})
+    elif configured is not None:
+        model = configured
+    else:
+        raise UsageError(NO_JUDGE_HINT)
+    if request.api_base:
+        if model.model.split("/")[0] == "offline":
+            raise UsageError("--api-base needs the model the server serves: add --judge-model NAME")
+        model = model.model_copy(update={"api_base": request.api_base})
+    return model
+
+
+def _check_paths(request: EvaluateRequest, output: str) -> None:
+    if output == "-" and request.json_summary:
+        raise UsageError("rows and --json would both go to stdout: give -o FILE, or drop --json")
+    if request.input != "-" and output != "-":
+        source, target = Path(request.input), Path(output)
+        if source.exists() and target.exists() and os.path.samefile(source, target):
+            raise UsageError(f"{output}: the output must not be the input; give another -o path")
+
+
+def evaluate(request: EvaluateRequest, console: Console) -> dict[str, Any]:
+    """Run evaluate; print the terminal summary (unless quiet) and write --report; return the summary."""
+    from ..config_loader import load_config
+
+    cfg = load_config(request.config) if request.config else None
+    eval_cfg = cfg.evaluation if cfg else EvaluationConfig()
+    output = request.output or default_output(request.input)
+    _check_paths(request, output)
+    judge_model = resolve_judge(request, cfg)
+    run_cfg = cfg or Config(respondent=judge_model or ModelConfig(model="offline"))
+    monitor = GenerationMonitor(0, console)
+    runner = EvaluateRunner(eval_cfg, min_score=request.min_score, concurrency=request.concurrency)
+    aborted: RunAborted | None = None
+    with open_conversations(request.input, skip_invalid=request.skip_invalid) as reader:
+        runner.open_output(output)
+        progress = EvaluateProgress(console, count_lines(request.input), lambda: _status(runner, monitor, judge_model))
+        try:
+            with progress.display(request.quiet):
+                if judge_model is None:
+                    runner.run_offline(reader, progress)
+                else:
+                    asyncio.run(_judged(runner, reader, progress, judge_model, run_cfg, monitor, request.input))
+        except RunAborted as exc:
+            aborted = exc
+        finally:
+            runner.close_output()
+    summary = _summary(runner, reader, request, output, judge_model, monitor, eval_cfg)
+    _present(summary, request, console)
+    if aborted is not None:
+        raise RunAborted(
+            f"{aborted}; the {runner.counts.written + runner.counts.resumed} rows in {output} are kept "
+            "(re-run the same command to resume)"
+        )
+    if runner.counts.failed:
+        raise AfterimageError(
+            f"{runner.counts.failed} row(s) could not be judged and were not written (last error: "
+            f"{runner.counts.last_error}); re-run the same command to retry them"
+        )
+    return summary
+
+
+async def _judged(
+    runner: EvaluateRunner,
+    reader: ConversationReader,
+    progress: EvaluateProgress,
+    judge_model: ModelConfig,
+    cfg: Config,
+    monitor: GenerationMonitor,
+    source: str,
+) -> None:
+    """Build the judge through the shared provider stack (cache, retries, limiter), run, close."""
+    from ..engine.retry import ErrorBudget
+    from ..pipeline import build_provider, open_cache
+    from .judge import ConversationJudge
+
+    budget = ErrorBudget(cfg.error_budget)
+    cache = open_cache(cfg)
+    raw, provider = build_provider(judge_model, cfg, budget, monitor, cache=cache)
+    runner.judge = ConversationJudge(provider, runner.cfg)
+    runner.budget = budget
+    try:
+        await runner.run_judged(reader, progress, threaded_read=source == "-")
+    finally:
+        await raw.aclose()
+        if cache is not None:
+            cache.close()
+
+
+def _status(runner: EvaluateRunner, monitor: GenerationMonitor, judge: ModelConfig | None) -> str:
+    c = runner.counts
+    elapsed = monitor.elapsed
+    text = f"{c.evaluated / elapsed:,.0f} rows/s · written {c.written:,}"
+    if c.dropped or c.unscored_dropped:
+        text += f" · dropped {c.dropped + c.unscored_dropped:,}"
+    if judge is not None:
+        text += f" · failed {c.failed} · {monitor.status_line()}"
+    return text
+
+
+def _summary(
+    runner: EvaluateRunner,
+    reader: ConversationReader,
+    request: EvaluateRequest,
+    output: str,
+    judge_model: ModelConfig | None,
+    monitor: GenerationMonitor,
+    eval_cfg: EvaluationConfig,
+) -> dict[str, Any]:
+    summary = runner.summary()
+    summary["rows"] = {"read": reader.read, "invalid_skipped": reader.skipped, **summary["rows"]}
+    summary["invalid_examples"] = reader.skip_examples
+    summary["judge_failed_examples"] = runner.counts.failed_examples
+    judge: dict[str, Any] | None = None
+    if judge_model is not None:
+        usage = monitor.summary()
+        keys = ("calls", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd", "retries", "errors")
+        judge = {"model": judge_model.model, **{k: usage.get(k) for k in keys}, "cache_hits": usage.get("cache_hits", 0)}
+    return {"input": request.input, "output": output, "judge": judge, "scoring": describe(eval_cfg), **summary}
+
+
+def _present(summary: dict[str, Any], request: EvaluateRequest, console: Console) -> None:
+    """The terminal summary (unless quiet) and the HTML report (when asked)."""
+    if not request.quiet:
+        from .report import print_summary
+
+        print_summary(summary, console)
+    if request.report is not None:
+        from .html_report import write_html_report
+
+        write_html_report(summary, request.report)
+        if not request.quiet:
+            console.print(f"report: {request.report}", highlight=False)

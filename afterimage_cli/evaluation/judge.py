@@ -1,0 +1,108 @@
+"""The LLM judge: one structured-output call per conversation, scored per criterion (0–1 + feedback)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from ..config import EvaluationConfig
+from ..providers.base import LLMProvider, Messages
+from ..types import Grade
+from .grading import NOT_APPLICABLE_FEEDBACK, applicable_criteria, final_score, grade_for, row_context
+
+CRITERION_GUIDE = {
+    "coherence": "the conversation flows logically; each answer follows from what came before, no contradictions",
+    "factuality": "statements are correct; no invented facts, numbers, citations or APIs",
+    "grounding": "answers rest on the given context and do not claim what the context does not support",
+    "helpfulness": "answers solve the user's actual problem with useful, complete, actionable detail",
+    "relevance": "every answer addresses the user's question directly, without digressions or filler",
+}
+
+JUDGE_SYSTEM = (
+    "You are a strict, fair judge of synthetic training conversations between a user and an AI assistant. "
+    "Judge only the assistant's turns. For each criterion write one or two sentences of feedback, then a "
+    "score from 0 to 1: 1.0 flawless, 0.75 minor issues, 0.5 clear problems, 0.25 major problems, "
+    "0.0 unusable. Do not reward length for its own sake."
+)
+
+
+class CriterionVerdict(BaseModel):
+    """The judge's answer for one criterion; feedback comes first so the score follows the reasoning."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    feedback: str = Field(description="Why the score; name the concrete problem if any.")
+    score: float = Field(ge=0.0, le=1.0, description="0 (unusable) to 1 (flawless).")
+
+
+@lru_cache(maxsize=8)
+def verdict_schema(criteria: tuple[str, ...]) -> type[BaseModel]:
+    """A response model asking for exactly these criteria (no field for what does not apply)."""
+    fields: dict[str, Any] = {name: (CriterionVerdict, Field(description=CRITERION_GUIDE[name])) for name in criteria}
+    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+        "ConversationVerdict", __config__=ConfigDict(extra="forbid"), **fields
+    )
+    return model
+
+
+def transcript(row: dict[str, Any]) -> str:
+    """The conversation as labelled turns."""
+    lines = []
+    for turn in row["conversations"]:
+        speaker = "User" if turn.get("role") == "user" else "Assistant"
+        lines.append(f"{speaker}: {turn.get('content', '')}")
+    return "\n\n".join(lines)
+
+
+@dataclass
+class Verdict:
+    """A judged row: the seed's `evaluation` object, its final_score and grade."""
+
+    evaluation: dict[str, Any]
+    final_score: float | None
+    grade: Grade | None
+
+
+class ConversationJudge:
+    """Asks a model to score each applicable criterion; computes final_score and the grade locally."""
+
+    def __init__(self, provider: LLMProvider, cfg: EvaluationConfig) -> None:
+        self.provider = provider
+        self.cfg = cfg
+
+    def messages(self, row: dict[str, Any], criteria: tuple[str, ...]) -> Messages:
+        """The judge's request for one row."""
+        context = row_context(row)
+        limit = self.cfg.max_context_chars
+        if len(context) > limit:
+            context = context[:limit] + " […]"
+        asked = "\n".join(f"- {name}: {CRITERION_GUIDE[name]}" for name in criteria)
+        parts = [f"Context the assistant was given:\n{context}"] if context else ["The assistant was given no context."]
+        parts += [f"Conversation:\n{transcript(row)}", f"Score these criteria:\n{asked}"]
+        return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
+
+    async def judge(self, row: dict[str, Any]) -> Verdict:
+        """Judge one row (a dict in the seed schema); ProviderError propagates to the caller."""
+        criteria = applicable_criteria(bool(row_context(row)), self.cfg.context_criteria)
+        response = await self.provider.acomplete_structured(self.messages(row, criteria), verdict_schema(criteria))
+        parsed = response.parsed
+        verdicts: dict[str, CriterionVerdict] = {name: getattr(parsed, name) for name in criteria}
+        return self.verdict(verdicts, self.provider.model_name)
+
+    def verdict(self, verdicts: dict[str, CriterionVerdict], judge_model: str) -> Verdict:
+        """Assemble the evaluation object; criteria missing from `verdicts` are not applicable."""
+        evaluation: dict[str, Any] = {}
+        for name in ("coherence", "factuality", "grounding", "helpfulness", "relevance"):
+            got = verdicts.get(name)
+            if got is None:
+                evaluation[name] = {"score": None, "feedback": NOT_APPLICABLE_FEEDBACK, "applicable": False}
+            else:
+                evaluation[name] = {"score": round(got.score, 4), "feedback": got.feedback, "applicable": True}
+        score = final_score({n: v.score for n, v in verdicts.items()}, self.cfg.weights)
+        grade = grade_for(score, self.cfg.grades) if score is not None else None
+        evaluation["overall_grade"] = grade
+        evaluation["judge_model"] = judge_model
+        return Verdict(evaluation=evaluation, final_score=score, grade=grade)

@@ -1,0 +1,61 @@
+"""Resuming a partly evaluated output: which input rows it already holds, by id or content hash."""
+
+from __future__ import annotations
+
+import hashlib
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..providers.logging import warn
+from ..storage.jsonl import _drop_torn_tail, iter_rows
+
+
+def row_key(row: dict[str, Any]) -> str:
+    """A row's identity: its id, or a hash of its conversation and contexts when it has none."""
+    row_id = row.get("id")
+    if row_id is not None:
+        return f"id:{row_id}"
+    content = [row.get("conversations"), row.get("instruction_context"), row.get("response_context")]
+    return "sha:" + hashlib.blake2b(orjson.dumps(content), digest_size=16).hexdigest()
+
+
+def _digest(key: str) -> int:
+    """64 bits of a key: 8 bytes per remembered row instead of a Python string."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
+
+
+class DoneKeys:
+    """The keys of rows already in the output, as a sorted array of 64-bit digests (8 bytes per row)."""
+
+    def __init__(self, digests: array[int] | None = None) -> None:
+        self.digests = array("Q", sorted(digests)) if digests else array("Q")
+
+    def __len__(self) -> int:
+        return len(self.digests)
+
+    def __contains__(self, key: object) -> bool:
+        if not self.digests or not isinstance(key, str):
+            return False
+        digest = _digest(key)
+        at = bisect_left(self.digests, digest)
+        return at < len(self.digests) and self.digests[at] == digest
+
+
+def scan_output(path: Path) -> Iterator[dict[str, Any]]:
+    """The rows of an existing output, after cutting a torn last line an interrupted run left."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    if _drop_torn_tail(path):
+        warn(f"{path}: dropped a torn last line left by an interrupted run")
+    for _, row in iter_rows(path):
+        yield row
+
+
+def digest_of(row: dict[str, Any]) -> int:
+    """The digest DoneKeys stores for a row."""
+    return _digest(row_key(row))

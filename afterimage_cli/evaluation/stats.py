@@ -1,0 +1,153 @@
+"""Set-wide statistics of an evaluation, in fixed memory: counts, score histograms, length histograms."""
+
+from __future__ import annotations
+
+from array import array
+from collections import Counter
+from typing import Any
+
+from ..export.rows import row_grade, row_score
+from ..types import GRADES
+from .grading import CRITERIA
+
+SCORE_BINS = 1000  # 0.001 resolution: percentiles exact to the third decimal
+CHART_BINS = 20
+ANSWER_WORD_EDGES = (0, 1, 11, 26, 51, 101, 201, 401, 801, 1601)
+TURN_EDGES = (1, 2, 3, 4, 5, 6, 8, 11)
+
+
+class ScoreHistogram:
+    """Scores in [0, 1] counted in SCORE_BINS + 1 bins: mean and percentiles without keeping the scores."""
+
+    def __init__(self) -> None:
+        self.bins = array("I", [0]) * (SCORE_BINS + 1)
+        self.count = 0
+        self.total = 0.0
+
+    def add(self, score: float) -> None:
+        self.bins[min(SCORE_BINS, max(0, round(score * SCORE_BINS)))] += 1
+        self.count += 1
+        self.total += score
+
+    def quantile(self, q: float) -> float | None:
+        """The smallest score with at least a fraction q of the scores at or below it."""
+        if not self.count:
+            return None
+        needed = max(1, round(q * self.count))
+        seen = 0
+        for index, n in enumerate(self.bins):
+            seen += n
+            if seen >= needed:
+                return index / SCORE_BINS
+        return 1.0
+
+    def chart(self, bins: int = CHART_BINS) -> list[int]:
+        """Counts in `bins` equal-width bins over [0, 1] (the last one closed)."""
+        out = [0] * bins
+        for index, n in enumerate(self.bins):
+            if n:
+                out[min(bins - 1, index * bins // SCORE_BINS)] += n
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "mean": round(self.total / self.count, 4) if self.count else None,
+            "p10": self.quantile(0.1),
+            "p50": self.quantile(0.5),
+            "p90": self.quantile(0.9),
+        }
+
+
+class BinnedCounts:
+    """Counts of integers in bins given by their lower edges; the last bin is open-ended."""
+
+    def __init__(self, edges: tuple[int, ...]) -> None:
+        self.edges = edges
+        self.counts = [0] * len(edges)
+        self.total = 0
+        self.n = 0
+
+    def add(self, value: int) -> None:
+        index = len(self.edges) - 1
+        while index > 0 and value < self.edges[index]:
+            index -= 1
+        self.counts[index] += 1
+        self.total += value
+        self.n += 1
+
+    def labels(self) -> list[str]:
+        out = []
+        for low, high in zip(self.edges, [*self.edges[1:], None], strict=True):
+            if high is None:
+                out.append(f"{low}+")
+            elif high - low == 1:
+                out.append(str(low))
+            else:
+                out.append(f"{low}–{high - 1}")
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "labels": self.labels(),
+            "counts": list(self.counts),
+            "mean": round(self.total / self.n, 1) if self.n else None,
+        }
+
+
+class EvaluationStats:
+    """Everything the summary and the report show, accumulated row by row."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.grades: Counter[str] = Counter()
+        self.final = ScoreHistogram()
+        self.criteria = {name: ScoreHistogram() for name in CRITERIA}
+        self.not_applicable: Counter[str] = Counter()
+        self.issues: Counter[str] = Counter()
+        self.answer_words = BinnedCounts(ANSWER_WORD_EDGES)
+        self.user_turns = BinnedCounts(TURN_EDGES)
+        self.overlap = ScoreHistogram()
+
+    def add(self, row: dict[str, Any], metrics: dict[str, Any]) -> None:
+        """Count one evaluated (or resumed) row: its verdict, if any, and its offline metrics."""
+        self.rows += 1
+        self.grades[row_grade(row) or "ungraded"] += 1
+        score = row_score(row)
+        if score is not None:
+            self.final.add(min(1.0, max(0.0, score)))
+        evaluation = row.get("evaluation") or {}
+        for name in CRITERIA:
+            verdict = evaluation.get(name)
+            if not isinstance(verdict, dict):
+                continue
+            value = verdict.get("score")
+            if verdict.get("applicable") is False:
+                self.not_applicable[name] += 1
+            elif isinstance(value, int | float):
+                self.criteria[name].add(min(1.0, max(0.0, float(value))))
+        self.issues.update(metrics["issues"])
+        for words in metrics["assistant_words"]:
+            self.answer_words.add(words)
+        self.user_turns.add(metrics["user_turns"])
+        if metrics["context_overlap"] is not None:
+            self.overlap.add(metrics["context_overlap"])
+
+    def summary(self) -> dict[str, Any]:
+        """The statistics as plain data (JSON-ready)."""
+        grades = {grade: self.grades.get(grade, 0) for grade in GRADES}
+        if self.grades.get("ungraded"):
+            grades["ungraded"] = self.grades["ungraded"]
+        criteria = {}
+        for name, histogram in self.criteria.items():
+            criteria[name] = {**histogram.summary(), "not_applicable": self.not_applicable.get(name, 0)}
+        return {
+            "rows": self.rows,
+            "grades": grades,
+            "final_score": {**self.final.summary(), "histogram": self.final.chart()},
+            "criteria": criteria,
+            "issues": dict(sorted(self.issues.items())),
+            "answer_words": self.answer_words.summary(),
+            "user_turns": self.user_turns.summary(),
+            "context_overlap": self.overlap.summary(),
+        }

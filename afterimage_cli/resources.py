@@ -1,0 +1,132 @@
+"""Resources: what components of one run share — the corpus, the retriever, the personas and the seed.
+
+The pipeline passes one `Resources` to every instruction generator, modifier and retriever factory
+that declares a `resources` parameter. Everything is built on first use, so `validate` and
+`--dry-run` read the documents but never build an index or call a model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .config import Config, RetrieverConfig
+from .documents import Corpus, load_corpus
+from .errors import ConfigError
+from .personas import PersonaTree, PersonaTreeBuilder, load_personas, save_personas
+from .providers.base import LLMProvider
+from .registry import retrievers
+from .types import Persona
+
+
+class Resources:
+    """Lazily built shared state of a run."""
+
+    def __init__(self, cfg: Config, persona_llm: LLMProvider | None = None) -> None:
+        self.cfg = cfg
+        self.seed = cfg.generation.seed
+        self.persona_llm = persona_llm
+        self.persona_tree: PersonaTree | None = None
+        self.owned_providers: list[LLMProvider] = []  # made for this run only (a persona_generation.model)
+        self._corpus: Corpus | None = None
+        self._retriever: Any = None
+
+    # --- documents and retrieval -------------------------------------------------------------
+
+    def corpus(self, needed_by: str = "this config") -> Corpus:
+        """The documents and their chunks; ConfigError when the config has no `documents:` section."""
+        if self._corpus is None:
+            if self.cfg.documents is None:
+                raise ConfigError(f"{needed_by} needs documents: add a `documents:` section with `sources:`")
+            self._corpus = load_corpus(self.cfg.documents)
+        return self._corpus
+
+    def retriever(self, needed_by: str = "the retriever") -> Any:
+        """The configured retriever (Qdrant in local mode when `retriever:` is absent); not yet indexed."""
+        if self._retriever is None:
+            cfg = self.cfg.retriever or RetrieverConfig()
+            factory = retrievers.get(cfg.type)
+            try:
+                self._retriever = factory(cfg, self.corpus(needed_by).chunks)
+            except TypeError as exc:
+                raise ConfigError(f"retriever.type {cfg.type!r}: {exc}") from None
+            if not any(hasattr(self._retriever, m) for m in ("get_context", "aget_context_with_metadata")):
+                raise ConfigError(f"retriever.type {cfg.type!r} did not build a retriever (no get_context method)")
+        return self._retriever
+
+    # --- personas ----------------------------------------------------------------------------
+
+    @property
+    def personas_to_generate(self) -> bool:
+        """Whether the run must ask a model for personas (no saved file to reuse)."""
+        saved = self.cfg.personas_file
+        return self.cfg.persona_generation is not None and not (saved and Path(saved).exists())
+
+    def known_personas(self) -> list[Persona]:
+        """The personas available without a model: inline ones, then the personas file (if it exists yet)."""
+        personas = [Persona(description=p) for p in self.cfg.personas]
+        saved = self.cfg.personas_file
+        if saved and (self.cfg.persona_generation is None or Path(saved).exists()):
+            personas += load_personas(saved)
+        return personas
+
+    async def agenerate_persona_tree(self) -> PersonaTree:
+        """Ask the model for a persona tree from the documents (or the system prompt without documents)."""
+        pg = self.cfg.persona_generation
+        if pg is None:
+            raise ConfigError("persona generation needs a `persona_generation:` section")
+        if self.persona_llm is None:
+            raise ConfigError("persona generation needs a model")
+        chunks = self.corpus("persona_generation").chunks if self.cfg.documents else []
+        builder = PersonaTreeBuilder(
+            self.persona_llm, pg, chunks, seed=self.seed, domain=self.cfg.generation.system_prompt
+        )
+        self.persona_tree = await builder.abuild()
+        return self.persona_tree
+
+    async def apersonas(self) -> list[Persona]:
+        """Every persona of the run; a generated tree is saved to `personas_file` (when set) for reuse."""
+        if not self.personas_to_generate:
+            return self.known_personas()
+        tree = await self.agenerate_persona_tree()
+        if self.cfg.personas_file:
+            save_personas(self.cfg.personas_file, tree.personas, tree.parents)
+        return [Persona(description=p) for p in self.cfg.personas] + tree.personas
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the retriever's clients (if one was built) and the providers made for this run."""
+        closer = getattr(self._retriever, "aclose", None)
+        if closer is not None:
+            await closer()
+        elif hasattr(self._retriever, "close"):
+            self._retriever.close()
+        for provider in self.owned_providers:
+            await provider.aclose()
+
+
+def grounding_warnings(cfg: Config, resources: Resources, instruction_generator: Any) -> list[str]:
+    """Check documents, personas and stopping rules as a run would (raising ConfigError); return warnings."""
+    from .stopping import chunk_coverage_target
+
+    warnings = []
+    if cfg.documents is not None:
+        resources.corpus()
+    if cfg.personas_file and (cfg.persona_generation is None or Path(cfg.personas_file).exists()):
+        resources.known_personas()
+    if cfg.retriever is not None and not any(m.name == "rag" for m in cfg.modifiers):
+        warnings.append("a `retriever:` is configured but no 'rag' modifier uses it")
+    if cfg.persona_generation is not None and cfg.documents is None:
+        warnings.append("persona_generation without documents: personas are written from the system prompt")
+    has_personas = bool(cfg.personas or cfg.personas_file or cfg.persona_generation)
+    if getattr(instruction_generator, "use_persona", False) and not has_personas:
+        warnings.append(f"instructions.generator {cfg.instructions.generator!r} writes as a persona, but none are set")
+    rule = cfg.generation.stop_when
+    if rule is not None and rule.chunk_coverage is not None:
+        chunk_coverage_target(instruction_generator, rule.chunk_coverage)
+    if rule is not None and rule.all_personas_used and not has_personas:
+        raise ConfigError(
+            "generation.stop_when.all_personas_used needs personas (personas, personas_file or persona_generation)"
+        )
+    return warnings

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import pytest
+
+from afterimage_cli.config_loader import load_config
+from afterimage_cli.overrides import Overrides, apply_overrides
+from afterimage_cli.pipeline import run_fingerprint
+
+from .helpers import make_config
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    return load_config(make_config(tmp_path, respondent={"model": "openai/m", "api_base": "http://127.0.0.1:1/v1"}))
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        Overrides(num=999),
+        Overrides(concurrency=3),
+        Overrides(output="elsewhere.jsonl"),
+        Overrides(api_base="http://127.0.0.1:2/v1"),
+        Overrides(no_cache=True, max_cost=1.0, max_tokens=10),
+    ],
+)
+def test_operational_flags_keep_the_fingerprint(cfg, flags) -> None:
+    assert run_fingerprint(apply_overrides(cfg, flags)) == run_fingerprint(cfg)
+
+
+@pytest.mark.parametrize(
+    "flags", [Overrides(seed=123), Overrides(model="openai/other"), Overrides(max_turns=1), Overrides(user_model="u/x")]
+)
+def test_content_flags_change_the_fingerprint(cfg, flags) -> None:
+    assert run_fingerprint(apply_overrides(cfg, flags)) != run_fingerprint(cfg)

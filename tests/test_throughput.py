@@ -1,0 +1,202 @@
+"""Rate limits, key pool, response cache and spending budgets."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+import pytest
+
+from afterimage_cli.errors import MissingCredentialsError
+from afterimage_cli.providers.keypool import ApiKey, SmartKeyPool
+from afterimage_cli.providers.ratelimit import RateLimiter, parse_duration
+
+from .helpers import invoke, make_config, read_rows
+
+FAST_RETRY = {"max_attempts": 10, "base_delay": 0.01, "max_delay": 0.1}
+
+
+def run(srv, cfg, *extra: str):
+    return invoke("generate", str(cfg), "--model", "fake-model", "--api-base", srv.api_base, "-q", "--json", *extra)
+
+
+def test_parse_duration() -> None:
+    assert parse_duration("1s") == 1.0
+    assert parse_duration("6m0s") == 360.0
+    assert parse_duration("250ms") == 0.25
+    assert parse_duration("0.5") == 0.5
+    assert parse_duration(None) is None and parse_duration("soon") is None
+
+
+def test_rpm_bucket_spaces_requests() -> None:
+    async def main() -> float:
+        limiter = RateLimiter(rpm=600)  # 10/s, burst 10
+        started = time.monotonic()
+        for _ in range(20):
+            await limiter.acquire()
+            limiter.release(ok=True)
+        return time.monotonic() - started
+
+    assert 0.8 <= asyncio.run(main()) < 3.0
+
+
+def test_concurrency_limit_is_never_exceeded_and_adapts() -> None:
+    async def main() -> tuple[int, float, float]:
+        limiter = RateLimiter(max_concurrency=8, cut_cooldown=0.0)
+        peak = 0
+
+        async def call(fail: bool) -> None:
+            nonlocal peak
+            await limiter.acquire()
+            peak = max(peak, limiter.in_flight)
+            await asyncio.sleep(0.005)
+            limiter.release(ok=not fail, rate_limited=fail)
+
+        await asyncio.gather(*(call(False) for _ in range(40)))
+        await call(True)
+        after_cut = limiter.limit
+        await asyncio.gather(*(call(False) for _ in range(200)))
+        return peak, after_cut, limiter.limit
+
+    peak, after_cut, recovered = asyncio.run(main())
+    assert peak == 8
+    assert after_cut < 8
+    assert recovered > after_cut
+
+
+def test_retry_after_and_header_pause() -> None:
+    async def main() -> float:
+        limiter = RateLimiter()
+        await limiter.acquire()
+        limiter.release(ok=False, rate_limited=True, retry_after=0.3)
+        started = time.monotonic()
+        await limiter.acquire()
+        limiter.release(ok=True, headers={"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "200ms"})
+        await limiter.acquire()
+        return time.monotonic() - started
+
+    assert asyncio.run(main()) >= 0.45
+
+
+def test_key_pool_skips_cooling_key_and_disables_rejected(capsys) -> None:
+    async def main() -> list[str]:
+        pool = SmartKeyPool([ApiKey("KEY_A", "sk-aaa"), ApiKey("KEY_B", "sk-bbb")], cooldown=30)
+        first = await pool.acquire()
+        pool.report_error(first, 429)
+        picked = [(await pool.acquire()).env_name for _ in range(3)]
+        other = next(k for k in pool.keys if k is not first)
+        pool.report_error(other, 401)
+        first.cooling_until = 0
+        picked += [(await pool.acquire()).env_name for _ in range(2)]
+        return [first.env_name, *picked]
+
+    first, *picked = asyncio.run(main())
+    other = "KEY_B" if first == "KEY_A" else "KEY_A"
+    assert picked[:3] == [other] * 3
+    assert picked[3:] == [first] * 2
+    err = capsys.readouterr().err
+    assert f"{other} was rejected" in err and "sk-" not in err
+
+
+def test_key_pool_waits_while_every_key_cools() -> None:
+    async def main() -> float:
+        pool = SmartKeyPool([ApiKey("A", "1"), ApiKey("B", "2")])
+        for key in pool.keys:
+            pool.report_error(key, 429, retry_after=0.2)
+        started = time.monotonic()
+        await pool.acquire()
+        return time.monotonic() - started
+
+    assert 0.15 <= asyncio.run(main()) < 1.0
+
+
+def test_key_pool_all_rejected_fails_with_names() -> None:
+    async def main() -> None:
+        pool = SmartKeyPool([ApiKey("A", "1")])
+        pool.report_error(pool.keys[0], 401)
+        await pool.acquire()
+
+    with pytest.raises(MissingCredentialsError, match="every API key was rejected"):
+        asyncio.run(main())
+
+
+def test_requests_spread_over_keys_and_rejected_key_is_dropped(fake_server, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("KEY_ONE", "sk-one")
+    monkeypatch.setenv("KEY_TWO", "sk-two")
+    fake_server.reject_keys = {"sk-two"}
+    cfg = make_config(tmp_path, retry=FAST_RETRY, respondent={"model": "x", "api_key_env": ["KEY_ONE", "KEY_TWO"]})
+    result = run(fake_server, cfg, "-n", "10")
+    assert result.exit_code == 0, result.stderr
+    assert "KEY_TWO was rejected" in result.stderr and "sk-two" not in result.stderr
+    by_key = fake_server.stats["by_key"]
+    assert by_key["sk-two"] <= 4 and by_key["sk-one"] > 20
+
+
+def test_cached_rerun_makes_zero_calls(fake_server, tmp_path) -> None:
+    cfg = make_config(tmp_path, retry=FAST_RETRY)
+    assert run(fake_server, cfg, "-n", "8").exit_code == 0
+    first = sorted(read_rows(tmp_path / "out.jsonl"), key=lambda r: r["id"])
+    calls = fake_server.stats["requests"]
+    result = run(fake_server, cfg, "-n", "8", "--overwrite")
+    assert result.exit_code == 0
+    summary = orjson.loads(result.stdout)
+    assert fake_server.stats["requests"] == calls
+    assert summary["calls"] == 0 and summary["cache_hits"] >= 8 and summary["rows_written"] == 8
+    assert sorted(read_rows(tmp_path / "out.jsonl"), key=lambda r: r["id"]) == first
+    result = run(fake_server, cfg, "-n", "8", "--overwrite", "--no-cache")
+    assert fake_server.stats["requests"] == 2 * calls
+
+
+def test_changed_prompt_recalls_only_what_changed(fake_server, tmp_path) -> None:
+    cfg = make_config(tmp_path, retry=FAST_RETRY, generation={"min_turns": 1, "max_turns": 1})
+    assert run(fake_server, cfg, "-n", "6").exit_code == 0
+    calls = fake_server.stats["requests"]  # 6 instruction calls + 6 answers
+    changed = make_config(
+        tmp_path, retry=FAST_RETRY, generation={"min_turns": 1, "max_turns": 1, "system_prompt": "Be terse."}
+    )
+    assert run(fake_server, changed, "-n", "6", "--overwrite").exit_code == 0
+    # The opening questions are unchanged (cached); only the six answers are asked again.
+    assert fake_server.stats["requests"] - calls == 6
+
+
+def test_max_cost_stops_cleanly_and_resumes(fake_server, tmp_path) -> None:
+    priced = {"model": "x", "input_cost_per_million": 20.0, "output_cost_per_million": 20.0}
+    cfg = make_config(tmp_path, retry=FAST_RETRY, respondent=priced, generation={"concurrency": 2})
+    result = run(fake_server, cfg, "-n", "30", "--max-cost", "0.1")
+    assert result.exit_code == 1
+    assert "cost budget reached" in result.stderr and "re-run" in result.stderr
+    rows = read_rows(tmp_path / "out.jsonl")
+    assert 0 < len(rows) < 30
+    spent = sum(r["metadata"]["usage"]["cost_usd"] for r in rows)
+    assert spent < 0.1 + 0.05  # calls in flight when the budget was reached may finish
+    result = run(fake_server, cfg, "-n", "30")
+    assert result.exit_code == 0
+    assert len(read_rows(tmp_path / "out.jsonl")) == 30
+
+
+def test_max_tokens_budget(fake_server, tmp_path) -> None:
+    cfg = make_config(tmp_path, retry=FAST_RETRY, generation={"concurrency": 1})
+    result = run(fake_server, cfg, "-n", "50", "--max-tokens", "2000")
+    assert result.exit_code == 1 and "token budget reached" in result.stderr
+    assert 0 < len(read_rows(tmp_path / "out.jsonl")) < 50
+
+
+def test_adaptive_concurrency_settles_under_admission_limit(fake_server, tmp_path) -> None:
+    fake_server.admit_rps = 100
+    fake_server.latency = 0.02
+    fake_server.retry_after = None
+    cfg = make_config(
+        tmp_path,
+        retry={"max_attempts": 20, "base_delay": 0.05, "max_delay": 0.5},
+        generation={"min_turns": 1, "max_turns": 1, "concurrency": 64},
+        instructions={"generator": "simple", "options": {"instructions": ["Hello?"]}},
+    )
+    result = run(fake_server, cfg, "-n", "300")
+    assert result.exit_code == 0, result.stderr
+    summary = orjson.loads(result.stdout)
+    assert summary["concurrency_cuts"] >= 1
+    stats = fake_server.stats
+    # Without adapting, 64 workers against 100 admissions/s at 20 ms would see most requests refused.
+    assert stats["429"] < stats["ok"]
+    assert len(read_rows(tmp_path / "out.jsonl")) == 300
