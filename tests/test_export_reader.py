@@ -127,3 +127,11 @@ def test_missing_input_is_a_usage_error(tmp_path: Path) -> None:
     result = invoke_export(str(tmp_path / "nope.jsonl"), "-f", "sharegpt")
     assert result.exit_code == 2
     assert "cannot read" in result.stderr
+
+
+def test_a_reader_can_be_given_its_own_row_check() -> None:
+    odd = orjson.dumps({"conversations": [turn("assistant", "a")]}) + b"\n"
+    with pytest.raises(InputError, match="IN:1: conversations"):
+        read_all([odd])
+    reader = RowReader(io.BytesIO(odd + b"[]\n"), "IN", skip_invalid=True, check=lambda row: None if row else "empty")
+    assert len(list(reader)) == 1 and reader.skip_examples == ["IN:2: empty"]

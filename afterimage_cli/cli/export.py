@@ -67,8 +67,6 @@ def export_command(
         if not format_names:
             raise UsageError("give at least one --format (see --list-formats)")
         names = list(dict.fromkeys(format_names))  # a repeated --format is written once
-        for name in names:
-            export.get_format(name)
         options = export.ExportOptions(_read_system_prompt(system_prompt), include_reasoning)
         keep = export.make_row_filter(min_score, min_grade)
         splitter = export.Splitter(split, seed) if split is not None else None

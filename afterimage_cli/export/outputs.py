@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
+from .formats import get_format
 from .split import TRAIN, VAL
 from .writer import OUTPUT_FORMATS, STDOUT
 
@@ -32,12 +33,14 @@ class OutputPlan:
 def plan_outputs(
     format_names: list[str], output: str | None, *, split: bool, output_format: str, source: str
 ) -> OutputPlan:
-    """Decide the destinations, or raise `UsageError` for combinations that cannot work.
+    """Decide the destinations, or raise `UsageError` for unknown formats and combinations that cannot work.
 
     No -o (or -o -) writes stdout and allows one format and no split. -o DIR (an existing directory,
     a path ending in '/', or any -o with several formats) writes DIR/<format>.<ext>. Otherwise -o is the
     file. A split turns every file into <stem>.train.<ext> and <stem>.val.<ext>.
     """
+    for name in format_names:
+        get_format(name)  # an unknown name fails here, before any file is opened
     if output_format not in OUTPUT_FORMATS:
         raise UsageError(f"--output-format {output_format!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
     ext = f".{output_format}"

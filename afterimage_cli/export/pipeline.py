@@ -77,8 +77,6 @@ def run_export(
 
 def _stream(rows: Iterable[Row], targets: list[_Target], keep: RowFilter | None, splitter: Splitter | None) -> int:
     """The hot loop; returns how many rows the filter dropped."""
-    filtered = 0
-    part_of: Callable[[Row], str] = splitter.part_of_row if splitter else (lambda row: WHOLE)
     if len(targets) == 1 and keep is None and splitter is None:
         # The common `export - --format F` case, without the per-row bookkeeping below.
         feed, write = targets[0].converter.feed, targets[0].writers[WHOLE].write
@@ -87,6 +85,8 @@ def _stream(rows: Iterable[Row], targets: list[_Target], keep: RowFilter | None,
             if record is not None:
                 write(record)
         return 0
+    filtered = 0
+    part_of: Callable[[Row], str] = splitter.part_of_row if splitter else (lambda row: WHOLE)
     for row in rows:
         if keep is not None and not keep(row):
             filtered += 1

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -18,23 +18,31 @@ _READ_BUFFER = 1 << 20
 _SKIP_EXAMPLES = 5
 
 
+RowCheck = Callable[[Any], str | None]
+"""Says what is wrong with a parsed row ('field.path: message'), or None."""
+
+
 class RowReader:
     """Iterates the valid rows of one input; counts rows read and (with skip_invalid) rows skipped.
 
     Without ``skip_invalid`` the first bad line raises `InputError` ("INPUT:LINE: what is wrong").
-    Blank lines are not rows and are not counted.
+    Blank lines are not rows and are not counted. ``check`` decides what a valid row is: export's
+    `row_problem` by default; a command that accepts other rows passes its own.
     """
 
-    def __init__(self, stream: BinaryIO, name: str, *, skip_invalid: bool = False) -> None:
+    def __init__(
+        self, stream: BinaryIO, name: str, *, skip_invalid: bool = False, check: RowCheck = row_problem
+    ) -> None:
         self.stream = stream
         self.name = name
         self.skip_invalid = skip_invalid
+        self.check = check
         self.read = 0
         self.skipped = 0
         self.skip_examples: list[str] = []
 
     def __iter__(self) -> Iterator[Row]:
-        loads, problem_of, decode_error = orjson.loads, row_problem, orjson.JSONDecodeError
+        loads, problem_of, decode_error = orjson.loads, self.check, orjson.JSONDecodeError
         lineno = blank = 0
         try:
             for lineno, line in enumerate(self.stream, 1):
@@ -66,10 +74,10 @@ class RowReader:
 
 
 @contextmanager
-def open_rows(source: str, *, skip_invalid: bool = False) -> Iterator[RowReader]:
+def open_rows(source: str, *, skip_invalid: bool = False, check: RowCheck = row_problem) -> Iterator[RowReader]:
     """A `RowReader` over a JSONL path, or over stdin for '-'."""
     if source == STDIN:
-        yield RowReader(sys.stdin.buffer, "<stdin>", skip_invalid=skip_invalid)
+        yield RowReader(sys.stdin.buffer, "<stdin>", skip_invalid=skip_invalid, check=check)
         return
     path = Path(source)
     if path.is_dir():
@@ -79,4 +87,4 @@ def open_rows(source: str, *, skip_invalid: bool = False) -> Iterator[RowReader]
     except OSError as exc:
         raise UsageError(f"{source}: cannot read: {exc.strerror or exc}") from exc
     with stream:
-        yield RowReader(stream, source, skip_invalid=skip_invalid)
+        yield RowReader(stream, source, skip_invalid=skip_invalid, check=check)
