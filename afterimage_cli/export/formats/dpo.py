@@ -7,7 +7,7 @@ with the highest ``final_score`` is chosen and the lowest rejected, when their s
 the row seen first). Unevaluated rows are ignored.
 
 Memory: grouping needs the whole input, so this format holds, per distinct first instruction, the best
-and worst row seen so far (two rows, not the whole group) and writes its pairs when the input ends.
+and worst row's turns seen so far (two conversations, not the whole group) and writes its pairs when the input ends.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from .base import ExportFormat, ExportOptions, message_arrow_type, role_content_
 
 @dataclass
 class _Extremes:
-    """The best and worst row of one instruction group."""
+    """The turns of the best and worst row of one instruction group (only turns: the rest is not needed)."""
 
-    best: Row
+    best: list[dict[str, Any]]
     best_score: float
-    worst: Row
+    worst: list[dict[str, Any]]
     worst_score: float
 
 
@@ -42,14 +42,15 @@ class PreferencePairer:
         score = row_score(row)
         if score is None:
             return None
-        instruction = row["conversations"][0]["content"].strip()
+        turns = row["conversations"]
+        instruction = turns[0]["content"].strip()
         group = self.groups.get(instruction)
         if group is None:
-            self.groups[instruction] = _Extremes(row, score, row, score)
+            self.groups[instruction] = _Extremes(turns, score, turns, score)
         elif score > group.best_score:
-            group.best, group.best_score = row, score
+            group.best, group.best_score = turns, score
         elif score < group.worst_score:
-            group.worst, group.worst_score = row, score
+            group.worst, group.worst_score = turns, score
         return None
 
     def finish(self) -> Iterator[tuple[Record, str]]:
@@ -61,13 +62,13 @@ class PreferencePairer:
     def _pair(self, group: _Extremes) -> Record:
         """Render a group's extremes as prompt / chosen / rejected message lists."""
         include_reasoning = self.options.include_reasoning
-        prompt = [role_content_message(group.best["conversations"][0], include_reasoning)]
+        prompt = [role_content_message(group.best[0], include_reasoning)]
         if self.options.system_prompt is not None:
             prompt.insert(0, system_message(self.options.system_prompt, include_reasoning))
         return {
             "prompt": prompt,
-            "chosen": [role_content_message(t, include_reasoning) for t in group.best["conversations"][1:]],
-            "rejected": [role_content_message(t, include_reasoning) for t in group.worst["conversations"][1:]],
+            "chosen": [role_content_message(t, include_reasoning) for t in group.best[1:]],
+            "rejected": [role_content_message(t, include_reasoning) for t in group.worst[1:]],
         }
 
 
