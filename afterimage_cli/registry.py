@@ -99,6 +99,8 @@ REGISTRIES: dict[str, Registry] = {
 
 providers.register("litellm", "afterimage_cli.providers.litellm_provider:LiteLLMProvider")
 providers.register("offline", "afterimage_cli.providers.offline:OfflineProvider")
+providers.register("openai_compat", "afterimage_cli.providers.openai_compat:OpenAICompatProvider")
+
 instruction_generators.register("simple", "afterimage_cli.instructions.simple:SimpleInstructionGenerator")
 instruction_generators.register("contextual", "afterimage_cli.instructions.contextual:ContextualInstructionGenerator")
 instruction_generators.register("persona", "afterimage_cli.instructions.persona:PersonaInstructionGenerator")

@@ -12,9 +12,18 @@ from afterimage_cli.types import ConversationRow
 from .helpers import invoke, make_config, read_rows
 
 FAST_RETRY = {"max_attempts": 8, "base_delay": 0.01, "max_delay": 0.05}
+TRANSPORT = {"name": "openai_compat"}
+
+
+@pytest.fixture(autouse=True, params=["openai_compat", "litellm"])
+def transport(request):
+    """Every engine test runs through both transports: their behaviour must be identical."""
+    TRANSPORT["name"] = request.param
+    return request.param
 
 
 def served(srv, tmp_path, *extra: str, **sections):
+    sections["respondent"] = {"model": "offline", **sections.get("respondent", {}), "provider": TRANSPORT["name"]}
     cfg = make_config(tmp_path, retry=FAST_RETRY, **sections)
     return invoke("generate", str(cfg), "--model", "fake-model", "--api-base", srv.api_base, "-q", *extra)
 

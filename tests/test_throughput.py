@@ -43,7 +43,7 @@ def test_rpm_bucket_spaces_requests() -> None:
 
 def test_concurrency_limit_is_never_exceeded_and_adapts() -> None:
     async def main() -> tuple[int, float, float]:
-        limiter = RateLimiter(max_concurrency=8, cut_cooldown=0.0)
+        limiter = RateLimiter(max_concurrency=8, cut_cooldown=0.0, grow_interval=0.0)
         peak = 0
 
         async def call(fail: bool) -> None:

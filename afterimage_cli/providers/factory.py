@@ -12,6 +12,7 @@ from ..errors import ConfigError
 from ..registry import providers
 from .base import LLMProvider
 from .keypool import SmartKeyPool
+from .pricing import price_per_token
 
 # The variable each provider prefix reads its key from, when the config names none.
 DEFAULT_KEY_ENV: dict[str, str | None] = {
@@ -31,6 +32,10 @@ DEFAULT_KEY_ENV: dict[str, str | None] = {
     "llamafile": None,
 }
 LOCAL_PLACEHOLDER_KEY = "sk-local-no-key"
+# Models served by an OpenAI-compatible api_base go through the direct transport (far less CPU per
+# call than litellm, same behaviour); `provider: litellm` in the config forces litellm.
+DIRECT_TRANSPORT = "openai_compat"
+DIRECT_PREFIXES = frozenset({"openai", "hosted_vllm", "lm_studio", "llamafile"})
 
 
 @dataclass(frozen=True)
@@ -53,12 +58,15 @@ def parse_model(model: str, *, api_base: str | None = None, provider: str | None
         raise ConfigError("model is empty: give a model string such as 'openai/gpt-4o-mini' or 'offline'")
     prefix, sep, name = model.partition("/")
     if provider:
-        return ModelSpec(provider, prefix if sep else "", name if sep else model)
+        if sep:
+            return ModelSpec(provider, prefix, name)
+        return ModelSpec(provider, "openai" if api_base else "", model)
+
     if model == "offline" or prefix == "offline":
         return ModelSpec("offline", "", model)
     if not sep:
         if api_base:
-            return ModelSpec("litellm", "openai", model)
+            return ModelSpec(DIRECT_TRANSPORT, "openai", model)
         if model.startswith(("gpt-", "o1", "o3", "o4")):
             return ModelSpec("litellm", "openai", model)
         if model.startswith("claude"):
@@ -66,6 +74,8 @@ def parse_model(model: str, *, api_base: str | None = None, provider: str | None
         if model.startswith("gemini"):
             return ModelSpec("litellm", "gemini", model)
         raise ConfigError(f"model {model!r} names no provider: write it as 'provider/model', e.g. 'openai/{model}'")
+    if api_base and prefix in DIRECT_PREFIXES:
+        return ModelSpec(DIRECT_TRANSPORT, prefix, name)
     return ModelSpec("litellm", prefix, name)
 
 
@@ -101,8 +111,9 @@ class LLMFactory:
         kwargs: dict[str, Any] = {"timeout": cfg.timeout, "params": LLMFactory.request_params(cfg)}
         if spec.provider != "offline":
             kwargs.update(api_base=cfg.api_base, keys=build_key_pool(spec, cfg, env))
-            if cfg.input_cost_per_million is not None or cfg.output_cost_per_million is not None:
-                kwargs["price"] = (cfg.input_cost_per_million or 0.0, cfg.output_cost_per_million or 0.0)
+            price = model_price(cfg)
+            if price is not None:
+                kwargs["price"] = price
 
         return factory(spec.full, **kwargs)  # type: ignore[no-any-return]
 
@@ -129,10 +140,4 @@ def model_price(cfg: ModelConfig) -> tuple[float, float] | None:
     spec = parse_model(cfg.model, api_base=cfg.api_base, provider=cfg.provider)
     if spec.provider == "offline":
         return 0.0, 0.0
-    from .litellm_provider import import_litellm
-
-    costs = import_litellm().model_cost
-    entry = costs.get(spec.full) or costs.get(spec.model)
-    if not entry or entry.get("input_cost_per_token") is None:
-        return None
-    return float(entry["input_cost_per_token"]), float(entry.get("output_cost_per_token") or 0.0)
+    return price_per_token(spec.full, spec.model)

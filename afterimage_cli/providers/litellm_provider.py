@@ -192,7 +192,7 @@ class LiteLLMProvider(BaseProvider):
             completion_token_count=completion_tokens,
             total_token_count=int(getattr(usage, "total_tokens", 0) or prompt_tokens + completion_tokens),
             finish_reason=choice.finish_reason,
-            model_name=getattr(response, "model", None) or self.model_name,
+            model_name=self.model_name,
             raw_response=response,
             reasoning_content=getattr(message, "reasoning_content", None),
             cost=self._cost(prompt_tokens, completion_tokens),
@@ -201,7 +201,7 @@ class LiteLLMProvider(BaseProvider):
 
     def _cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
         if self.price is not None:
-            return (prompt_tokens * self.price[0] + completion_tokens * self.price[1]) / 1_000_000
+            return prompt_tokens * self.price[0] + completion_tokens * self.price[1]
         try:
             prompt_cost, completion_cost = import_litellm().cost_per_token(
                 model=self.model_name, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens

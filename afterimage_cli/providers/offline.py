@@ -65,12 +65,13 @@ _PERSONA_GOALS = (
 
 def _persona_lines(source: str, rng: random.Random, count: int = 40) -> list[str]:
     """Persona descriptions (role, level, goal) about the keywords of the prompt's context."""
-    words = _keywords(_split_context(source)[1] or source) or ["this topic"]
+    text = (_split_context(source)[1] or source).lower()
+    # Words the material repeats are its topics; one-off words are too often adjectives or verbs.
+    words = [w for w in _keywords(text) if len(w) > 5 and text.count(w) > 1] or ["this topic"]
     lines = []
     for _ in range(count):
-        start = rng.randrange(len(words))
         level, role = rng.choice(_PERSONA_LEVELS), rng.choice(_PERSONA_ROLES)
-        lines.append(f"A {level} {role} who {rng.choice(_PERSONA_GOALS)} {' '.join(words[start : start + 2])}.")
+        lines.append(f"A {level} {role} who {rng.choice(_PERSONA_GOALS)} {rng.choice(words)}.")
     return lines
 
 

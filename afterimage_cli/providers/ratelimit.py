@@ -70,8 +70,10 @@ class RateLimiter:
         tpm: float | None = None,
         adaptive: bool = True,
         min_concurrency: int = 1,
-        cut_cooldown: float = 1.0,
+        cut_cooldown: float = 0.2,
+        grow_interval: float = 0.5,
     ) -> None:
+        self.grow_interval = grow_interval
         self.ceiling = max_concurrency or 1_000_000
         self.limit = float(self.ceiling)
         self.min_concurrency = min_concurrency
@@ -84,6 +86,7 @@ class RateLimiter:
         self.paused_until = 0.0
         self.cuts = 0
         self._last_cut = 0.0
+        self._last_change = 0.0
         self._successes = 0
         self._changed: asyncio.Event | None = None
 
@@ -139,14 +142,23 @@ class RateLimiter:
             if self.adaptive and now - self._last_cut >= self.cut_cooldown:
                 # Cut once per burst: many 429s arriving together are one signal, not many.
                 self.limit = max(float(self.min_concurrency), self.limit_in_use() / 2)
-                self._last_cut = now
+                self._last_cut = self._last_change = now
                 self._successes = 0
                 self.cuts += 1
         elif ok:
             self._successes += 1
-            if self.adaptive and self.limit < self.ceiling and self._successes >= max(1, int(self.limit)):
+            # Grow by one after a full window of successes, and no faster than grow_interval, so a limit
+            # found by a cut is probed gently instead of being overrun within a few round trips.
+            if (
+                self.adaptive
+                and self.limit < self.ceiling
+                and self._successes >= max(1, int(self.limit))
+                and now - self._last_change >= self.grow_interval
+            ):
                 self.limit = min(float(self.ceiling), self.limit + 1)
                 self._successes = 0
+                self._last_change = now
+
         self._apply_headers(headers, now)
         self._wake()
 

@@ -1,0 +1,212 @@
+"""A direct OpenAI-compatible transport (vLLM, llama.cpp, Ollama's /v1, LM Studio, any --api-base server).
+
+It speaks only POST {api_base}/chat/completions over one aiohttp session, so a call costs a fraction of
+litellm's CPU. Errors, retries, usage, reasoning and structured output behave exactly as through litellm.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..errors import ProviderError
+from .base import BaseProvider, LLMResponse, Messages, StructuredLLMResponse
+from .keypool import ApiKey, SmartKeyPool
+from .ratelimit import parse_duration
+from .structured import Schema, json_schema_of, parse_structured, schema_name
+
+
+def _error_message(body: bytes) -> str:
+    """The server's own error text, if its body is OpenAI-shaped JSON."""
+    try:
+        data = orjson.loads(body)
+        error = data.get("error") if isinstance(data, dict) else None
+        message = error.get("message") if isinstance(error, dict) else error
+        return str(message or data)[:300]
+    except orjson.JSONDecodeError:
+        return body[:200].decode("utf-8", "replace")
+
+
+def status_error(
+    model: str, status: int, body: bytes, headers: dict[str, str], key: ApiKey | None, api_base: str
+) -> ProviderError:
+    """Map an HTTP error status to a ProviderError (same kinds and wording as the litellm path)."""
+    detail = _error_message(body)
+    if status == 429:
+        retry_after = parse_duration(headers.get("retry-after"))
+        if "retry-after-ms" in headers:
+            ms = parse_duration(headers["retry-after-ms"])
+            retry_after = ms / 1000 if ms is not None else retry_after
+        return ProviderError(
+            f"{model}: rate limited (429)",
+            retryable=True,
+            status_code=429,
+            retry_after=retry_after,
+            kind="rate_limit",
+            headers=headers,
+        )
+    if status in (401, 403):
+        hint = f" (key from {key.env_name})" if key else ""
+        return ProviderError(
+            f"{model}: the API key was rejected ({status}){hint}: check the key variable",
+            retryable=False,
+            status_code=status,
+            kind="auth",
+        )
+    if status == 404:
+        return ProviderError(
+            f"{model}: model or endpoint not found (404) at {api_base}: check the model name and api_base",
+            retryable=False,
+            status_code=status,
+            kind="bad_request",
+        )
+    if status in (400, 413, 422):
+        return ProviderError(
+            f"{model}: the request was refused ({status}): {detail}",
+            retryable=False,
+            status_code=status,
+            kind="bad_request",
+        )
+    return ProviderError(
+        f"{model}: server error ({status}): {detail}", retryable=True, status_code=status, kind="server"
+    )
+
+
+class OpenAICompatProvider(BaseProvider):
+    """Chat completions against an OpenAI-compatible server, one HTTP session for the whole run."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_base: str | None = None,
+        keys: SmartKeyPool | None = None,
+        timeout: float = 60.0,
+        params: dict[str, Any] | None = None,
+        price: tuple[float, float] | None = None,
+    ) -> None:
+        if not api_base:
+            raise ProviderError(
+                f"{model}: the openai_compat provider needs api_base (the server's /v1 URL)",
+                retryable=False,
+                kind="bad_request",
+            )
+        self.model_name = model
+        # 'openai/llama3' or 'hosted_vllm/llama3' → the server is asked for 'llama3'.
+        self.served_model = model.split("/", 1)[1] if "/" in model else model
+        self.url = api_base.rstrip("/") + "/chat/completions"
+        self.api_base = api_base
+        self.keys = keys
+        self.timeout = timeout
+        self.params = dict(params or {})
+        self.price = price
+        self._session: Any = None
+
+    def _client(self) -> Any:
+        if self._session is None:
+            import aiohttp
+
+            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                json_serialize=lambda obj: orjson.dumps(obj).decode(),
+            )
+        return self._session
+
+    async def _post(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        import aiohttp
+
+        key = await self.keys.acquire() if self.keys else None
+        headers = {"Content-Type": "application/json"}
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key.value}"
+        try:
+            async with self._client().post(self.url, data=orjson.dumps(payload), headers=headers) as response:
+                body = await response.read()
+                answer_headers = {k.lower(): v for k, v in response.headers.items()}
+                status = response.status
+        except TimeoutError:
+            raise ProviderError(f"{self.model_name}: request timed out", retryable=True, kind="timeout") from None
+        except aiohttp.ClientError as exc:
+            raise ProviderError(
+                f"{self.model_name}: cannot reach the server at {self.api_base}: {exc}",
+                retryable=True,
+                kind="connection",
+            ) from exc
+        if status >= 400:
+            error = status_error(self.model_name, status, body, answer_headers, key, self.api_base)
+            if key is not None and self.keys is not None:
+                self.keys.report_error(key, status, error.retry_after)
+                if error.kind == "auth" and self.keys.has_live_keys():
+                    error.retryable = True  # another key may work; the rejected one is out of the pool
+            raise error
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise ProviderError(
+                f"{self.model_name}: malformed response body ({len(body)} bytes)", retryable=True, kind="invalid_output"
+            ) from None
+        if not isinstance(data, dict):
+            raise ProviderError(f"{self.model_name}: malformed response", retryable=True, kind="invalid_output")
+        return data, answer_headers
+
+    def _to_response(self, data: dict[str, Any], headers: dict[str, str]) -> LLMResponse:
+        try:
+            choice = data["choices"][0]
+            message = choice["message"]
+            text = message.get("content")
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise ProviderError(
+                f"{self.model_name}: malformed response: missing {exc}", retryable=True, kind="invalid_output"
+            ) from None
+        if text is None:
+            raise ProviderError(
+                f"{self.model_name}: empty response (finish_reason={choice.get('finish_reason')})",
+                retryable=True,
+                kind="invalid_output",
+            )
+        usage = data.get("usage") or {}
+        prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        completion_tokens = int(usage.get("completion_tokens") or 0)
+        cost = None
+        if self.price is not None:
+            cost = prompt_tokens * self.price[0] + completion_tokens * self.price[1]
+        limits = {k: v for k, v in headers.items() if "ratelimit" in k}
+        return LLMResponse(
+            text=text,
+            prompt_token_count=prompt_tokens,
+            completion_token_count=completion_tokens,
+            total_token_count=int(usage.get("total_tokens") or prompt_tokens + completion_tokens),
+            finish_reason=choice.get("finish_reason"),
+            model_name=self.model_name,
+            raw_response=data,
+            reasoning_content=message.get("reasoning_content") or message.get("reasoning"),
+            cost=cost,
+            headers=limits or None,
+        )
+
+    async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
+        payload = {**self.params, **kwargs, "model": self.served_model, "messages": messages}
+        return self._to_response(*await self._post(payload))
+
+    async def acomplete_structured(self, messages: Messages, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
+        response_format = {
+            "type": "json_schema",
+            "json_schema": {"name": schema_name(schema), "schema": json_schema_of(schema)},
+        }
+        payload = {
+            **self.params,
+            **kwargs,
+            "model": self.served_model,
+            "messages": messages,
+            "response_format": response_format,
+        }
+        plain = self._to_response(*await self._post(payload))
+        return StructuredLLMResponse(**plain.model_dump(), parsed=parse_structured(plain.text, schema))
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
