@@ -24,7 +24,6 @@ from .providers.ratelimit import RateLimiter
 from .registry import instruction_generators, prompt_modifiers, providers, storage
 from .resources import Resources, grounding_warnings
 from .storage.base import BaseStorage
-from .types import Persona
 
 
 def run_fingerprint(cfg: Config) -> str:
@@ -35,12 +34,22 @@ def run_fingerprint(cfg: Config) -> str:
     data["generation"].pop("stop_when", None)
     for name in ("storage", "retry", "error_budget", "cache", "budget"):
         data.pop(name, None)
-    operational = ("api_base", "api_key_env", "timeout", "provider", "max_concurrency", "rpm", "tpm")
-    operational += ("adaptive_concurrency", "input_cost_per_million", "output_cost_per_million")
+    operational = (
+        *("api_base", "api_key_env", "timeout", "provider", "max_concurrency", "rpm", "tpm"),
+        *("adaptive_concurrency", "input_cost_per_million", "output_cost_per_million"),
+    )
+
     for role in ("respondent", "correspondent"):
         if data.get(role):
             for key in operational:
                 data[role].pop(key, None)
+    if not cfg.quality.auto_improve:  # the judge decides row content only through the quality gate
+        data.pop("quality", None)
+        data.pop("evaluation", None)
+    elif "evaluation" in data:
+        data["evaluation"].pop("concurrency", None)
+        for key in operational:
+            (data["evaluation"].get("judge") or {}).pop(key, None)
 
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
@@ -137,6 +146,8 @@ class Run:
             self.generator.personas = await self.resources.apersonas()
 
     async def aclose(self) -> None:
+        for provider in self.providers:
+            await provider.aclose()
         if self.resources is not None:
             await self.resources.aclose()
         if self.cache is not None:
@@ -175,6 +186,21 @@ def build_provider(
     return raw, wrapped
 
 
+def build_quality_gate(
+    cfg: Config, respondent: LLMProvider, budget: ErrorBudget, monitor: GenerationMonitor, cache: ResponseCache | None
+) -> tuple[LLMProvider | None, Any]:
+    """(the judge's own raw provider or None, generate's quality gate or None when auto_improve is off)."""
+    if not cfg.quality.auto_improve:
+        return None, None
+    from .evaluation.judge import ConversationJudge
+    from .evaluation.quality import QualityGate
+
+    raw, judge = None, respondent  # without evaluation.judge the respondent judges, through its own limiter
+    if cfg.evaluation.judge is not None:
+        raw, judge = build_provider(cfg.evaluation.judge, cfg, budget, monitor, cache)
+    return raw, QualityGate(ConversationJudge(judge, cfg.evaluation), cfg.quality)
+
+
 def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
     """Wire providers (with retries and the error budget), callbacks, storage and the generator."""
     from .generators.conversation import ConversationGenerator
@@ -210,6 +236,7 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
         modifiers=build_modifiers(cfg, resources),
         system_prompt=gen.system_prompt,
     )
+    judge_raw, common["quality_gate"] = build_quality_gate(cfg, respondent, budget, monitor, cache)
     generator: BaseGenerator
     if gen.kind == "structured":
         assert gen.output_schema is not None
@@ -218,6 +245,7 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
     else:
         generator = ConversationGenerator(**common)
     distinct = [respondent_raw] if correspondent_raw is respondent_raw else [respondent_raw, correspondent_raw]
+    distinct += [judge_raw] if judge_raw is not None else []
     return Run(
         cfg=cfg,
         generator=generator,
