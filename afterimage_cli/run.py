@@ -15,7 +15,8 @@ from .generators.base import item_rng
 from .monitor import GenerationMonitor
 from .pipeline import build_run, check_components, run_fingerprint
 from .providers.factory import model_price
-from .types import Persona
+from .resources import Resources
+from .stopping import target_items, with_planned_target
 
 ASSUMED_ANSWER_TOKENS = 300
 ASSUMED_QUESTION_TOKENS = 40
@@ -28,8 +29,11 @@ def execute(cfg: Config, *, overwrite: bool, quiet: bool, console: Console) -> d
 
     async def main() -> Any:
         try:
+            await run.aprepare()  # personas generated from the documents, when configured
+            target = target_items(cfg, run.generator)  # num_conversations, or what generation.stop_when needs
+            monitor.target = target
             with monitor.display("quiet" if quiet else "progress"):
-                return await run.generator.run(cfg.generation.num_conversations, overwrite=overwrite)
+                return await run.generator.run(target, overwrite=overwrite)
         finally:
             await run.aclose()
 
@@ -103,8 +107,9 @@ def estimate(cfg: Config) -> dict[str, Any]:
 
 def preview(cfg: Config, items: int = 3) -> dict[str, Any]:
     """What --dry-run shows: the resolved config, the first items' plans and prompts, and an estimate."""
+    cfg = with_planned_target(cfg)
     warnings = check_components(cfg)
-    personas = [Persona(description=p) for p in cfg.personas]
+    personas = Resources(cfg).known_personas()
     plans = []
     for index in range(min(items, cfg.generation.num_conversations)):
         rng: random.Random = item_rng(cfg.generation.seed, index)

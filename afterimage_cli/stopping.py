@@ -47,3 +47,26 @@ def target_items(cfg: Config, generator: Any) -> int:
             "generation.stop_when.all_personas_used needs personas (personas, personas_file or persona_generation)"
         )
     return items_until_all_used(personas, lambda index: generator.plan(index).persona)
+
+
+def with_planned_target(cfg: Config) -> Config:
+    """For --dry-run: the config with num_conversations set to what its stopping rule needs, when that is
+    known without a model (chunk coverage always; personas once they are inline or saved)."""
+    from .generators.base import item_rng
+    from .pipeline import build_instruction_generator
+    from .resources import Resources
+
+    rule = cfg.generation.stop_when
+    if rule is None:
+        return cfg
+    resources = Resources(cfg)
+    if rule.chunk_coverage is not None:
+        generator = build_instruction_generator(cfg, None, resources)
+        target = chunk_coverage_target(generator, rule.chunk_coverage)
+    else:
+        personas = resources.known_personas()
+        if resources.personas_to_generate or not personas:
+            return cfg
+        target = items_until_all_used(personas, lambda index: item_rng(cfg.generation.seed, index).choice(personas))
+    generation = cfg.generation.model_copy(update={"num_conversations": target})
+    return cfg.model_copy(update={"generation": generation})
