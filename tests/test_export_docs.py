@@ -9,7 +9,7 @@ import orjson
 
 from tests.test_export_support import invoke_export, turn, write_jsonl
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "export.md"
+DOC = Path(__file__).resolve().parent.parent / "README.md"
 EXAMPLE = re.compile(r"\*\*`(\w+)`\*\*.*?```json\n(.*?)\n```", re.DOTALL)
 
 
