@@ -36,8 +36,14 @@ def report_error(message: str) -> None:
         stderr.print(f"  {line}", markup=False, highlight=False)
 
 
-def run_command(fn: Callable[[], R], *, debug: bool = False) -> R:
-    """Run a command body; map afterimage errors to exit codes, Ctrl-C to 130, no traceback unless debug."""
+RESUMABLE = "interrupted; everything written so far is kept (re-run the same command to resume)"
+
+
+def run_command(fn: Callable[[], R], *, debug: bool = False, on_interrupt: str = "interrupted") -> R:
+    """Run a command body; map afterimage errors to exit codes, Ctrl-C to 130, no traceback unless debug.
+
+    `on_interrupt` is what Ctrl-C leaves behind, in the command's own terms.
+    """
     debug = debug or bool(os.environ.get("AFTERIMAGE_DEBUG"))
     try:
         return fn()
@@ -47,7 +53,8 @@ def run_command(fn: Callable[[], R], *, debug: bool = False) -> R:
         report_error(str(exc))
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
-        stderr.print("interrupted; everything written so far is kept (re-run to resume)")
+        stderr.print(on_interrupt)
+
         raise SystemExit(EXIT_INTERRUPTED) from None
     except BrokenPipeError:
         _quiet_broken_pipe()

@@ -78,7 +78,7 @@ def export_command(
         if not quiet:
             _print_summary(stats)
 
-    run_command(body, debug=debug)
+    run_command(body, debug=debug, on_interrupt="interrupted; no output file was left behind")
 
 
 def _read_system_prompt(value: str | None) -> str | None:

@@ -8,7 +8,7 @@ import orjson
 import typer
 
 from . import app
-from .common import run_command, stderr
+from .common import RESUMABLE, run_command, stderr
 
 
 @app.command()
@@ -55,4 +55,4 @@ def generate(
         if json_summary:
             typer.echo(orjson.dumps(summary).decode())
 
-    run_command(body, debug=debug)
+    run_command(body, debug=debug, on_interrupt=RESUMABLE)
