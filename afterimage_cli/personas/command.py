@@ -46,4 +46,5 @@ def write_personas(cfg: Config, output: str | None, console: Console | None = No
     tree = generate_personas(cfg, console)
     save_personas(target, tree.personas, tree.parents)
     depths = Counter(p.depth for p in tree.personas)
-    return {"output": target, "personas": len(tree.personas), "by_depth": dict(sorted(depths.items()))}
+    by_depth = {str(depth): count for depth, count in sorted(depths.items())}  # JSON keys are strings
+    return {"output": target, "personas": len(tree.personas), "by_depth": by_depth}

@@ -29,8 +29,10 @@ UPSERT_BATCH = 256
 
 
 def index_key(chunks: Sequence[Chunk], embedder: Embedder) -> str:
-    """What an index's content depends on: every chunk id (content-hashed) and the vector space."""
-    return content_hash(embedder.identity, *(c.id for c in chunks))
+    """What an index's content depends on: every chunk (id and text) and the vector space.
+
+    Chunk ids are content hashes already; hashing the text too keeps hand-made ids from going stale."""
+    return content_hash(embedder.identity, *(f"{c.id}\n{c.text}" for c in chunks))
 
 
 def index_text(chunk: Chunk) -> str:

@@ -1,0 +1,249 @@
+"""Retrieval: the sparse BM25 default, Qdrant in local mode (disk and memory, sync and async), reuse of
+the index, dense embeddings through litellm and sentence-transformers, and the offline hit rate."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from afterimage_cli.config import EmbeddingConfig, RetrieverConfig
+from afterimage_cli.config_loader import load_config
+from afterimage_cli.documents import Chunk
+from afterimage_cli.errors import ConfigError, MissingCredentialsError
+from afterimage_cli.instructions.contextual import ContextualInstructionGenerator
+from afterimage_cli.providers.offline import OfflineProvider
+from afterimage_cli.resources import Resources
+from afterimage_cli.retrieval.base import aretrieve
+from afterimage_cli.retrieval.embeddings import LiteLLMEmbedder, SentenceTransformerEmbedder, build_embedder
+from afterimage_cli.retrieval.qdrant import QdrantRetriever
+from afterimage_cli.retrieval.sparse import SparseBM25Embedder, tokenize
+from afterimage_cli.types import NO_RETRIEVAL_CONTEXT
+
+from .helpers import ROOT
+
+TOPICS = {
+    "raft": "Raft elects a leader with randomized election timeouts and replicates a log to followers.",
+    "bloom": "A Bloom filter answers set membership with false positives but never false negatives.",
+    "tls": "TLS certificates bind a public key to a hostname and are signed by a certificate authority.",
+    "btree": "A B-tree index keeps keys sorted so range scans read neighbouring pages.",
+}
+
+
+def make_chunks(texts: dict[str, str] = TOPICS) -> list[Chunk]:
+    return [Chunk(id=f"c-{k}", document_id=f"d-{k}", index=0, text=v, source=f"{k}.txt") for k, v in texts.items()]
+
+
+def test_tokenize_drops_stopwords_and_stems() -> None:
+    assert tokenize("What is the cache? Caches, cached, caching!") == ["cach"] * 4
+    assert tokenize("max-age of X25519 in TLS 1.3") == ["max-ag", "max", "age", "x25519", "tls", "1.3", "1", "3"]
+
+
+def test_sparse_vectors_weigh_terms_by_count_and_length() -> None:
+    embedder = SparseBM25Embedder()
+    short, long = embedder.embed_documents(["raft leader", "raft raft raft leader log log follower follower"])
+    assert short.indices == sorted(short.indices) and len(long.indices) == 4
+    raft = dict(zip(long.indices, long.values, strict=True))
+    counts = dict(zip(short.indices, short.values, strict=True))
+    assert max(raft.values()) < embedder.k1 + 1  # saturation: three mentions weigh less than 3×
+    assert set(counts) < set(raft)
+    assert embedder.embed_query("the leader of raft").values == [1.0, 1.0]
+    assert embedder.embed_query("what is it?").empty
+
+
+def test_local_path_index_is_built_once_and_reused(tmp_path: Path) -> None:
+    path = str(tmp_path / "index")
+    first = QdrantRetriever(make_chunks(), path=path, top_k=2)
+    result = first.get_context_with_metadata("How does a bloom filter handle false positives?")
+    assert result.hits[0].id == "c-bloom" and result.hits[0].score > 0
+    assert result.text.startswith(TOPICS["bloom"])
+    assert first.build_seconds is not None
+    first.close()
+
+    again = QdrantRetriever(make_chunks(), path=path, top_k=2)
+    assert again.collection_name == first.collection_name
+    assert again.get_context("raft leader election").startswith(TOPICS["raft"])
+    assert again.build_seconds is None  # reused, not rebuilt
+    again.close()
+
+    changed = QdrantRetriever(make_chunks({**TOPICS, "raft": "Raft now says something else."}), path=path)
+    assert changed.collection_name != first.collection_name
+    changed.close()
+
+
+def test_half_built_index_is_rebuilt(tmp_path: Path) -> None:
+    path = str(tmp_path / "index")
+    retriever = QdrantRetriever(make_chunks(), path=path)
+    retriever.ensure_index()
+    client = retriever._sync_client()
+    client.delete(retriever.collection_name, points_selector=[retriever.points()[0].id], wait=True)
+    retriever.close()
+    fresh = QdrantRetriever(make_chunks(), path=path)
+    fresh.ensure_index()
+    assert fresh.build_seconds is not None
+    assert fresh._sync_client().count(fresh.collection_name, exact=True).count == len(TOPICS)
+    fresh.close()
+
+
+@pytest.mark.parametrize("where", ["disk", ":memory:"])
+def test_async_path_in_local_mode(tmp_path: Path, where: str) -> None:
+    path = str(tmp_path / "index") if where == "disk" else ":memory:"
+    retriever = QdrantRetriever(make_chunks(), path=path, top_k=3)
+    if where == "disk":
+        retriever.ensure_index()  # built by the sync client, then handed over to the async one
+
+    async def main() -> list[Any]:
+        try:
+            queries = ["b-tree range scans", "certificate authority hostname", "leader election timeouts"] * 4
+            return await asyncio.gather(*(retriever.aget_context_with_metadata(q) for q in queries))
+        finally:
+            await retriever.aclose()
+
+    results = asyncio.run(main())
+    assert [r.hits[0].id for r in results[:3]] == ["c-btree", "c-tls", "c-raft"]
+    assert len({tuple(h.id for h in r.hits) for r in results}) == 3
+    assert type(retriever._async_client).__name__ == "NoneType"  # closed
+
+
+def test_async_client_is_the_async_qdrant_client(tmp_path: Path) -> None:
+    retriever = QdrantRetriever(make_chunks(), path=":memory:")
+
+    async def main() -> str:
+        await retriever.aget_context("bloom")
+        name = type(retriever._async_client).__name__
+        await retriever.aclose()
+        return name
+
+    assert asyncio.run(main()) == "AsyncQdrantClient"
+
+
+def test_nothing_found_gives_the_canonical_text() -> None:
+    retriever = QdrantRetriever(make_chunks(), path=":memory:")
+    for query in ("what is it?", "zeppelin"):
+        result = retriever.get_context_with_metadata(query)
+        assert result.empty and result.text == NO_RETRIEVAL_CONTEXT
+    strict = QdrantRetriever(make_chunks(), path=":memory:", score_threshold=100.0)
+    assert strict.get_context_with_metadata("bloom filter").empty
+    retriever.close()
+    strict.close()
+
+
+def test_a_second_process_on_the_same_folder_is_a_config_error(tmp_path: Path) -> None:
+    holder = QdrantRetriever(make_chunks(), path=str(tmp_path / "index"))
+    holder.ensure_index()
+    other = QdrantRetriever(make_chunks(), path=str(tmp_path / "index"))
+    with pytest.raises(ConfigError, match=r"retriever\.path: .* is in use"):
+        other.ensure_index()
+    holder.close()
+
+
+def test_server_mode_uses_url_and_key_variable() -> None:
+    cfg = RetrieverConfig(url="http://127.0.0.1:6333", api_key_env="QDRANT_KEY", collection="docs")
+    retriever = QdrantRetriever.from_config(cfg, make_chunks(), environ={"QDRANT_KEY": "secret"})
+    assert retriever._client_options() == {"url": "http://127.0.0.1:6333", "api_key": "secret"}
+    assert retriever.local_path is None and retriever.collection_name.startswith("docs-")
+    with pytest.raises(MissingCredentialsError, match="QDRANT_KEY"):
+        QdrantRetriever.from_config(cfg, make_chunks(), environ={})
+    with pytest.raises(ConfigError, match="retriever.options"):
+        QdrantRetriever.from_config(RetrieverConfig(options={"x": 1}), make_chunks())
+
+
+def test_plain_retrievers_work_through_aretrieve() -> None:
+    class OnlyText:
+        def get_context(self, query: str) -> str:
+            return f"about {query}"
+
+    class Empty:
+        async def aget_context(self, query: str) -> str:
+            return ""
+
+    assert asyncio.run(aretrieve(OnlyText(), "x")).text == "about x"
+    assert asyncio.run(aretrieve(Empty(), "x")).text == NO_RETRIEVAL_CONTEXT
+
+
+def test_litellm_embeddings_from_an_openai_compatible_server(fake_server: Any) -> None:
+    cfg = EmbeddingConfig(type="litellm", model="openai/test-embed", api_base=fake_server.api_base)
+    embedder = build_embedder(cfg, {})
+    assert isinstance(embedder, LiteLLMEmbedder) and embedder.api_key  # a placeholder key for a local server
+    retriever = QdrantRetriever(make_chunks(), embedder, path=":memory:", top_k=4)
+    result = retriever.get_context_with_metadata(TOPICS["tls"])
+    assert result.hits[0].id == "c-tls"  # the fake server's vectors are hashes: identical text, identical vector
+
+    async def main() -> str:
+        try:
+            return (await retriever.aget_context_with_metadata(TOPICS["raft"])).hits[0].id
+        finally:
+            await retriever.aclose()
+
+    assert asyncio.run(main()) == "c-raft"
+    retriever.close()
+    with pytest.raises(MissingCredentialsError, match="EMBED_KEY"):
+        build_embedder(EmbeddingConfig(type="litellm", model="openai/x", api_key_env="EMBED_KEY"), {})
+
+
+def test_sentence_transformers_is_optional(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    embedder = build_embedder(EmbeddingConfig(type="sentence-transformers", model="all-MiniLM-L6-v2"))
+    with pytest.raises(ConfigError, match=r"pip install 'afterimage\[sentence-transformers\]'"):
+        embedder.embed_query("x")
+
+    class FakeModel:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def encode(self, texts: list[str], **_: Any) -> list[list[float]]:
+            return [[float("raft" in t.lower()), float("bloom" in t.lower()), 0.1] for t in texts]
+
+    monkeypatch.setitem(sys.modules, "sentence_transformers", types.SimpleNamespace(SentenceTransformer=FakeModel))
+    embedder = SentenceTransformerEmbedder("fake-model")
+    retriever = QdrantRetriever(make_chunks(), embedder, path=":memory:")
+    assert retriever.get_context_with_metadata("bloom").hits[0].id == "c-bloom"
+
+    async def main() -> str:
+        try:
+            return (await retriever.aget_context_with_metadata("raft")).hits[0].id
+        finally:
+            await retriever.aclose()
+
+    assert asyncio.run(main()) == "c-raft"
+
+
+def test_embedding_config_needs_a_model_for_dense_types() -> None:
+    with pytest.raises(ValueError, match="needs a model"):
+        EmbeddingConfig(type="litellm")
+
+
+def test_offline_questions_retrieve_their_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the bundled corpus, a question the offline model writes from chunk k finds chunk k in the top 3."""
+    monkeypatch.chdir(ROOT)
+    cfg = load_config(ROOT / "configs" / "quickstart.yaml")
+    cfg = cfg.model_copy(update={"retriever": RetrieverConfig(path=":memory:", top_k=3)})
+    resources = Resources(cfg)
+    generator = ContextualInstructionGenerator(OfflineProvider(), resources=resources)
+    chunks = resources.corpus().chunks
+    retriever = resources.retriever()
+    started = time.perf_counter()
+    retriever.ensure_index()
+    build = time.perf_counter() - started
+
+    async def questions() -> list[Any]:
+        # Items 0..n-1 of the coverage order use every chunk exactly once; three rounds give three questions each.
+        return await asyncio.gather(*(generator.agenerate("", item_index=i) for i in range(3 * len(chunks))))
+
+    found = 0
+    generated = asyncio.run(questions())
+    for item in generated:
+        hits = [h.id for h in retriever.get_context_with_metadata(item.instructions[0]).hits]
+        found += item.context_id in hits
+    rate = found / len(generated)
+    print(
+        f"\noffline sparse retrieval: {found}/{len(generated)} questions ({rate:.1%}) find their chunk in the top 3; "
+        f"{len(chunks)} chunks indexed in {build * 1000:.0f} ms"
+    )
+    retriever.close()
+    assert rate >= 0.9
