@@ -6,10 +6,11 @@ import os
 from typing import Any
 
 from ..errors import ProviderError
-from .base import BaseProvider, LLMResponse, Messages, StructuredLLMResponse
-from .keypool import ApiKey, SmartKeyPool
+from .base import LLMResponse, Messages, StructuredLLMResponse
+from .keypool import ApiKey
 from .ratelimit import parse_duration
-from .structured import Schema, json_schema_of, parse_structured, schema_name
+from .remote import RemoteProvider
+from .structured import Schema, parse_structured, response_format
 
 _litellm: Any = None
 
@@ -125,25 +126,8 @@ def _rate_limit_headers(response: Any) -> dict[str, str] | None:
     return picked or None
 
 
-class LiteLLMProvider(BaseProvider):
+class LiteLLMProvider(RemoteProvider):
     """Any model litellm knows, by 'provider/model' string, or any OpenAI-compatible server by api_base."""
-
-    def __init__(
-        self,
-        model: str,
-        *,
-        api_base: str | None = None,
-        keys: SmartKeyPool | None = None,
-        timeout: float = 60.0,
-        params: dict[str, Any] | None = None,
-        price: tuple[float, float] | None = None,
-    ) -> None:
-        self.price = price
-        self.model_name = model
-        self.api_base = api_base
-        self.keys = keys
-        self.timeout = timeout
-        self.params = dict(params or {})
 
     async def _call(self, messages: Messages, extra: dict[str, Any]) -> tuple[Any, ApiKey | None]:
         litellm = import_litellm()
@@ -160,10 +144,7 @@ class LiteLLMProvider(BaseProvider):
             )
         except Exception as exc:  # mapped at the boundary; CancelledError is a BaseException and passes
             error = map_litellm_error(exc, self.model_name, key, self.api_base)
-            if key is not None and self.keys is not None:
-                self.keys.report_error(key, error.status_code, error.retry_after)
-                if error.kind == "auth" and self.keys.has_live_keys():
-                    error.retryable = True  # another key may work; the rejected one is out of the pool
+            self.report_key_error(key, error)
 
             raise error from exc
         return response, key
@@ -201,7 +182,7 @@ class LiteLLMProvider(BaseProvider):
 
     def _cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
         if self.price is not None:
-            return prompt_tokens * self.price[0] + completion_tokens * self.price[1]
+            return self.priced(prompt_tokens, completion_tokens)
         try:
             prompt_cost, completion_cost = import_litellm().cost_per_token(
                 model=self.model_name, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
@@ -215,11 +196,7 @@ class LiteLLMProvider(BaseProvider):
         return self._to_response(response)
 
     async def acomplete_structured(self, messages: Messages, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
-        response_format = {
-            "type": "json_schema",
-            "json_schema": {"name": schema_name(schema), "schema": json_schema_of(schema)},
-        }
-        raw, _ = await self._call(messages, {**kwargs, "response_format": response_format})
+        raw, _ = await self._call(messages, {**kwargs, "response_format": response_format(schema)})
         plain = self._to_response(raw)
         return StructuredLLMResponse(**plain.model_dump(), parsed=parse_structured(plain.text, schema))
 

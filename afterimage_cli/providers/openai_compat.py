@@ -11,10 +11,11 @@ from typing import Any
 import orjson
 
 from ..errors import ProviderError
-from .base import BaseProvider, LLMResponse, Messages, StructuredLLMResponse
-from .keypool import ApiKey, SmartKeyPool
+from .base import LLMResponse, Messages, StructuredLLMResponse
+from .keypool import ApiKey
 from .ratelimit import parse_duration
-from .structured import Schema, json_schema_of, parse_structured, schema_name
+from .remote import RemoteProvider
+from .structured import Schema, parse_structured, response_format
 
 
 def _error_message(body: bytes) -> str:
@@ -73,34 +74,20 @@ def status_error(
     )
 
 
-class OpenAICompatProvider(BaseProvider):
+class OpenAICompatProvider(RemoteProvider):
     """Chat completions against an OpenAI-compatible server, one HTTP session for the whole run."""
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        api_base: str | None = None,
-        keys: SmartKeyPool | None = None,
-        timeout: float = 60.0,
-        params: dict[str, Any] | None = None,
-        price: tuple[float, float] | None = None,
-    ) -> None:
-        if not api_base:
+    def __init__(self, model: str, **settings: Any) -> None:
+        super().__init__(model, **settings)
+        if not self.api_base:
             raise ProviderError(
                 f"{model}: the openai_compat provider needs api_base (the server's /v1 URL)",
                 retryable=False,
                 kind="bad_request",
             )
-        self.model_name = model
         # 'openai/llama3' or 'hosted_vllm/llama3' → the server is asked for 'llama3'.
         self.served_model = model.split("/", 1)[1] if "/" in model else model
-        self.url = api_base.rstrip("/") + "/chat/completions"
-        self.api_base = api_base
-        self.keys = keys
-        self.timeout = timeout
-        self.params = dict(params or {})
-        self.price = price
+        self.url = self.api_base.rstrip("/") + "/chat/completions"
         self._session: Any = None
 
     def _client(self) -> Any:
@@ -136,11 +123,8 @@ class OpenAICompatProvider(BaseProvider):
                 kind="connection",
             ) from exc
         if status >= 400:
-            error = status_error(self.model_name, status, body, answer_headers, key, self.api_base)
-            if key is not None and self.keys is not None:
-                self.keys.report_error(key, status, error.retry_after)
-                if error.kind == "auth" and self.keys.has_live_keys():
-                    error.retryable = True  # another key may work; the rejected one is out of the pool
+            error = status_error(self.model_name, status, body, answer_headers, key, str(self.api_base))
+            self.report_key_error(key, error)
             raise error
         try:
             data = orjson.loads(body)
@@ -170,9 +154,6 @@ class OpenAICompatProvider(BaseProvider):
         usage = data.get("usage") or {}
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         completion_tokens = int(usage.get("completion_tokens") or 0)
-        cost = None
-        if self.price is not None:
-            cost = prompt_tokens * self.price[0] + completion_tokens * self.price[1]
         limits = {k: v for k, v in headers.items() if "ratelimit" in k}
         return LLMResponse(
             text=text,
@@ -183,7 +164,7 @@ class OpenAICompatProvider(BaseProvider):
             model_name=self.model_name,
             raw_response=data,
             reasoning_content=message.get("reasoning_content") or message.get("reasoning"),
-            cost=cost,
+            cost=self.priced(prompt_tokens, completion_tokens),
             headers=limits or None,
         )
 
@@ -192,16 +173,12 @@ class OpenAICompatProvider(BaseProvider):
         return self._to_response(*await self._post(payload))
 
     async def acomplete_structured(self, messages: Messages, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
-        response_format = {
-            "type": "json_schema",
-            "json_schema": {"name": schema_name(schema), "schema": json_schema_of(schema)},
-        }
         payload = {
             **self.params,
             **kwargs,
             "model": self.served_model,
             "messages": messages,
-            "response_format": response_format,
+            "response_format": response_format(schema),
         }
         plain = self._to_response(*await self._post(payload))
         return StructuredLLMResponse(**plain.model_dump(), parsed=parse_structured(plain.text, schema))

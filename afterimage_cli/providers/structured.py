@@ -58,3 +58,8 @@ def parse_structured(text: str, schema: Schema) -> Any:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "(root)"
         raise OutputValidationError(f"structured output fails the schema at {loc}: {first['msg']}") from None
+
+
+def response_format(schema: Schema) -> dict[str, Any]:
+    """The OpenAI `response_format` asking for JSON that fits `schema`."""
+    return {"type": "json_schema", "json_schema": {"name": schema_name(schema), "schema": json_schema_of(schema)}}
