@@ -195,3 +195,34 @@ def test_persona_generation_without_documents_uses_the_system_prompt(tmp_path: P
     assert any("without documents" in w for w in check_components(cfg))
     result = invoke("personas", str(path), "-o", str(tmp_path / "p.jsonl"))
     assert result.exit_code == 0 and len(load_personas(tmp_path / "p.jsonl")) == 2
+
+
+def test_persona_requests_respect_concurrency() -> None:
+    class Slow(Numbered):
+        def __init__(self) -> None:
+            super().__init__()
+            self.in_flight = self.most = 0
+
+        async def acomplete_structured(
+            self, messages: Messages, schema: Schema, **kwargs: Any
+        ) -> StructuredLLMResponse:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+            await asyncio.sleep(0.01)
+            try:
+                return await super().acomplete_structured(messages, schema, **kwargs)
+            finally:
+                self.in_flight -= 1
+
+    llm = Slow()
+    tree = build(llm, roots=4, depth=1, branching=2, concurrency=2)
+    assert len(tree.personas) == 12 and llm.most == 2
+
+
+def test_persona_generation_model_is_used(tmp_path: Path, fake_server: Any) -> None:
+    model = {"model": "openai/persona-writer", "api_base": fake_server.api_base}
+    path = make_config(tmp_path, persona_generation={"roots": 1, "depth": 0, "model": model}, personas=[])
+    result = invoke("personas", str(path), "-o", str(tmp_path / "p.jsonl"))
+    assert result.exit_code == 0, result.output
+    assert fake_server.snapshot()["models"] == {"persona-writer": 1}
+    assert load_personas(tmp_path / "p.jsonl")[0].description == "sample description"

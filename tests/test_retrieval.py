@@ -25,7 +25,7 @@ from afterimage_cli.retrieval.qdrant import QdrantRetriever
 from afterimage_cli.retrieval.sparse import SparseBM25Embedder, tokenize
 from afterimage_cli.types import NO_RETRIEVAL_CONTEXT
 
-from .helpers import ROOT
+from .helpers import ROOT, invoke, make_config, read_rows
 
 TOPICS = {
     "raft": "Raft elects a leader with randomized election timeouts and replicates a log to followers.",
@@ -247,3 +247,37 @@ def test_offline_questions_retrieve_their_chunk(monkeypatch: pytest.MonkeyPatch)
     )
     retriever.close()
     assert rate >= 0.9
+
+
+def test_embedding_batch_size_splits_index_requests(fake_server: Any) -> None:
+    cfg = EmbeddingConfig(type="litellm", model="openai/test-embed", api_base=fake_server.api_base, batch_size=3)
+    retriever = QdrantRetriever(make_chunks(), build_embedder(cfg, {}), path=":memory:")
+    retriever.ensure_index()
+    assert fake_server.snapshot()["embeddings"] == 2  # 4 chunks in batches of 3
+    retriever.close()
+
+
+def plugin_retriever(cfg: RetrieverConfig, chunks: list[Chunk]) -> Any:
+    """A retriever factory named by 'module:attr' in retriever.type, with its own options."""
+
+    class FirstChunk:
+        def get_context(self, query: str) -> str:
+            return f"{cfg.options['prefix']}{chunks[0].text}"
+
+    return FirstChunk()
+
+
+def test_retriever_type_names_a_plugin_factory(tmp_path: Path) -> None:
+    path = make_config(
+        tmp_path,
+        documents={"sources": [str(ROOT / "configs" / "corpus")]},
+        retriever={"type": "tests.test_retrieval:plugin_retriever", "options": {"prefix": ">> "}},
+        modifiers=[{"name": "rag"}],
+        generation={"num_conversations": 2, "max_turns": 1},
+    )
+    assert invoke("generate", str(path), "-q").exit_code == 0
+    rows = read_rows(tmp_path / "out.jsonl")
+    assert all(r["response_context"].startswith(">> ") and r["metadata"]["retrieval"]["hits"] == [] for r in rows)
+    path.write_text(path.read_text().replace("tests.test_retrieval:plugin_retriever", "qdrantt"))
+    result = invoke("validate", str(path))
+    assert result.exit_code == 2 and "unknown retrievers 'qdrantt' (did you mean 'qdrant'?)" in result.output
