@@ -216,7 +216,7 @@ class PersonaGenerationConfig(_Strict):
 Criterion = Literal["coherence", "factuality", "grounding", "helpfulness", "relevance"]
 GradeName = Literal["perfect", "good", "needs_improvement", "bad", "not_acceptable"]
 # Relative weights of the judge's criteria in final_score; renormalised over the applicable ones.
-DEFAULT_WEIGHTS: dict[str, float] = {
+DEFAULT_WEIGHTS: dict[Criterion, float] = {
     "coherence": 0.15,
     "factuality": 0.25,
     "grounding": 0.15,
@@ -245,12 +245,12 @@ class EvaluationConfig(_Strict):
 
     judge: ModelConfig | None = Field(default=None, description="The judge model; defaults to the respondent.")
     weights: dict[Criterion, float] = Field(
-        default_factory=lambda: dict(DEFAULT_WEIGHTS),
+        default_factory=lambda: dict[Criterion, float](DEFAULT_WEIGHTS),
         description="Weight of each criterion in final_score; criteria left out keep their default weight.",
     )
     grades: GradeThresholds = Field(default_factory=GradeThresholds)
     context_criteria: list[Criterion] = Field(
-        default_factory=lambda: ["grounding"],
+        default_factory=lambda: list[Criterion](["grounding"]),
         description="Criteria judged only when the row has a context; otherwise not applicable.",
     )
     concurrency: int = Field(default=8, ge=1, description="Conversations judged at once.")

@@ -12,10 +12,11 @@ from rich.console import Console
 
 from ..config import Config, EvaluationConfig, ModelConfig
 from ..errors import AfterimageError, RunAborted, UsageError
+from ..export.reader import RowReader
 from ..monitor import GenerationMonitor
 from .grading import describe
 from .progress import EvaluateProgress, count_lines
-from .reader import ConversationReader, open_conversations
+from .reader import open_conversations
 from .runner import EvaluateRunner
 
 NO_JUDGE_HINT = (
@@ -123,7 +124,7 @@ def evaluate(request: EvaluateRequest, console: Console) -> dict[str, Any]:
 
 async def _judged(
     runner: EvaluateRunner,
-    reader: ConversationReader,
+    reader: RowReader,
     progress: EvaluateProgress,
     judge_model: ModelConfig,
     cfg: Config,
@@ -161,7 +162,7 @@ def _status(runner: EvaluateRunner, monitor: GenerationMonitor, judge: ModelConf
 
 def _summary(
     runner: EvaluateRunner,
-    reader: ConversationReader,
+    reader: RowReader,
     request: EvaluateRequest,
     output: str,
     judge_model: ModelConfig | None,
@@ -176,7 +177,11 @@ def _summary(
     if judge_model is not None:
         usage = monitor.summary()
         keys = ("calls", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd", "retries", "errors")
-        judge = {"model": judge_model.model, **{k: usage.get(k) for k in keys}, "cache_hits": usage.get("cache_hits", 0)}
+        judge = {
+            "model": judge_model.model,
+            **{k: usage.get(k) for k in keys},
+            "cache_hits": usage.get("cache_hits", 0),
+        }
     return {"input": request.input, "output": output, "judge": judge, "scoring": describe(eval_cfg), **summary}
 
 

@@ -57,7 +57,7 @@ class DistinctN:
         self.total_unigrams += len(tokens)
         self.total_bigrams += len(tokens) - 1
         self.unigrams.add(set(map(hash, tokens)))
-        self.bigrams.add(set(map(hash, zip(tokens, tokens[1:]))))
+        self.bigrams.add(set(map(hash, zip(tokens, tokens[1:], strict=False))))
 
     def summary(self) -> dict[str, float | None]:
         """distinct-1 and distinct-2 as fractions (None before any token)."""

@@ -16,6 +16,7 @@ comparable only within one process, which is all a single pass needs.
 
 from __future__ import annotations
 
+import operator
 from array import array
 from dataclasses import dataclass
 
@@ -42,18 +43,23 @@ def signature(words: list[str]) -> list[int] | None:
     """The MinHash signature (NUM_BINS 16-bit values) of a word list, or None when it is empty."""
     if not words:
         return None
-    shingles = zip(*(words[i:] for i in range(SHINGLE))) if len(words) >= SHINGLE else iter(words)
+    shingles = zip(*(words[i:] for i in range(SHINGLE)), strict=False) if len(words) >= SHINGLE else iter(words)
     # 30-bit hashes are one-digit ints: sorting and hashing them is markedly cheaper than 64-bit ones.
     descending = sorted(set(map(_LOW_30_BITS, map(hash, shingles))), reverse=True)
     # dict() keeps the last value per key: with hashes descending, each bin's minimum (all C loops).
-    minima = dict(zip(map(_BIN_MASK.__and__, descending), descending))
+    minima = dict(zip(map(_BIN_MASK.__and__, descending), descending, strict=True))
     if len(minima) < NUM_BINS:
-        filled = sorted(minima)
-        for position in range(NUM_BINS):
-            if position not in minima:  # rotation densification: the next non-empty bin, tagged by distance
-                donor = next((b for b in filled if b > position), filled[0])
-                minima[position] = minima[donor] + (donor - position) % NUM_BINS * _GOLDEN
+        _densify(minima)
     return [(minima[position] >> 6) & _VALUE_MASK for position in range(NUM_BINS)]
+
+
+def _densify(minima: dict[int, int]) -> None:
+    """Fill each empty bin from the next non-empty one (circularly), tagged by the distance to it."""
+    filled = sorted(minima)
+    for before, after in zip(filled, [*filled[1:], filled[0] + NUM_BINS], strict=True):
+        donor = minima[after & _BIN_MASK]
+        for position in range(before + 1, after):
+            minima[position & _BIN_MASK] = donor + (after - position) * _GOLDEN
 
 
 class NearDuplicateIndex:
@@ -101,7 +107,7 @@ class NearDuplicateIndex:
             seen.add(candidate)
             ring = candidate % self.window
             start = ring * NUM_BINS
-            equal = sum(a == b for a, b in zip(sig, self.signatures[start : start + NUM_BINS], strict=True))
+            equal = sum(map(operator.eq, sig, self.signatures[start : start + NUM_BINS]))
             similarity = equal / NUM_BINS
             if self.content[ring] == content_hash:
                 return DuplicateMatch("exact", 1.0, self.labels[ring])

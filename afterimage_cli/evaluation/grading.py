@@ -10,7 +10,7 @@ applicable criteria with weights renormalised over them — never a free 1.0 tha
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..config import EvaluationConfig, GradeThresholds
@@ -32,12 +32,12 @@ def row_context(row: Mapping[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
-def applicable_criteria(has_context: bool, context_criteria: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+def applicable_criteria(has_context: bool, context_criteria: Sequence[str]) -> tuple[str, ...]:
     """The criteria the judge is asked about for a row with or without a context."""
     return CRITERIA if has_context else tuple(c for c in CRITERIA if c not in context_criteria)
 
 
-def final_score(scores: Mapping[str, float], weights: Mapping[str, float]) -> float | None:
+def final_score(scores: Mapping[str, float], weights: Mapping[Any, float]) -> float | None:
     """Weighted mean of the applicable scores, weights renormalised over them; None if none weigh."""
     total = sum(weights.get(name, 0.0) for name in scores)
     if total <= 0:

@@ -20,7 +20,8 @@ BAR_COLOUR = "#0969da"
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:980px;color:#1f2328}
 h1{font-size:1.5rem}h2{font-size:1.1rem;margin-top:2rem;border-bottom:1px solid #d0d7de;padding-bottom:.3rem}
-table{border-collapse:collapse;margin:.5rem 0}td,th{padding:.25rem .7rem;text-align:right;border-bottom:1px solid #eaeef2}
+table{border-collapse:collapse;margin:.5rem 0}
+td,th{padding:.25rem .7rem;text-align:right;border-bottom:1px solid #eaeef2}
 td:first-child,th:first-child{text-align:left}.muted{color:#656d76}svg text{font:11px system-ui,sans-serif;fill:#1f2328}
 .cards{display:flex;flex-wrap:wrap;gap:.8rem}.card{border:1px solid #d0d7de;border-radius:6px;padding:.6rem .9rem}
 .card b{display:block;font-size:1.3rem}pre{background:#f6f8fa;padding:.8rem;overflow:auto;font-size:12px}
@@ -54,7 +55,8 @@ def bar_chart(labels: list[str], counts: list[int], colours: list[str] | None = 
         centre = x + slot * 0.38
         parts.append(f'<text x="{centre:.1f}" y="{y - 3:.1f}" text-anchor="middle">{count:,}</text>')
         parts.append(
-            f'<text x="{centre:.1f}" y="{height - bottom + 14}" text-anchor="middle">{_e(label.replace("_", " "))}</text>'
+            f'<text x="{centre:.1f}" y="{height - bottom + 14}" text-anchor="middle">'
+            f"{_e(label.replace('_', ' '))}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -80,9 +82,13 @@ def range_chart(criteria: dict[str, dict[str, Any]]) -> str:
             f'<rect x="{x10:.1f}" y="{y + 4}" width="{max(x90 - x10, 2):.1f}" height="12" fill="{BAR_COLOUR}" '
             f'opacity=".35"><title>{_e(name)}: p10 {s["p10"]} · p50 {s["p50"]} · p90 {s["p90"]}</title></rect>'
         )
-        parts.append(f'<line x1="{x50:.1f}" y1="{y + 1}" x2="{x50:.1f}" y2="{y + 19}" stroke="{BAR_COLOUR}" stroke-width="2"/>')
+        parts.append(
+            f'<line x1="{x50:.1f}" y1="{y + 1}" x2="{x50:.1f}" y2="{y + 19}" stroke="{BAR_COLOUR}" stroke-width="2"/>'
+        )
         mean_x = left + width * s["mean"]
-        parts.append(f'<circle cx="{mean_x:.1f}" cy="{y + 10}" r="4" fill="#1f2328"><title>mean {s["mean"]}</title></circle>')
+        parts.append(
+            f'<circle cx="{mean_x:.1f}" cy="{y + 10}" r="4" fill="#1f2328"><title>mean {s["mean"]}</title></circle>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -106,7 +112,9 @@ def _cards(summary: dict[str, Any]) -> str:
         ("mean final_score", _fmt(final["mean"])),
         ("duplicates", f"{summary['duplicates']['exact']:,} exact · {summary['duplicates']['near']:,} near"),
     ]
-    return '<div class="cards">' + "".join(f'<div class="card"><b>{_e(v)}</b>{_e(k)}</div>' for k, v in items) + "</div>"
+    return (
+        '<div class="cards">' + "".join(f'<div class="card"><b>{_e(v)}</b>{_e(k)}</div>' for k, v in items) + "</div>"
+    )
 
 
 def render_html(summary: dict[str, Any]) -> str:
@@ -120,12 +128,11 @@ def render_html(summary: dict[str, Any]) -> str:
         [name, _fmt(s["mean"]), _fmt(s["p10"]), _fmt(s["p50"]), _fmt(s["p90"]), s["count"], s.get("not_applicable", 0)]
         for name, s in criteria.items()
     ]
-    judge = summary["judge"]
+    judge = summary["judge"]["model"] if summary["judge"] else "none (--no-judge)"
     diversity_rows = [[who, _fmt(v["distinct_1"]), _fmt(v["distinct_2"])] for who, v in summary["diversity"].items()]
     sections = [
         f"<h1>afterimage evaluate — {_e(summary['input'])}</h1>",
-        f'<p class="muted">output {_e(summary["output"])} · judge {_e(judge["model"] if judge else "none (--no-judge)")}'
-        f" · {summary['elapsed_s']:.1f}s</p>",
+        f'<p class="muted">output {_e(summary["output"])} · judge {_e(judge)} · {summary["elapsed_s"]:.1f}s</p>',
         _cards(summary),
         "<h2>Grades</h2>",
         bar_chart(list(grades), list(grades.values()), [GRADE_COLOURS[g] for g in grades]),

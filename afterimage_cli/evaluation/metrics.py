@@ -117,7 +117,7 @@ class RowMetrics:
             "alternation_ok": alternation_ok,
             "user_chars": sum(len(t) for r, t in zip(roles, texts, strict=True) if r == "user"),
             "assistant_chars": sum(map(len, answers)),
-            "assistant_words": [len(ws) for role, ws in zip(roles, words, strict=True) if role == "assistant"],
+            "assistant_words": [len(answer.split()) for answer in answers],
             "empty_turns": empty,
             "truncated_turns": truncated,
             "refusals": refusals,

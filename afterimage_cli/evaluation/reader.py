@@ -1,4 +1,4 @@
-"""Input rows for evaluate: export's streaming RowReader, with a shape check that lets odd turns through.
+"""Input rows for evaluate: export's streaming RowReader with a shape check that lets odd turns through.
 
 Export rejects a conversation whose turns do not alternate, because no training format can hold it.
 Evaluate must accept it and report it (the `broken_alternation` issue), so only the structure is
@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-
-import orjson
 
 from ..export.reader import RowReader, open_rows
 from ..export.rows import _json_type
@@ -66,33 +64,8 @@ def _fields_problem(row: dict[str, Any]) -> str | None:
     return None
 
 
-class ConversationReader(RowReader):
-    """RowReader with `conversation_problem` as its check (same line numbers, counts and --skip-invalid)."""
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        loads, decode_error = orjson.loads, orjson.JSONDecodeError
-        lineno = blank = 0
-        try:
-            for lineno, line in enumerate(self.stream, 1):  # noqa: B007  (read in `finally`)
-                try:
-                    row = loads(line)
-                except decode_error as exc:
-                    if not line.strip():
-                        blank += 1
-                    else:
-                        self._invalid(lineno, f"not JSON ({exc})")
-                    continue
-                problem = conversation_problem(row)
-                if problem is not None:
-                    self._invalid(lineno, problem)
-                    continue
-                yield row
-        finally:
-            self.read = lineno - blank
-
-
 @contextmanager
-def open_conversations(source: str, *, skip_invalid: bool = False) -> Iterator[ConversationReader]:
-    """A ConversationReader over a JSONL path, or stdin for '-' (opening and errors as export's)."""
-    with open_rows(source, skip_invalid=skip_invalid) as base:
-        yield ConversationReader(base.stream, base.name, skip_invalid=skip_invalid)
+def open_conversations(source: str, *, skip_invalid: bool = False) -> Iterator[RowReader]:
+    """Export's RowReader over a JSONL path (or stdin for '-'), checking rows with `conversation_problem`."""
+    with open_rows(source, skip_invalid=skip_invalid, check=conversation_problem) as reader:
+        yield reader

@@ -34,7 +34,9 @@ def headline(summary: dict[str, Any]) -> str:
         parts.append(f"{r['invalid_skipped']:,} invalid skipped")
     if r["judge_failed"]:
         parts.append(f"{r['judge_failed']:,} failed")
-    return f"[bold]evaluated[/]: {' · '.join(parts)} in {summary['elapsed_s']:.1f}s ({summary['rows_per_s']:,.0f} rows/s)"
+    return (
+        f"[bold]evaluated[/]: {' · '.join(parts)} in {summary['elapsed_s']:.1f}s ({summary['rows_per_s']:,.0f} rows/s)"
+    )
 
 
 def grades_table(summary: dict[str, Any]) -> Table:

@@ -22,12 +22,12 @@ import orjson
 from ..config import EvaluationConfig
 from ..engine.retry import ErrorBudget
 from ..errors import ProviderError, RunAborted
+from ..export.reader import RowReader
 from ..export.rows import row_score
 from .duplicates import NearDuplicateIndex
 from .judge import ConversationJudge, Verdict
 from .metrics import RowMetrics
 from .progress import EvaluateProgress
-from .reader import ConversationReader
 from .resume import DoneKeys, digest_of, row_key, scan_output
 from .stats import EvaluationStats
 
@@ -145,7 +145,7 @@ class EvaluateRunner:
 
     # --- runs ---------------------------------------------------------------------------------
 
-    def run_offline(self, reader: ConversationReader, progress: EvaluateProgress) -> None:
+    def run_offline(self, reader: RowReader, progress: EvaluateProgress) -> None:
         """Offline metrics only: a plain loop, no event loop, buffered writes."""
         for row in reader:
             metrics = self._prepare(row)
@@ -153,12 +153,12 @@ class EvaluateRunner:
                 self._finish(row, metrics, flush=False)
             progress.tick()
 
-    async def run_judged(self, reader: ConversationReader, progress: EvaluateProgress, *, threaded_read: bool) -> None:
+    async def run_judged(self, reader: RowReader, progress: EvaluateProgress, *, threaded_read: bool) -> None:
         """Judge rows concurrently; write them in input order through a bounded window."""
         assert self.judge is not None
         judge = self.judge
-        window: asyncio.Queue[tuple[Row, dict[str, Any], asyncio.Task[Verdict | ProviderError]] | None] = (
-            asyncio.Queue(maxsize=self.concurrency * WINDOW_PER_WORKER)
+        window: asyncio.Queue[tuple[Row, dict[str, Any], asyncio.Task[Verdict | ProviderError]] | None] = asyncio.Queue(
+            maxsize=self.concurrency * WINDOW_PER_WORKER
         )
         slots = asyncio.Semaphore(self.concurrency)
 

@@ -135,14 +135,14 @@ class EvaluationStats:
 
     def summary(self) -> dict[str, Any]:
         """The statistics as plain data (JSON-ready)."""
-        grades = {grade: self.grades.get(grade, 0) for grade in GRADES}
+        grades: dict[str, int] = {grade: self.grades.get(grade, 0) for grade in GRADES}
         if self.grades.get("ungraded"):
             grades["ungraded"] = self.grades["ungraded"]
         criteria = {}
         for name, histogram in self.criteria.items():
             criteria[name] = {**histogram.summary(), "not_applicable": self.not_applicable.get(name, 0)}
         return {
-            "rows": self.rows,
+            "measured": self.rows,
             "grades": grades,
             "final_score": {**self.final.summary(), "histogram": self.final.chart()},
             "criteria": criteria,

@@ -8,7 +8,7 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..engine.retry import ErrorBudget
 from ..errors import ProviderError, RunAborted
@@ -16,6 +16,9 @@ from ..monitor import GenerationMonitor, Usage, current_usage
 from ..providers.cache import CallScope, current_scope
 from ..storage.base import BaseStorage, Row
 from ..types import Persona
+
+if TYPE_CHECKING:
+    from ..evaluation.quality import QualityGate
 
 
 @dataclass
@@ -64,6 +67,7 @@ class BaseGenerator(ABC):
         min_turns: int = 1,
         max_turns: int = 1,
         max_item_attempts: int = 3,
+        quality_gate: QualityGate | None = None,
     ) -> None:
         self.storage = storage
         self.monitor = monitor
@@ -75,6 +79,7 @@ class BaseGenerator(ABC):
         self.min_turns = min_turns
         self.max_turns = max_turns
         self.max_item_attempts = max_item_attempts
+        self.quality_gate = quality_gate
 
     def plan(self, index: int) -> ItemPlan:
         """The item's persona and turn count, drawn from its own RNG in a fixed order."""
@@ -82,6 +87,14 @@ class BaseGenerator(ABC):
         persona = rng.choice(self.personas) if self.personas else None
         num_turns = rng.randint(self.min_turns, self.max_turns)
         return ItemPlan(index=index, rng=rng, persona=persona, num_turns=num_turns)
+
+    def replan(self, plan: ItemPlan, attempt: int) -> ItemPlan:
+        """A regeneration's plan: the same persona and turn count, a fresh RNG for every other choice."""
+        if attempt == 0:
+            return plan
+        digest = hashlib.sha256(f"{self.seed}:{plan.index}:attempt-{attempt}".encode()).digest()
+        rng = random.Random(int.from_bytes(digest[:8], "big"))
+        return ItemPlan(index=plan.index, rng=rng, persona=plan.persona, num_turns=plan.num_turns)
 
     @abstractmethod
     async def generate_item(self, plan: ItemPlan) -> Row:
@@ -101,7 +114,10 @@ class BaseGenerator(ABC):
         scope_token = current_scope.set(CallScope(item=index))
         try:
             plan = self.plan(index)
-            row = await self.generate_item(plan)
+            if self.quality_gate is None:
+                row = await self.generate_item(plan)
+            else:  # judge, and regenerate below the bar (bounded); keeps the best attempt
+                row = await self.quality_gate.run(lambda attempt: self.generate_item(self.replan(plan, attempt)))
             return self._finish_row(row, plan, usage)
         finally:
             current_scope.reset(scope_token)
