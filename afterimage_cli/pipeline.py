@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,10 +141,12 @@ class Run:
     resources: Resources | None = None
     cache: ResponseCache | None = None
 
-    async def aprepare(self) -> None:
-        """Work a run does before its first item: generating the personas (or reading the saved ones)."""
-        if self.resources is not None and self.resources.personas_to_generate:
-            self.generator.personas = await self.resources.apersonas()
+    async def aprepare(self, say: Callable[[str], object] | None = None) -> None:
+        """Work a run does before its first item: personas generated (or read) and the retrieval index built."""
+        if self.resources is not None:
+            personas = await self.resources.aprepare(say)
+            if personas is not None:
+                self.generator.personas = personas
 
     async def aclose(self) -> None:
         for provider in self.providers:

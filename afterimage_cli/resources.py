@@ -7,6 +7,7 @@ that declares a `resources` parameter. Everything is built on first use, so `val
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,23 @@ class Resources:
         return [Persona(description=p) for p in self.cfg.personas] + tree.personas
 
     # --- lifecycle ---------------------------------------------------------------------------
+
+    async def aprepare(self, say: Callable[[str], object] | None = None) -> list[Persona] | None:
+        """Before the first item: generate the personas if needed (returned; None when nothing changed)
+        and build the retrieval index, so neither stalls the first conversations or skews the ETA."""
+        personas = None
+        if self.personas_to_generate:
+            pg = self.cfg.persona_generation
+            if say is not None and pg is not None:
+                say(f"generating {pg.tree_size} personas (depth {pg.depth}) …")
+            personas = await self.apersonas()
+        ensure = getattr(self._retriever, "aensure_index", None)
+        if ensure is not None:
+            await ensure()
+            built, chunks = getattr(self._retriever, "build_seconds", None), len(self.corpus().chunks)
+            if say is not None:
+                say(f"indexed {chunks} chunks in {built:.1f}s" if built else f"reusing the index of {chunks} chunks")
+        return personas
 
     async def aclose(self) -> None:
         """Close the retriever's clients (if one was built) and the providers made for this run."""

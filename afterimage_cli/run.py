@@ -29,7 +29,7 @@ def execute(cfg: Config, *, overwrite: bool, quiet: bool, console: Console) -> d
 
     async def main() -> Any:
         try:
-            await run.aprepare()  # personas generated from the documents, when configured
+            await run.aprepare(None if quiet else console.print)  # personas and the retrieval index
             target = target_items(cfg, run.generator)  # num_conversations, or what generation.stop_when needs
             monitor.target = target
             with monitor.display("quiet" if quiet else "progress"):

@@ -227,6 +227,7 @@ class QdrantRetriever(BaseRetriever):
             exists = await client.collection_exists(name)
             if not (exists and (await client.count(name, exact=True)).count == len(self.chunks)):
                 started = time.perf_counter()
+                await asyncio.to_thread(self.points)  # embedding is CPU or blocking HTTP work: off the loop
                 if exists:
                     await client.delete_collection(name)
                 await client.create_collection(**self._collection_params())
