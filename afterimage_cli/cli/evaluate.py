@@ -8,7 +8,7 @@ import orjson
 import typer
 
 from . import app
-from .common import run_command, stderr
+from .common import RESUMABLE, run_command, stderr
 
 
 @app.command()
@@ -70,4 +70,5 @@ def evaluate(
         if json_summary:
             typer.echo(orjson.dumps(summary).decode())
 
-    run_command(body, debug=debug)
+    to_stdout = output == "-" or (output is None and source == "-")
+    run_command(body, debug=debug, on_interrupt="interrupted" if to_stdout else RESUMABLE)

@@ -155,8 +155,10 @@ def _status(runner: EvaluateRunner, monitor: GenerationMonitor, judge: ModelConf
     text = f"{c.evaluated / elapsed:,.0f} rows/s · written {c.written:,}"
     if c.dropped or c.unscored_dropped:
         text += f" · dropped {c.dropped + c.unscored_dropped:,}"
-    if judge is not None:
-        text += f" · failed {c.failed} · {monitor.status_line()}"
+    if judge is not None:  # short enough for an 80-column terminal next to the bar
+        text += (
+            f" · failed {c.failed} · {monitor.usage.calls:,} calls · {monitor.cost_text()} · retries {monitor.retries}"
+        )
     return text
 
 

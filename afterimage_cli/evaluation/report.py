@@ -76,7 +76,9 @@ def length_table(summary: dict[str, Any]) -> Table:
     table.add_column("words")
     table.add_column("answers", justify="right")
     table.add_column("")
-    for label, count in zip(lengths["labels"], lengths["counts"], strict=True):
+    used = [i for i, count in enumerate(lengths["counts"]) if count]
+    first, last = (used[0], used[-1]) if used else (0, -1)
+    for label, count in list(zip(lengths["labels"], lengths["counts"], strict=True))[first : last + 1]:
         table.add_row(label, f"{count:,}", _bar(count, largest))
     return table
 

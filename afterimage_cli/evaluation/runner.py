@@ -201,8 +201,8 @@ class EvaluateRunner:
             async with asyncio.TaskGroup() as group:
                 group.create_task(produce(group))
                 group.create_task(consume())
-        except* RunAborted as aborted:
-            raise aborted.exceptions[0] from None
+        except* Exception as failed:  # a stop, a bad input line: report the error itself, not its group
+            raise failed.exceptions[0] from None
 
     def _failed(self, row: Row, error: ProviderError) -> None:
         """A row the judge could not score: not written (a re-run retries it); fatal errors stop the run."""
