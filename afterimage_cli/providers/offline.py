@@ -19,12 +19,16 @@ from .structured import Schema, json_schema_of, parse_structured
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9'-]+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_PARAGRAPH = re.compile(r"\n\s*\n")
+_TERM = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+_CLAUSE = re.compile(r"[,;:!?()]|\.(?:\s|$)|\n")
 _STOP = frozenset(
     "about above after again against also among because been before being below between both could "
     "does doing during each every from further have having here into itself just more most other "
     "over same should some such than that their them then there these they this those through under "
     "until very what when where which while whom with would your yours you the and for are but not "
-    "can will how why who its our out use used using many much make made like tell know ask".split()
+    "can will how why who its our out use used using many much make made like tell know ask "
+    "whose only must later longer often rarely almost already without".split()
 )
 _QUESTION_FORMS = (
     "What is {x}?",
@@ -90,7 +94,38 @@ def _keywords(text: str) -> list[str]:
 
 
 def _sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(text.replace("\n", " ")) if len(s.split()) >= 4]
+    """Sentences of four words or more; paragraphs are split first, so a heading never joins a sentence."""
+    paragraphs = (" ".join(p.split()) for p in _PARAGRAPH.split(text))
+    return [s.strip() for p in paragraphs for s in _SENTENCE.split(p) if len(s.split()) >= 4]
+
+
+def _is_term(word: str) -> bool:
+    """Technical identifiers: inner capitals (ETag), digits (X25519), or joiners (max-age, __slots__)."""
+    if len(word) < 2 or not any(c.isalpha() for c in word) or not _TERM.fullmatch(word):
+        return False
+    return any(c.isdigit() or c in "-_" for c in word) or any(c.isupper() for c in word[1:])
+
+
+def _phrases(text: str) -> list[str]:
+    """Candidate subjects in order of first appearance: the start (up to two words) of each run of adjacent
+    content words, where noun phrases usually sit, and every technical term on its own."""
+    found: dict[str, None] = {}
+    for clause in _CLAUSE.split(text):
+        run: list[str] = []
+        for token in clause.split() + [""]:
+            word = token.strip("\"'`*()[]")
+            if word and (_is_term(word) or (len(word) > 3 and word.lower() not in _STOP and word.isalpha())):
+                run.append(word)
+                if _is_term(word):
+                    found.setdefault(word, None)
+                continue
+            if len(run) > 1 and run[0].endswith("s") and not run[0].endswith("ss"):
+                run = run[1:]  # "saves bandwidth": a leading verb, most likely
+            if len(run) > 1 or (run and _is_term(run[0])):
+                found.setdefault(" ".join(run[:2]), None)
+            run = []
+    # Single ordinary words are too often verbs or adjectives: used only when nothing better exists.
+    return list(found) or [w for w in _keywords(text) if w.isalpha()]
 
 
 def _split_context(text: str) -> tuple[str, str]:
@@ -110,11 +145,12 @@ class OfflineProvider(BaseProvider):
         return random.Random(int.from_bytes(digest[:8], "big"))
 
     def _question(self, source: str, rng: random.Random, forms: tuple[str, ...] = _QUESTION_FORMS) -> str:
-        words = _keywords(source)
-        if not words:
+        phrases = _phrases(source)
+        if not phrases:
             return "Can you help me understand this topic?"
-        start = rng.randrange(len(words))
-        phrase = " ".join(words[start : start + rng.choice((1, 2))])
+        phrase = rng.choice(phrases)
+        # Lower-case ordinary words ("Sparse vectors" → "sparse vectors"), keep terms as written (ETag, TLS).
+        phrase = " ".join(w if _is_term(w) else w.lower() for w in phrase.split())
         return rng.choice(forms).format(x=phrase)
 
     def _answer(self, question: str, context: str, rng: random.Random) -> str:
