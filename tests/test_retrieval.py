@@ -281,3 +281,17 @@ def test_retriever_type_names_a_plugin_factory(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace("tests.test_retrieval:plugin_retriever", "qdrantt"))
     result = invoke("validate", str(path))
     assert result.exit_code == 2 and "unknown retrievers 'qdrantt' (did you mean 'qdrant'?)" in result.output
+
+
+def test_heavy_libraries_load_only_when_used() -> None:
+    import subprocess
+
+    code = (
+        "import sys, afterimage_cli.retrieval, afterimage_cli.documents, afterimage_cli.personas, "
+        "afterimage_cli.resources, afterimage_cli.modifiers.rag, afterimage_cli.instructions.contextual\n"
+        "from afterimage_cli.retrieval import QdrantRetriever, Retriever\n"
+        "assert isinstance(QdrantRetriever([]), Retriever)\n"
+        "print(sorted(m for m in ('qdrant_client', 'litellm', 'pypdf') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

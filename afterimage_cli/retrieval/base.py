@@ -10,9 +10,16 @@ from ..types import NO_RETRIEVAL_CONTEXT, RetrievalHit, RetrievalResult
 
 @runtime_checkable
 class Retriever(Protocol):
-    """What the 'rag' modifier needs; only `get_context` is required of a plugin (see `aretrieve`)."""
+    """The retriever protocol. A plugin may implement only `get_context`: `aretrieve` uses the richest
+    method a retriever has, and only the `_with_metadata` variants report hit ids and scores."""
 
     def get_context(self, query: str) -> str: ...
+
+    async def aget_context(self, query: str) -> str: ...
+
+    def get_context_with_metadata(self, query: str) -> RetrievalResult: ...
+
+    async def aget_context_with_metadata(self, query: str) -> RetrievalResult: ...
 
 
 class BaseRetriever:
