@@ -247,24 +247,6 @@ def test_rejected_key_stops_the_run(fake_server, tmp_path) -> None:
     assert result.exit_code == 1 and "rejected" in result.stderr and "re-run the same command" in result.stderr
 
 
-def test_docs_cover_every_flag_and_config_field() -> None:
-    import typer.main
-
-    from afterimage_cli.cli import app
-    from afterimage_cli.config import EvaluationConfig, GradeThresholds, QualityConfig
-
-    from .helpers import ROOT
-
-    docs = (ROOT / "docs" / "evaluate.md").read_text()
-    command = typer.main.get_group(app).commands["evaluate"]
-    flags = [opt for param in command.params for opt in getattr(param, "opts", ()) if opt.startswith("--")]
-    assert flags and all(f"`{flag}" in docs for flag in flags), [f for f in flags if f"`{f}" not in docs]
-    fields = [f"evaluation.{name}" for name in EvaluationConfig.model_fields]
-    fields += [f"evaluation.grades.{name}" for name in GradeThresholds.model_fields]
-    fields += [f"quality.{name}" for name in QualityConfig.model_fields]
-    assert all(f"`{field}`" in docs for field in fields), [f for f in fields if f"`{f}`" not in docs]
-
-
 def test_bad_line_in_the_middle_of_a_judged_stream_names_it(tmp_path) -> None:
     good = [orjson.dumps(conversation_row(i)) + b"\n" for i in range(30)]
     source = tmp_path / "in.jsonl"
