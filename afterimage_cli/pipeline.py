@@ -27,9 +27,14 @@ from .resources import Resources, grounding_warnings
 from .storage.base import BaseStorage
 
 
-def run_fingerprint(cfg: Config) -> str:
-    """A hash of everything that decides a row's content; count, concurrency and endpoints are left out."""
+def run_fingerprint(cfg: Config, content: str = "") -> str:
+    """A hash of everything that decides a row's content; count, concurrency and endpoints are left out.
+
+    `content` is a hash of what the config points at (the documents' chunks), so editing a document
+    makes a new run instead of resuming into a mix of old and new rows."""
     data = cfg.model_dump(mode="json")
+    if content:
+        data["content"] = content
     data["generation"].pop("num_conversations", None)
     data["generation"].pop("concurrency", None)
     data["generation"].pop("stop_when", None)
@@ -52,7 +57,21 @@ def run_fingerprint(cfg: Config) -> str:
         for key in operational:
             (data["evaluation"].get("judge") or {}).pop(key, None)
 
+    _drop_grounding_operational(data, operational)
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _drop_grounding_operational(data: dict[str, Any], operational: tuple[str, ...]) -> None:
+    """Where the index lives, how it is reached and how fast personas are written do not change rows."""
+    retriever = data.get("retriever") or {}
+    for key in ("path", "url", "api_key_env", "collection"):
+        retriever.pop(key, None)
+    for key in ("api_base", "api_key_env", "batch_size"):
+        (retriever.get("embedding") or {}).pop(key, None)
+    personas = data.get("persona_generation") or {}
+    personas.pop("concurrency", None)
+    for key in operational:
+        (personas.get("model") or {}).pop(key, None)
 
 
 def with_resources(factory: Any, resources: Resources | None, options: dict[str, Any]) -> dict[str, Any]:
@@ -221,7 +240,7 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
     if cfg.persona_generation is not None and cfg.persona_generation.model is not None:
         persona_raw, resources.persona_llm = build_provider(cfg.persona_generation.model, cfg, budget, monitor)
         resources.owned_providers.append(persona_raw)
-    fingerprint = run_fingerprint(cfg)
+    fingerprint = run_fingerprint(cfg, resources.content_fingerprint())
     gen = cfg.generation
     common: dict[str, Any] = dict(
         storage=build_storage(cfg),

@@ -55,6 +55,10 @@ class Resources:
                 raise ConfigError(f"retriever.type {cfg.type!r} did not build a retriever (no get_context method)")
         return self._retriever
 
+    def content_fingerprint(self) -> str:
+        """A hash of the chunks rows are grounded in ('' without documents), for the run fingerprint."""
+        return self.corpus().fingerprint if self.cfg.documents is not None else ""
+
     # --- personas ----------------------------------------------------------------------------
 
     @property

@@ -122,7 +122,7 @@ def preview(cfg: Config, items: int = 3) -> dict[str, Any]:
         "# resolved config",
         yaml.safe_dump(resolved, sort_keys=False).rstrip(),
         "",
-        f"# run fingerprint: {run_fingerprint(cfg)[:16]}",
+        f"# run fingerprint: {run_fingerprint(cfg, Resources(cfg).content_fingerprint())[:16]}",
         "# respondent system prompt:",
         *(f"#   {line}" for line in cfg.generation.system_prompt.splitlines()),
         "# first items:",

@@ -240,3 +240,25 @@ def test_dry_run_builds_no_index(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert orjson.loads(result.stdout)["estimate"]["conversations"] == 10
     assert not (tmp_path / "qdrant").exists()
+
+
+def test_fingerprint_follows_document_content_not_index_location(tmp_path: Path) -> None:
+    from afterimage_cli.pipeline import run_fingerprint
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Raft\n\nRaft elects a leader with randomized timeouts.\n")
+    path = grounded(tmp_path, documents={"sources": [str(docs)]}, generation={"num_conversations": 3})
+
+    def fingerprint(cfg: Config) -> str:
+        return run_fingerprint(cfg, Resources(cfg).content_fingerprint())
+
+    cfg = load_config(path)
+    moved = cfg.model_copy(update={"retriever": cfg.retriever.model_copy(update={"path": ":memory:"})})  # type: ignore[union-attr]
+    before = fingerprint(cfg)
+    assert fingerprint(moved) == before
+    assert invoke("generate", str(path), "-q").exit_code == 0
+    (docs / "a.md").write_text("# Raft\n\nRaft replicates a log to a majority of followers.\n")
+    assert fingerprint(load_config(path)) != before
+    result = invoke("generate", str(path), "-q")
+    assert result.exit_code == 2 and "--overwrite" in result.output  # not a silent mix of old and new rows
