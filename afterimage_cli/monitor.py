@@ -16,6 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .providers.base import LLMResponse
 
 DisplayMode = Literal["progress", "quiet"]
+REFRESH_SECONDS = 0.25
+
 
 
 @dataclass
@@ -70,6 +72,7 @@ class GenerationMonitor:
         self.limiters: dict[str, Any] = {}
         self.cache_hits = 0
         self._progress: Progress | None = None
+        self._next_refresh = 0.0
         self._task: Any = None
 
     def record_response(self, response: LLMResponse) -> None:
@@ -120,8 +123,11 @@ class GenerationMonitor:
         cut = [f"{int(lim.limit)}" for lim in self.limiters.values() if lim.cuts]
         return f" · concurrency limit {'/'.join(cut)}" if cut else ""
 
-    def _refresh(self) -> None:
-        if self._progress is not None:
+    def _refresh(self, force: bool = False) -> None:
+        """Push counters to the display, at most every REFRESH_SECONDS (the hot path calls this per row)."""
+        now = time.monotonic()
+        if self._progress is not None and (force or now >= self._next_refresh):
+            self._next_refresh = now + REFRESH_SECONDS
             done = self.rows_resumed + self.rows_written
             self._progress.update(self._task, completed=done, status=self.status_line())
 
@@ -148,7 +154,7 @@ class GenerationMonitor:
             try:
                 yield self
             finally:
-                self._refresh()
+                self._refresh(force=True)
                 self._progress = None
 
     def summary(self) -> dict[str, Any]:
