@@ -56,7 +56,7 @@ def _flag_cases() -> list[tuple[str, str]]:
     cases = []
     for name, command in _commands().items():
         for param in command.params:
-            if isinstance(param, click.Option):
+            if getattr(param, "param_type_name", "") == "option":
                 cases.extend((name, opt) for opt in param.opts if opt.startswith("--"))
     return cases
 
