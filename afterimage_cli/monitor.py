@@ -19,7 +19,6 @@ DisplayMode = Literal["progress", "quiet"]
 REFRESH_SECONDS = 0.25
 
 
-
 @dataclass
 class Usage:
     """Tokens, calls and cost of one unit of work (an item, or the whole run)."""

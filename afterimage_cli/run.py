@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from typing import Any
 
 import yaml
@@ -11,7 +10,7 @@ from rich.console import Console
 
 from .config import Config
 from .errors import RunAborted
-from .generators.base import item_rng
+from .generators.base import ItemPlanner
 from .monitor import GenerationMonitor
 from .pipeline import build_run, check_components, run_fingerprint
 from .providers.factory import model_price
@@ -110,12 +109,14 @@ def preview(cfg: Config, items: int = 3) -> dict[str, Any]:
     cfg = with_planned_target(cfg)
     warnings = check_components(cfg)
     personas = Resources(cfg).known_personas()
+    gen = cfg.generation
+    planner = ItemPlanner(gen.seed, personas, gen.min_turns, gen.max_turns)
     plans = []
-    for index in range(min(items, cfg.generation.num_conversations)):
-        rng: random.Random = item_rng(cfg.generation.seed, index)
-        persona = rng.choice(personas).description if personas else None
-        turns = rng.randint(cfg.generation.min_turns, cfg.generation.max_turns)
-        plans.append({"item": index, "persona": persona, "turns": turns})
+    for index in range(min(items, gen.num_conversations)):
+        plan = planner.plan(index)
+        persona = plan.persona.description if plan.persona else None
+        plans.append({"item": index, "persona": persona, "turns": plan.num_turns})
+
     est = estimate(cfg)
     resolved = cfg.model_dump(mode="json")
     lines = [

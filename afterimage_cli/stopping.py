@@ -52,7 +52,7 @@ def target_items(cfg: Config, generator: Any) -> int:
 def with_planned_target(cfg: Config) -> Config:
     """For --dry-run: the config with num_conversations set to what its stopping rule needs, when that is
     known without a model (chunk coverage always; personas once they are inline or saved)."""
-    from .generators.base import item_rng
+    from .generators.base import ItemPlanner
     from .pipeline import build_instruction_generator
     from .resources import Resources
 
@@ -67,6 +67,7 @@ def with_planned_target(cfg: Config) -> Config:
         personas = resources.known_personas()
         if resources.personas_to_generate or not personas:
             return cfg
-        target = items_until_all_used(personas, lambda index: item_rng(cfg.generation.seed, index).choice(personas))
+        planner = ItemPlanner(cfg.generation.seed, personas, cfg.generation.min_turns, cfg.generation.max_turns)
+        target = items_until_all_used(personas, lambda index: planner.plan(index).persona)
     generation = cfg.generation.model_copy(update={"num_conversations": target})
     return cfg.model_copy(update={"generation": generation})

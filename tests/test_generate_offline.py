@@ -130,3 +130,18 @@ def test_verbatim_instructions(tmp_path) -> None:
     rows = read_rows(tmp_path / "out.jsonl")
     assert all(r["conversations"][0]["content"] == "Hi there?" for r in rows)
     assert all(r["metadata"]["instruction_index"] == 0 for r in rows)
+
+
+def test_personas_are_covered_before_any_repeats(tmp_path) -> None:
+    personas = [f"persona {i}" for i in range(5)]
+    cfg = make_config(tmp_path, personas=personas)
+    assert invoke("generate", str(cfg), "-n", "10", "-q").exit_code == 0
+    rows = sorted(read_rows(tmp_path / "out.jsonl"), key=lambda r: r["metadata"]["item_index"])
+    first, second = [r["persona"] for r in rows[:5]], [r["persona"] for r in rows[5:]]
+    assert sorted(first) == personas and sorted(second) == personas
+
+
+def test_all_personas_used_stops_after_exactly_one_round(tmp_path) -> None:
+    cfg = make_config(tmp_path, personas=["a", "b", "c"], generation={"stop_when": {"all_personas_used": True}})
+    assert invoke("generate", str(cfg), "-q").exit_code == 0
+    assert sorted(r["persona"] for r in read_rows(tmp_path / "out.jsonl")) == ["a", "b", "c"]

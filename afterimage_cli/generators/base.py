@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..coverage import CoverageOrder
 from ..engine.retry import ErrorBudget
 from ..errors import ProviderError, RunAborted
 from ..monitor import GenerationMonitor, Usage, current_usage
@@ -40,6 +41,22 @@ def item_rng(seed: int, index: int) -> random.Random:
     """An RNG for one item, independent of every other item."""
     digest = hashlib.sha256(f"{seed}:{index}".encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+class ItemPlanner:
+    """Plans items from (seed, index) alone: every persona once before any twice, turn count uniform."""
+
+    def __init__(self, seed: int, personas: Sequence[Persona], min_turns: int, max_turns: int) -> None:
+        self.seed = seed
+        self.personas = list(personas)
+        self.min_turns = min_turns
+        self.max_turns = max_turns
+        self._persona_order = CoverageOrder(max(1, len(self.personas)), seed)
+
+    def plan(self, index: int) -> ItemPlan:
+        rng = item_rng(self.seed, index)
+        persona = self.personas[self._persona_order.at(index)] if self.personas else None
+        return ItemPlan(index=index, rng=rng, persona=persona, num_turns=rng.randint(self.min_turns, self.max_turns))
 
 
 @dataclass
@@ -75,18 +92,26 @@ class BaseGenerator(ABC):
         self.fingerprint = fingerprint
         self.seed = seed
         self.concurrency = concurrency
-        self.personas = list(personas)
+        self.planner = ItemPlanner(seed, personas, min_turns, max_turns)
+
         self.min_turns = min_turns
         self.max_turns = max_turns
         self.max_item_attempts = max_item_attempts
         self.quality_gate = quality_gate
 
+    @property
+    def personas(self) -> list[Persona]:
+        return self.planner.personas
+
+    @personas.setter
+    def personas(self, personas: Sequence[Persona]) -> None:
+        """Personas known only once the run prepares (generated from documents) replace the plan's."""
+        self.planner = ItemPlanner(self.seed, personas, self.min_turns, self.max_turns)
+
     def plan(self, index: int) -> ItemPlan:
-        """The item's persona and turn count, drawn from its own RNG in a fixed order."""
-        rng = item_rng(self.seed, index)
-        persona = rng.choice(self.personas) if self.personas else None
-        num_turns = rng.randint(self.min_turns, self.max_turns)
-        return ItemPlan(index=index, rng=rng, persona=persona, num_turns=num_turns)
+        """The item's persona and turn count (see ItemPlanner)."""
+
+        return self.planner.plan(index)
 
     def replan(self, plan: ItemPlan, attempt: int) -> ItemPlan:
         """A regeneration's plan: the same persona and turn count, a fresh RNG for every other choice."""

@@ -10,13 +10,13 @@ import random
 from typing import Any
 
 from .. import prompts
+from ..coverage import CoverageOrder
 from ..documents.models import Chunk
 from ..errors import ConfigError
 from ..providers.base import LLMProvider
 from ..resources import Resources
 from ..types import GeneratedInstructions, Persona
 from .base import BaseInstructionGeneratorCallback
-from .coverage import CoverageOrder
 
 CONTEXTUAL_PROMPT = (
     prompts.INSTRUCTION_MARKER + " that a user would send to an AI assistant about the material below.{persona}\n"

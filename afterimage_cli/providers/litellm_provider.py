@@ -136,7 +136,6 @@ class LiteLLMProvider(RemoteProvider):
         # for ~2 s with requests in flight and skew the run's clock.
         import_litellm()
 
-
     async def _call(self, messages: Messages, extra: dict[str, Any]) -> tuple[Any, ApiKey | None]:
         litellm = import_litellm()
         key = await self.keys.acquire() if self.keys else None

@@ -1,4 +1,4 @@
-"""CoverageOrder: which chunk each numbered item gets, so every chunk is used once before any twice."""
+"""CoverageOrder: which chunk (or persona) each numbered item gets: every one used once before any twice."""
 
 from __future__ import annotations
 
