@@ -13,9 +13,9 @@ import pytest
 
 from afterimage_cli.config import Config
 from afterimage_cli.config_loader import load_config
+from afterimage_cli.coverage import CoverageOrder
 from afterimage_cli.errors import ConfigError
 from afterimage_cli.instructions.contextual import ContextualInstructionGenerator
-from afterimage_cli.coverage import CoverageOrder
 from afterimage_cli.instructions.persona import PersonaInstructionGenerator
 from afterimage_cli.modifiers.context import ContextPromptModifier
 from afterimage_cli.modifiers.rag import WithRAGRespondentPromptModifier
