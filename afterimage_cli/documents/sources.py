@@ -34,7 +34,8 @@ def _files(source: DocumentSourceConfig, where: str) -> list[tuple[Path, bool]]:
         if not files:
             raise ConfigError(f"{where}: no files match {source.pattern!r} under {source.path}")
         return files
-    raise ConfigError(f"{where}.path: {source.path} does not exist")
+    hint = "" if path.is_absolute() else f" (relative paths start from the current directory, {Path.cwd()})"
+    raise ConfigError(f"{where}.path: {source.path} does not exist{hint}")
 
 
 def _format(path: Path, source: DocumentSourceConfig, explicit: bool, where: str) -> str | None:
