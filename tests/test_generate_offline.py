@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from afterimage_cli.types import ConversationRow
 
@@ -145,3 +146,19 @@ def test_all_personas_used_stops_after_exactly_one_round(tmp_path) -> None:
     cfg = make_config(tmp_path, personas=["a", "b", "c"], generation={"stop_when": {"all_personas_used": True}})
     assert invoke("generate", str(cfg), "-q").exit_code == 0
     assert sorted(r["persona"] for r in read_rows(tmp_path / "out.jsonl")) == ["a", "b", "c"]
+
+
+def test_second_run_on_the_same_output_is_refused(tmp_path) -> None:
+    from afterimage_cli.errors import OutputConflictError
+    from afterimage_cli.storage.jsonl import JSONLStorage
+
+    holder = JSONLStorage(tmp_path / "out.jsonl")
+    holder.open_run("fp")
+    try:
+        result = invoke("generate", str(make_config(tmp_path)), "-n", "2", "-q")
+        assert result.exit_code == 2 and "being written by another afterimage run" in result.stderr
+        with pytest.raises(OutputConflictError):
+            JSONLStorage(tmp_path / "out.jsonl").open_run("fp")
+    finally:
+        holder.close()
+    assert invoke("generate", str(make_config(tmp_path)), "-n", "2", "-q").exit_code == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -71,19 +72,39 @@ class JSONLStorage(BaseStorage):
         if self.to_stdout:
             self._fh = sys.stdout.buffer
             return set()
-        existing: set[str] = set()
-        if self.path.exists() and not overwrite:
-            if _drop_torn_tail(self.path):
-                warn(f"{self.path}: dropped a torn last line left by an interrupted run")
-            for number, row in iter_rows(self.path):
-                if row_fingerprint(row) != fingerprint:
-                    raise OutputConflictError(
-                        f"{self.path}:{number} holds a row of a different run (the config, prompts, "
-                        "models or seed changed): pass --overwrite to replace the file, or write to another -o path"
-                    )
-                existing.add(str(row.get("id")))
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "wb" if overwrite else "ab")
+        self._fh = open(self.path, "ab")
+        try:
+            # Two runs appending to one file would write every row twice; the second one is refused.
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.close()
+            raise OutputConflictError(
+                f"{self.path} is being written by another afterimage run: wait for it, or write to another -o path"
+            ) from None
+        if overwrite:
+            self._fh.truncate(0)
+            return set()
+        try:
+            return self._scan(fingerprint)
+        except BaseException:
+            self.close()
+            raise
+
+    def _scan(self, fingerprint: str) -> set[str]:
+        """The ids already written, after dropping a torn tail; refuses rows of another run."""
+        existing: set[str] = set()
+        if not self.path.stat().st_size:
+            return existing
+        if _drop_torn_tail(self.path):
+            warn(f"{self.path}: dropped a torn last line left by an interrupted run")
+        for number, row in iter_rows(self.path):
+            if row_fingerprint(row) != fingerprint:
+                raise OutputConflictError(
+                    f"{self.path}:{number} holds a row of a different run (the config, prompts, "
+                    "models or seed changed): pass --overwrite to replace the file, or write to another -o path"
+                )
+            existing.add(str(row.get("id")))
         return existing
 
     def append(self, row: Row) -> None:
