@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from .providers.base import LLMResponse
 
 DisplayMode = Literal["progress", "quiet"]
 REFRESH_SECONDS = 0.25
+LOG_SECONDS = 10.0
 
 
 @dataclass
@@ -137,6 +139,10 @@ class GenerationMonitor:
         if mode == "quiet":
             yield self
             return
+        if not self.console.is_terminal:
+            with self._log_lines():
+                yield self
+            return
         progress = Progress(
             BarColumn(bar_width=20),
             MofNCompleteColumn(),
@@ -155,6 +161,39 @@ class GenerationMonitor:
             finally:
                 self._refresh(force=True)
                 self._progress = None
+
+    def eta_text(self) -> str:
+        """'eta H:MM:SS' from this run's own rate (resumed rows excluded)."""
+        remaining = self.target - self.rows_resumed - self.rows_written
+        if self.rows_written == 0 or remaining <= 0:
+            return "eta -:--:--"
+        seconds = int(remaining * self.elapsed / self.rows_written)
+        return f"eta {seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+    def log_line(self) -> str:
+        """The progress as one plain line, for logs."""
+        done = self.rows_resumed + self.rows_written
+        return f"progress: {done}/{self.target} rows · {self.eta_text()} · {self.status_line()}"
+
+    @contextmanager
+    def _log_lines(self) -> Iterator[None]:
+        """When stderr is a log file or pipe (no live display), print a progress line every LOG_SECONDS.
+
+        A thread, not the event loop, keeps the beat, so a run stuck on a dead server still reports.
+        """
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(LOG_SECONDS):
+                self.console.print(self.log_line(), highlight=False)
+
+        thread = threading.Thread(target=beat, name="afterimage-progress", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=1)
 
     def summary(self) -> dict[str, Any]:
         """The run's totals, as printed at the end (or as JSON with --json)."""
@@ -203,9 +242,4 @@ class _EtaColumn(TextColumn):
     def render(self, task: Any) -> Any:
         from rich.text import Text
 
-        m = self.monitor
-        remaining = m.target - m.rows_resumed - m.rows_written
-        if m.rows_written == 0 or remaining <= 0:
-            return Text("eta -:--:--")
-        seconds = int(remaining * m.elapsed / m.rows_written)
-        return Text(f"eta {seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}")
+        return Text(self.monitor.eta_text())

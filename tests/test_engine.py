@@ -170,3 +170,18 @@ def test_separate_user_model(fake_server, tmp_path) -> None:
         "respondent": "openai/resp-model",
         "correspondent": "openai/sim-model",
     }
+
+
+def test_logs_progress_lines_when_stderr_is_not_a_terminal(fake_server, tmp_path, monkeypatch) -> None:
+    import afterimage_cli.monitor as monitor
+
+    monkeypatch.setattr(monitor, "LOG_SECONDS", 0.2)
+    fake_server.latency = 0.05
+    cfg = make_config(tmp_path, retry=FAST_RETRY, generation={"concurrency": 2})
+    result = invoke("generate", str(cfg), "-n", "12", "--model", "m", "--api-base", fake_server.api_base)
+    assert result.exit_code == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("progress: ")]
+    assert len(lines) >= 2
+    assert all(line.split()[1].endswith("/12") and "calls/s" in line and "eta" in line for line in lines)
+    done = [int(line.split()[1].split("/")[0]) for line in lines]
+    assert done == sorted(done) and done[-1] > 0
