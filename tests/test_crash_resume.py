@@ -46,7 +46,7 @@ def _check_complete(path: Path, storage: str) -> None:
 
 
 @pytest.mark.parametrize("storage", ["jsonl", "sqlite"])
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_resumes_to_exactly_n(fake_server, tmp_path, storage, sig) -> None:
     fake_server.latency = 0.03
     out = tmp_path / ("out.jsonl" if storage == "jsonl" else "out.sqlite")
@@ -59,8 +59,8 @@ def test_interrupted_run_resumes_to_exactly_n(fake_server, tmp_path, storage, si
     _wait_for_rows(out, storage, 8, proc)
     proc.send_signal(sig)
     code = proc.wait(timeout=30)
-    if sig == signal.SIGINT:
-        assert code == 130, proc.stderr.read().decode()
+    if sig in (signal.SIGINT, signal.SIGTERM):
+        assert code == (130 if sig == signal.SIGINT else 143), proc.stderr.read().decode()
     else:
         assert code == -signal.SIGKILL
     written = _rows_in(out, storage)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -13,7 +14,7 @@ from rich.console import Console
 
 from ..errors import AfterimageError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 R = TypeVar("R")
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -26,6 +27,28 @@ def _quiet_broken_pipe() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a job scheduler stopping us), handled like Ctrl-C: flush, clean up, exit 143."""
+
+
+@contextmanager
+def terminate_like_interrupt() -> Iterator[None]:
+    """While the body runs, SIGTERM unwinds the run as Ctrl-C does instead of killing it mid-write."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. embedded): keep the default
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def report_error(message: str) -> None:
@@ -52,10 +75,10 @@ def run_command(fn: Callable[[], R], *, debug: bool = False, on_interrupt: str =
             traceback.print_exc()
         report_error(str(exc))
         raise SystemExit(exc.exit_code) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         stderr.print(on_interrupt)
-
-        raise SystemExit(EXIT_INTERRUPTED) from None
+        code = EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
+        raise SystemExit(code) from None
     except BrokenPipeError:
         _quiet_broken_pipe()
         raise SystemExit(EXIT_OK) from None

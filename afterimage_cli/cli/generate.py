@@ -8,7 +8,7 @@ import orjson
 import typer
 
 from . import app
-from .common import RESUMABLE, run_command, stderr
+from .common import RESUMABLE, run_command, stderr, terminate_like_interrupt
 
 
 @app.command()
@@ -51,7 +51,8 @@ def generate(
             report = preview(cfg)
             typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() if json_summary else report["text"])
             return
-        summary = execute(cfg, overwrite=overwrite, quiet=quiet, console=stderr)
+        with terminate_like_interrupt():
+            summary = execute(cfg, overwrite=overwrite, quiet=quiet, console=stderr)
         if json_summary:
             typer.echo(orjson.dumps(summary).decode())
 
