@@ -118,9 +118,7 @@ class RetryingProvider(BaseProvider):
         try:
             response = await call()
         except ProviderError as error:
-            self.limiter.release(
-                ok=False, rate_limited=error.kind == "rate_limit", retry_after=error.retry_after, headers=error.headers
-            )
+            self.limiter.release(ok=False, rate_limited=error.kind == "rate_limit", headers=error.headers)
             raise
         except BaseException:
             self.limiter.release(ok=False)

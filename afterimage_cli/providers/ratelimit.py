@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .adaptive import AdaptiveConcurrency
+
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -60,7 +62,11 @@ class _Bucket:
 
 
 class RateLimiter:
-    """Admits requests under max_concurrency (adaptive), rpm and tpm; pauses on Retry-After."""
+    """Admits requests under max_concurrency (adaptive), rpm and tpm; pauses on x-ratelimit headers.
+
+    Retry-After belongs to the request that got it (the retry waits for it); the shared limit reacts to
+    the rate of 429s instead, so a few stray ones never stall every request.
+    """
 
     def __init__(
         self,
@@ -70,25 +76,24 @@ class RateLimiter:
         tpm: float | None = None,
         adaptive: bool = True,
         min_concurrency: int = 1,
-        cut_cooldown: float = 0.2,
-        grow_interval: float = 0.5,
     ) -> None:
-        self.grow_interval = grow_interval
-        self.ceiling = max_concurrency or 1_000_000
-        self.limit = float(self.ceiling)
+        self.ceiling = float(max_concurrency or 1_000_000)
+        self.adaptive = AdaptiveConcurrency(self.ceiling, float(min_concurrency)) if adaptive else None
         self.min_concurrency = min_concurrency
-        self.adaptive = adaptive
-        self.cut_cooldown = cut_cooldown
         now = time.monotonic()
         self.requests = _Bucket(rpm / 60, max(1.0, rpm / 60), max(1.0, rpm / 60), now) if rpm else None
         self.tokens = _Bucket(tpm / 60, tpm / 60 * 10, tpm / 60, now) if tpm else None
         self.in_flight = 0
         self.paused_until = 0.0
-        self.cuts = 0
-        self._last_cut = 0.0
-        self._last_change = 0.0
-        self._successes = 0
         self._changed: asyncio.Event | None = None
+
+    @property
+    def limit(self) -> float:
+        return self.adaptive.limit if self.adaptive else self.ceiling
+
+    @property
+    def cuts(self) -> int:
+        return self.adaptive.cuts if self.adaptive else 0
 
     def _event(self) -> asyncio.Event:
         if self._changed is None:
@@ -127,47 +132,20 @@ class RateLimiter:
         *,
         ok: bool,
         rate_limited: bool = False,
-        retry_after: float | None = None,
         headers: Mapping[str, Any] | None = None,
         token_correction: int = 0,
     ) -> None:
         """Record how a request ended; adapt the concurrency limit; wake waiters."""
         self.in_flight -= 1
-        now = time.monotonic()
         if self.tokens is not None and token_correction:
             self.tokens.take(token_correction)
-        if rate_limited:
-            if retry_after:
-                self.paused_until = max(self.paused_until, now + retry_after)
-            if self.adaptive and now - self._last_cut >= self.cut_cooldown:
-                # Cut once per burst: many 429s arriving together are one signal, not many.
-                self.limit = max(float(self.min_concurrency), self.limit_in_use() / 2)
-                self._last_cut = self._last_change = now
-                self._successes = 0
-                self.cuts += 1
-        elif ok:
-            self._successes += 1
-            # Grow by one after a full window of successes, and no faster than grow_interval, so a limit
-            # found by a cut is probed gently instead of being overrun within a few round trips.
-            if (
-                self.adaptive
-                and self.limit < self.ceiling
-                and self._successes >= max(1, int(self.limit))
-                and now - self._last_change >= self.grow_interval
-            ):
-                self.limit = min(float(self.ceiling), self.limit + 1)
-                self._successes = 0
-                self._last_change = now
-
-        self._apply_headers(headers, now)
+        if self.adaptive is not None:
+            self.adaptive.record(ok=ok, rate_limited=rate_limited, in_flight=self.in_flight + 1)
+        self._apply_headers(headers, time.monotonic())
         self._wake()
 
-    def limit_in_use(self) -> float:
-        """The effective limit: the configured one, or what is actually in flight if that is lower."""
-        return min(self.limit, float(max(self.in_flight + 1, self.min_concurrency)))
-
     def _apply_headers(self, headers: Mapping[str, Any] | None, now: float) -> None:
-        """x-ratelimit-remaining-requests: 0 → pause until x-ratelimit-reset-requests."""
+        """x-ratelimit-remaining-requests (or -tokens): 0 → pause until its x-ratelimit-reset-*."""
         for kind in ("requests", "tokens"):
             remaining = header(headers, f"x-ratelimit-remaining-{kind}")
             if remaining is not None and remaining.strip() in ("0", "0.0"):
