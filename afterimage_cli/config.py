@@ -47,6 +47,9 @@ class RetryConfig(_Strict):
     max_attempts: int = Field(default=6, ge=1, description="Attempts per LLM call, the first included.")
     base_delay: float = Field(default=0.5, ge=0, description="First backoff in seconds; doubles each try.")
     max_delay: float = Field(default=30.0, ge=0, description="Longest single backoff in seconds.")
+    rate_limit_patience: float = Field(
+        default=600.0, ge=0, description="Seconds one call may spend waiting out 429s before it fails."
+    )
 
 
 class ErrorBudgetConfig(_Strict):

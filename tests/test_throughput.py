@@ -224,11 +224,44 @@ def test_adaptive_concurrency_settles_under_admission_limit(fake_server, tmp_pat
         generation={"min_turns": 1, "max_turns": 1, "concurrency": 64},
         instructions={"generator": "simple", "options": {"instructions": ["Hello?"]}},
     )
-    result = run(fake_server, cfg, "-n", "300")
+    result = run(fake_server, cfg, "-n", "800")
     assert result.exit_code == 0, result.stderr
     summary = orjson.loads(result.stdout)
     assert summary["concurrency_cuts"] >= 1
     stats = fake_server.stats
     # Without adapting, 64 workers against 100 admissions/s at 20 ms would see most requests refused.
     assert stats["429"] < stats["ok"]
-    assert len(read_rows(tmp_path / "out.jsonl")) == 300
+    assert len(read_rows(tmp_path / "out.jsonl")) == 800
+
+
+def test_rate_limit_delays_trust_retry_after_then_back_off() -> None:
+    import random
+
+    from afterimage_cli.config import RetryConfig
+    from afterimage_cli.engine.retry import rate_limit_delay
+
+    cfg, rng = RetryConfig(base_delay=0.5, max_delay=30), random.Random(0)
+    assert all(0.1 <= rate_limit_delay(n, cfg, 0.1, rng) <= 0.11 for n in range(3))
+    assert 0.25 <= rate_limit_delay(3, cfg, 0.1, rng) <= 0.5
+    assert 2.0 <= rate_limit_delay(6, cfg, 0.1, rng) <= 4.0
+    assert 0.25 <= rate_limit_delay(0, cfg, None, rng) <= 0.5  # no Retry-After: backoff from the start
+    assert rate_limit_delay(20, cfg, 0.1, rng) <= 30
+
+
+def test_429s_do_not_use_up_attempts(fake_server, tmp_path) -> None:
+    fake_server.rate_429 = 0.6
+    fake_server.retry_after = 0.01
+    cfg = make_config(tmp_path, retry={"max_attempts": 1, "base_delay": 0.01, "max_delay": 0.02})
+    result = run(fake_server, cfg, "-n", "10")
+    assert result.exit_code == 0, result.stderr
+    assert orjson.loads(result.stdout)["errors"]["rate_limit"] == fake_server.stats["429"] > 0
+
+
+def test_rate_limit_patience_bounds_the_wait(fake_server, tmp_path) -> None:
+    fake_server.rate_429 = 1.0
+    fake_server.retry_after = 0.05
+    cfg = make_config(tmp_path, retry={"rate_limit_patience": 0.3, "base_delay": 0.05, "max_delay": 0.1})
+    started = time.monotonic()
+    result = run(fake_server, cfg, "-n", "3")
+    assert result.exit_code == 1 and "rate limited (429)" in result.stderr
+    assert time.monotonic() - started < 30

@@ -75,13 +75,23 @@ class ErrorBudget:
             raise RunAborted(f"stopping: {self.reason}")
 
 
+def rate_limit_delay(throttled: int, cfg: RetryConfig, retry_after: float | None, rng: random.Random) -> float:
+    """The wait after a call's n-th 429: the server's Retry-After for the first few (a stray 429 costs
+    little), then never less than exponential backoff (a long throttle is not hammered)."""
+    trusted = 3 if retry_after is not None and retry_after > 0 else 0
+    if throttled < trusted:
+        return backoff_delay(throttled, cfg, retry_after, rng)
+    return max(backoff_delay(throttled - trusted, cfg, None, rng), min(retry_after or 0.0, MAX_RETRY_AFTER))
+
+
 def backoff_delay(attempt: int, cfg: RetryConfig, retry_after: float | None, rng: random.Random) -> float:
-    """Full-jitter exponential backoff, never shorter than the server's Retry-After."""
+    """The server's Retry-After when it gives one (plus up to 10 % jitter, so waiters do not return in
+    lockstep); otherwise jittered exponential backoff."""
+    if retry_after is not None and retry_after > 0:
+        wait = min(retry_after, MAX_RETRY_AFTER)
+        return wait + rng.uniform(0, wait / 10)
     ceiling = min(cfg.max_delay, cfg.base_delay * (2**attempt))
-    delay = rng.uniform(ceiling / 2, ceiling) if ceiling > 0 else 0.0
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
-    return delay
+    return rng.uniform(ceiling / 2, ceiling) if ceiling > 0 else 0.0
 
 
 class RetryingProvider(BaseProvider):
@@ -127,27 +137,38 @@ class RetryingProvider(BaseProvider):
         return response
 
     async def _attempts(self, call: Any, messages: Messages) -> Any:
+        """Call until success. Errors use up `max_attempts`; 429s do not (they are back-pressure, not
+        failure) and are retried until `rate_limit_patience` seconds of waiting have passed."""
         estimate = self._estimate(messages)
-        for attempt in range(self.retry.max_attempts):
+        failures = throttled = 0
+        waited_on_limits = 0.0
+        while True:
             self.budget.check()
             if self.spend is not None:
                 self.spend.check()
-
             try:
                 response = await self._attempt(call, estimate)
             except ProviderError as error:
-                last = attempt == self.retry.max_attempts - 1
-                will_retry = error.retryable and not last
+                limited = error.kind == "rate_limit"
+                if limited:
+                    delay = rate_limit_delay(throttled, self.retry, error.retry_after, self._rng)
+                    throttled += 1
+                    will_retry = waited_on_limits + delay <= self.retry.rate_limit_patience
+                else:
+                    delay = backoff_delay(failures, self.retry, error.retry_after, self._rng)
+                    failures += 1
+                    will_retry = error.retryable and failures < self.retry.max_attempts
                 self.monitor.record_error(error.kind, will_retry=will_retry)
                 self.budget.attempt_failed(error)
                 if not will_retry:
                     raise
-                await asyncio.sleep(backoff_delay(attempt, self.retry, error.retry_after, self._rng))
+                if limited:
+                    waited_on_limits += delay
+                await asyncio.sleep(delay)
                 continue
             self.budget.attempt_ok()
             self.monitor.record_response(response)
             return response
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
         result: LLMResponse = await self._attempts(lambda: self.inner.acomplete(messages, **kwargs), messages)

@@ -1,6 +1,7 @@
 """Concurrency that finds a provider's rate limit from its 429s, without collapsing on stray ones.
 
-The limit is judged in epochs of responses. A 429 rate above the noise floor cuts the limit in half.
+The limit is judged in epochs of responses. A 429 rate f above the noise floor cuts the limit by the
+share admitted (× (1 - f), at most halving).
 The next epoch tells whether the cut was right: if successes per second held up, the server was
 admitting a fixed rate and the cut only removed wasted requests, so it stays; if successes fell with the
 limit, the 429s were not caused by our load (a flaky gateway, another tenant), so the cut is undone and
@@ -18,13 +19,18 @@ MAX_EPOCH_SECONDS = 5.0
 EXCESS = 0.1  # 429 rate above the noise floor that counts as overload
 QUIET = 0.02  # 429 rate below which the limit may grow
 NOISE_FOLLOW = 0.2
-KEPT_THROUGHPUT = 0.75  # after a cut, successes/s at least this share of before → the cut was right
 
 
 @dataclass
 class _Cut:
     limit_before: float
+    limit_after: float
     successes_per_s: float
+
+    def kept_threshold(self) -> float:
+        """Successes/s after the cut above which it was right: nearer 'unchanged' (the server was the
+        bottleneck) than 'fell with the limit' (we were)."""
+        return self.successes_per_s * (1 + self.limit_after / self.limit_before) / 2
 
 
 class AdaptiveConcurrency:
@@ -63,7 +69,7 @@ class AdaptiveConcurrency:
 
     def _decide(self, limited_rate: float, successes_per_s: float, in_flight: int) -> None:
         cut, self._pending_cut = self._pending_cut, None
-        if cut is not None and successes_per_s < KEPT_THROUGHPUT * cut.successes_per_s:
+        if cut is not None and successes_per_s < cut.kept_threshold():
             if limited_rate > self.noise + EXCESS:
                 # Still refused as often, and fewer successes: those 429s were not about our load.
                 self.limit = cut.limit_before
@@ -78,9 +84,11 @@ class AdaptiveConcurrency:
             # so a flaky spell long past does not hide a real overload later.
             self.noise += NOISE_FOLLOW * (limited_rate - self.noise)
         if limited_rate > self.noise + EXCESS:
+            # At offered rate R a server admitting K refuses 1 - K/R: scaling by the admitted share aims
+            # straight at K; at most halving per epoch keeps a noisy epoch from overshooting.
             in_use = min(self.limit, float(max(in_flight, 1)))
-            self._pending_cut = _Cut(limit_before=in_use, successes_per_s=successes_per_s)
-            self.limit = max(self.floor, in_use / 2)
+            self.limit = max(self.floor, in_use * max(0.5, 1 - limited_rate))
+            self._pending_cut = _Cut(in_use, self.limit, successes_per_s)
             self.cuts += 1
         elif limited_rate <= self.noise + QUIET and self.limit < self.ceiling:
             self.limit = min(self.ceiling, self.limit + max(1.0, self.limit * 0.1))
