@@ -325,3 +325,21 @@ class Config(_Strict):
     @property
     def user_model(self) -> ModelConfig:
         return self.correspondent or self.respondent
+
+
+# Fields that change how a run goes, not what its rows say. They are left out of the run fingerprint, so
+# changing them (more rows, more concurrency, another endpoint or key, a budget) resumes the same run.
+OPERATIONAL_FIELDS: dict[type[BaseModel], frozenset[str]] = {
+    Config: frozenset({"storage", "retry", "error_budget", "cache", "budget"}),
+    GenerationConfig: frozenset({"num_conversations", "concurrency", "stop_when"}),
+    ModelConfig: frozenset(
+        {
+            *("api_base", "api_key_env", "timeout", "provider", "max_concurrency", "rpm", "tpm"),
+            *("adaptive_concurrency", "input_cost_per_million", "output_cost_per_million"),
+        }
+    ),
+    RetrieverConfig: frozenset({"path", "url", "api_key_env", "collection"}),
+    EmbeddingConfig: frozenset({"api_base", "api_key_env", "batch_size"}),
+    PersonaGenerationConfig: frozenset({"concurrency"}),
+    EvaluationConfig: frozenset({"concurrency"}),
+}

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 
-from .config import Config, ModelConfig
+from .config import OPERATIONAL_FIELDS, Config, ModelConfig
 from .engine.retry import ErrorBudget, RetryingProvider, SpendLimit
 from .errors import AfterimageError, ConfigError
 from .generators.base import BaseGenerator
@@ -27,51 +28,30 @@ from .resources import Resources, grounding_warnings
 from .storage.base import BaseStorage
 
 
+def content_settings(value: Any) -> Any:
+    """A config (or part of one) as plain data, without its OPERATIONAL_FIELDS."""
+    if isinstance(value, BaseModel):
+        skip = OPERATIONAL_FIELDS.get(type(value), frozenset())
+        return {name: content_settings(getattr(value, name)) for name in type(value).model_fields if name not in skip}
+    if isinstance(value, list | tuple):
+        return [content_settings(item) for item in value]
+    if isinstance(value, dict):
+        return {key: content_settings(item) for key, item in value.items()}
+    return value
+
+
 def run_fingerprint(cfg: Config, content: str = "") -> str:
-    """A hash of everything that decides a row's content; count, concurrency and endpoints are left out.
+    """A hash of everything that decides a row's content (see OPERATIONAL_FIELDS for what is left out).
 
     `content` is a hash of what the config points at (the documents' chunks), so editing a document
     makes a new run instead of resuming into a mix of old and new rows."""
-    data = cfg.model_dump(mode="json")
+    data = content_settings(cfg)
     if content:
         data["content"] = content
-    data["generation"].pop("num_conversations", None)
-    data["generation"].pop("concurrency", None)
-    data["generation"].pop("stop_when", None)
-    for name in ("storage", "retry", "error_budget", "cache", "budget"):
-        data.pop(name, None)
-    operational = (
-        *("api_base", "api_key_env", "timeout", "provider", "max_concurrency", "rpm", "tpm"),
-        *("adaptive_concurrency", "input_cost_per_million", "output_cost_per_million"),
-    )
-
-    for role in ("respondent", "correspondent"):
-        if data.get(role):
-            for key in operational:
-                data[role].pop(key, None)
     if not cfg.quality.auto_improve:  # the judge decides row content only through the quality gate
         data.pop("quality", None)
         data.pop("evaluation", None)
-    elif "evaluation" in data:
-        data["evaluation"].pop("concurrency", None)
-        for key in operational:
-            (data["evaluation"].get("judge") or {}).pop(key, None)
-
-    _drop_grounding_operational(data, operational)
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
-def _drop_grounding_operational(data: dict[str, Any], operational: tuple[str, ...]) -> None:
-    """Where the index lives, how it is reached and how fast personas are written do not change rows."""
-    retriever = data.get("retriever") or {}
-    for key in ("path", "url", "api_key_env", "collection"):
-        retriever.pop(key, None)
-    for key in ("api_base", "api_key_env", "batch_size"):
-        (retriever.get("embedding") or {}).pop(key, None)
-    personas = data.get("persona_generation") or {}
-    personas.pop("concurrency", None)
-    for key in operational:
-        (personas.get("model") or {}).pop(key, None)
 
 
 def with_resources(factory: Any, resources: Resources | None, options: dict[str, Any]) -> dict[str, Any]:
