@@ -162,3 +162,25 @@ def test_second_run_on_the_same_output_is_refused(tmp_path) -> None:
     finally:
         holder.close()
     assert invoke("generate", str(make_config(tmp_path)), "-n", "2", "-q").exit_code == 0
+
+
+def test_modifiers_see_only_the_opening_that_is_used(tmp_path) -> None:
+    cfg = make_config(
+        tmp_path,
+        instructions={"generator": "tests.plugins:TwoOpenings"},
+        modifiers=[{"name": "tests.plugins:RecordOpenings"}],
+    )
+    assert invoke("generate", str(cfg), "-n", "6", "-q").exit_code == 0
+    for row in read_rows(tmp_path / "out.jsonl"):
+        assert row["metadata"]["seen"] == [row["conversations"][0]["content"]]
+    assert {r["conversations"][0]["content"] for r in read_rows(tmp_path / "out.jsonl")} == {
+        "first opening?",
+        "second opening?",
+    }
+
+
+def test_generator_returning_nothing_stops_with_a_message(tmp_path) -> None:
+    cfg = make_config(tmp_path, instructions={"generator": "tests.plugins:NoOpenings"})
+    result = invoke("generate", str(cfg), "-n", "2", "-q")
+    assert result.exit_code == 1 and "NoOpenings returned no instruction" in result.stderr
+    assert "Traceback" not in result.stderr

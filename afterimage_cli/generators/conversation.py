@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import prompts
+from ..errors import RunAborted
 from ..instructions.base import BaseInstructionGeneratorCallback
 from ..modifiers.base import BaseRespondentPromptModifierCallback
 from ..providers.base import LLMProvider, Messages
@@ -46,12 +47,15 @@ class ConversationGenerator(BaseGenerator):
             self.system_prompt, rng=plan.rng, persona=plan.persona, item_index=plan.index
         )
         if not generated.instructions:
-            raise ValueError(f"{type(self.instruction_generator).__name__} returned no instruction")
+            name = type(self.instruction_generator).__name__
+            raise RunAborted(f"instruction generator {name} returned no instruction for item {plan.index}")
         pick = plan.rng.randrange(len(generated.instructions))
+        generated.metadata.setdefault("instruction_index", pick)
+        # The modifiers see the opening that will be used (RAG retrieves for it), not every candidate.
+        chosen = generated.model_copy(update={"instructions": [generated.instructions[pick]]})
         response_prompt = GeneratedResponsePrompt(prompt=self.system_prompt)
         for modifier in self.modifiers:
-            response_prompt = await modifier.amodify(response_prompt, instructions=generated, persona=plan.persona)
-        generated.metadata.setdefault("instruction_index", pick)
+            response_prompt = await modifier.amodify(response_prompt, instructions=chosen, persona=plan.persona)
         return generated, generated.instructions[pick], response_prompt
 
     async def _simulate_user(self, plan: ItemPlan, turns: list[dict[str, Any]]) -> str:

@@ -1,0 +1,48 @@
+"""Components loaded by dotted path in tests, as a user's own plugins would be."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from afterimage_cli.instructions.base import BaseInstructionGeneratorCallback
+from afterimage_cli.modifiers.base import BaseRespondentPromptModifierCallback
+from afterimage_cli.types import GeneratedInstructions, GeneratedResponsePrompt, Persona
+
+
+class TwoOpenings(BaseInstructionGeneratorCallback):
+    """Offers two candidate openings per item."""
+
+    async def agenerate(
+        self,
+        original_prompt: str,
+        *,
+        rng: random.Random | None = None,
+        persona: Persona | None = None,
+        item_index: int | None = None,
+    ) -> GeneratedInstructions:
+        return GeneratedInstructions(instructions=["first opening?", "second opening?"])
+
+
+class NoOpenings(BaseInstructionGeneratorCallback):
+    """A broken generator: offers nothing."""
+
+    async def agenerate(
+        self,
+        original_prompt: str,
+        *,
+        rng: random.Random | None = None,
+        persona: Persona | None = None,
+        item_index: int | None = None,
+    ) -> GeneratedInstructions:
+        return GeneratedInstructions(instructions=[])
+
+
+class RecordOpenings(BaseRespondentPromptModifierCallback):
+    """Records which openings it was shown in the row's metadata."""
+
+    async def amodify(
+        self, prompt: GeneratedResponsePrompt, *, instructions: GeneratedInstructions, persona: Persona | None = None
+    ) -> GeneratedResponsePrompt:
+        metadata: dict[str, Any] = {**prompt.metadata, "seen": list(instructions.instructions)}
+        return prompt.model_copy(update={"metadata": metadata})
