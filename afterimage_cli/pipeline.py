@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from .providers.ratelimit import RateLimiter
 from .registry import instruction_generators, prompt_modifiers, providers, storage
 from .resources import Resources, grounding_warnings
 from .storage.base import BaseStorage
+from .types import Persona
 
 
 def content_settings(value: Any) -> Any:
@@ -52,6 +53,13 @@ def run_fingerprint(cfg: Config, content: str = "") -> str:
         data.pop("quality", None)
         data.pop("evaluation", None)
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def grounded_fingerprint(cfg: Config, resources: Resources, personas: Sequence[Persona]) -> str:
+    """The run fingerprint with what the config points at: the documents' chunks and the personas in use
+    (a regenerated personas file is a new run, not a resume into a mix)."""
+    drawn = hashlib.sha256(orjson.dumps([[p.description, p.depth] for p in personas])).hexdigest()
+    return run_fingerprint(cfg, resources.content_fingerprint() + (drawn if personas else ""))
 
 
 def with_resources(factory: Any, resources: Resources | None, options: dict[str, Any]) -> dict[str, Any]:
@@ -146,6 +154,9 @@ class Run:
             personas = await self.resources.aprepare(say)
             if personas is not None:
                 self.generator.personas = personas
+            # Only now are the personas known (generated, or read from their file): they shape rows too.
+            self.fingerprint = grounded_fingerprint(self.cfg, self.resources, self.generator.personas)
+            self.generator.fingerprint = self.fingerprint
 
     async def aclose(self) -> None:
         for provider in self.providers:
@@ -220,7 +231,7 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
     if cfg.persona_generation is not None and cfg.persona_generation.model is not None:
         persona_raw, resources.persona_llm = build_provider(cfg.persona_generation.model, cfg, budget, monitor)
         resources.owned_providers.append(persona_raw)
-    fingerprint = run_fingerprint(cfg, resources.content_fingerprint())
+    fingerprint = grounded_fingerprint(cfg, resources, resources.known_personas())
     gen = cfg.generation
     common: dict[str, Any] = dict(
         storage=build_storage(cfg),

@@ -12,7 +12,7 @@ from .config import Config
 from .errors import RunAborted
 from .generators.base import ItemPlanner
 from .monitor import GenerationMonitor
-from .pipeline import build_run, check_components, run_fingerprint
+from .pipeline import build_run, check_components, grounded_fingerprint
 from .providers.factory import model_price
 from .resources import Resources
 from .stopping import target_items, with_planned_target
@@ -123,7 +123,7 @@ def preview(cfg: Config, items: int = 3) -> dict[str, Any]:
         "# resolved config",
         yaml.safe_dump(resolved, sort_keys=False).rstrip(),
         "",
-        f"# run fingerprint: {run_fingerprint(cfg, Resources(cfg).content_fingerprint())[:16]}",
+        f"# run fingerprint: {grounded_fingerprint(cfg, Resources(cfg), personas)[:16]}",
         "# respondent system prompt:",
         *(f"#   {line}" for line in cfg.generation.system_prompt.splitlines()),
         "# first items:",

@@ -184,3 +184,16 @@ def test_generator_returning_nothing_stops_with_a_message(tmp_path) -> None:
     result = invoke("generate", str(cfg), "-n", "2", "-q")
     assert result.exit_code == 1 and "NoOpenings returned no instruction" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_changed_personas_file_is_a_new_run(tmp_path) -> None:
+    personas = tmp_path / "personas.txt"
+    personas.write_text("a chemist\na poet\n")
+    cfg = make_config(tmp_path, personas=[], personas_file=str(personas))
+    assert invoke("generate", str(cfg), "-n", "3", "-q").exit_code == 0
+    assert invoke("generate", str(cfg), "-n", "5", "-q").exit_code == 0
+    assert {r["persona"] for r in read_rows(tmp_path / "out.jsonl")} == {"a chemist", "a poet"}
+    personas.write_text("a chemist\na sailor\n")
+    result = invoke("generate", str(cfg), "-n", "6", "-q")
+    assert result.exit_code == 2 and "different run" in result.stderr
+    assert len(read_rows(tmp_path / "out.jsonl")) == 5
