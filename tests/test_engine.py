@@ -185,3 +185,11 @@ def test_logs_progress_lines_when_stderr_is_not_a_terminal(fake_server, tmp_path
     assert all(line.split()[1].endswith("/12") and "calls/s" in line and "eta" in line for line in lines)
     done = [int(line.split()[1].split("/")[0]) for line in lines]
     assert done == sorted(done) and done[-1] > 0
+
+
+def test_unknown_model_stops_at_once_with_what_to_fix(fake_server, tmp_path) -> None:
+    fake_server.fail_status = 404
+    result = served(fake_server, tmp_path, "-n", "5")
+    assert result.exit_code == 1
+    assert "not found (404)" in result.stderr and "check the model name" in result.stderr
+    assert fake_server.stats["requests"] <= 4

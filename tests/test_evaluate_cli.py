@@ -256,3 +256,23 @@ def test_bad_line_in_the_middle_of_a_judged_stream_names_it(tmp_path) -> None:
     assert result.exit_code == 1 and "in.jsonl:21: conversations: expected a non-empty list" in result.stderr
     assert "internal error" not in result.stderr
     assert len(read_rows(out)) <= 20  # what was judged before the bad line is kept, in order
+
+
+def test_unknown_judge_model_stops_at_once(fake_server, tmp_path) -> None:
+    from .helpers import invoke, make_config
+
+    assert invoke("generate", str(make_config(tmp_path)), "-n", "20", "-q").exit_code == 0
+    fake_server.fail_status = 404
+    result = invoke(
+        "evaluate",
+        str(tmp_path / "out.jsonl"),
+        "-o",
+        str(tmp_path / "judged.jsonl"),
+        "--judge-model",
+        "no-such-model",
+        "--api-base",
+        fake_server.api_base,
+        "-q",
+    )
+    assert result.exit_code == 1 and "not found (404)" in result.stderr
+    assert fake_server.stats["requests"] <= 16  # the first wave, not a row-by-row march through the file

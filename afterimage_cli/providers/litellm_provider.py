@@ -98,7 +98,7 @@ def map_litellm_error(exc: Exception, model: str, key: ApiKey | None, api_base: 
             f"{model}: model or endpoint not found (404): check the model name and api_base",
             retryable=False,
             status_code=status,
-            kind="bad_request",
+            kind="not_found",
         )
     if isinstance(exc, litellm.BadRequestError | litellm.UnsupportedParamsError) or status in (400, 422):
         return ProviderError(

@@ -60,7 +60,7 @@ def status_error(
             f"{model}: model or endpoint not found (404) at {api_base}: check the model name and api_base",
             retryable=False,
             status_code=status,
-            kind="bad_request",
+            kind="not_found",
         )
     if status in (400, 413, 422):
         return ProviderError(
