@@ -265,3 +265,18 @@ def test_rate_limit_patience_bounds_the_wait(fake_server, tmp_path) -> None:
     result = run(fake_server, cfg, "-n", "3")
     assert result.exit_code == 1 and "rate limited (429)" in result.stderr
     assert time.monotonic() - started < 30
+
+
+def test_another_seed_is_not_answered_from_the_cache(fake_server, tmp_path) -> None:
+    cfg = make_config(
+        tmp_path,
+        retry=FAST_RETRY,
+        personas=[],
+        modifiers=[],
+        generation={"min_turns": 1, "max_turns": 1},
+        instructions={"generator": "simple", "options": {"instructions": ["Same question?"]}},
+    )
+    assert run(fake_server, cfg, "-n", "4").exit_code == 0
+    calls = fake_server.stats["requests"]
+    assert run(fake_server, cfg, "-n", "4", "--seed", "9", "-o", str(tmp_path / "other.jsonl")).exit_code == 0
+    assert fake_server.stats["requests"] == 2 * calls

@@ -136,7 +136,7 @@ class BaseGenerator(ABC):
     async def _run_item(self, index: int) -> Row:
         usage = Usage()
         token = current_usage.set(usage)
-        scope_token = current_scope.set(CallScope(item=index))
+        scope_token = current_scope.set(CallScope(item=index, seed=self.seed))
         try:
             plan = self.plan(index)
             if self.quality_gate is None:

@@ -19,10 +19,12 @@ from .structured import Schema, json_schema_of, parse_structured
 
 @dataclass
 class CallScope:
-    """Which item a call belongs to and its position in that item, so identical prompts of different
-    items (which should get different samples) never share an answer."""
+    """Which run seed and item a call belongs to and its position in that item, so identical prompts of
+    different items, or of runs with different seeds (which should get different samples), never share
+    an answer."""
 
     item: int
+    seed: int = 0
     seq: int = 0
 
 
@@ -54,7 +56,7 @@ class ResponseCache:
     def key(model: str, messages: Messages, params: dict[str, Any], scope: CallScope | None) -> str:
         payload: dict[str, Any] = {"model": model, "messages": messages, "params": params}
         if scope is not None:
-            payload["scope"] = [scope.item, scope.seq]
+            payload["scope"] = [scope.seed, scope.item, scope.seq]
         return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
     def get(self, key: str) -> LLMResponse | None:
