@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
 from typing import Any
 
 from pydantic import ValidationError
 
 from .config import Config
 from .errors import UsageError
+
+
+BUILT_IN_STORAGE = frozenset({"jsonl", "sqlite"})
+STORAGE_BY_SUFFIX = {".jsonl": "jsonl", ".sqlite": "sqlite", ".sqlite3": "sqlite", ".db": "sqlite"}
 
 
 @dataclass
@@ -34,6 +40,10 @@ def apply_overrides(cfg: Config, flags: Overrides) -> Config:
     gen = data["generation"]
     if flags.output is not None:
         data["storage"]["path"] = flags.output
+        suffix = Path(flags.output).suffix.lower()
+        if data["storage"]["type"] in BUILT_IN_STORAGE and suffix in STORAGE_BY_SUFFIX:
+            # `-o run.sqlite` means SQLite and `-o run.jsonl` JSONL, whatever the config's default said.
+            data["storage"]["type"] = STORAGE_BY_SUFFIX[suffix]
         if flags.output == "-" and data["storage"]["type"] != "jsonl":
             raise UsageError(
                 "-o - streams JSONL to stdout; it cannot be used with storage.type " + data["storage"]["type"]

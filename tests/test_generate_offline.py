@@ -197,3 +197,14 @@ def test_changed_personas_file_is_a_new_run(tmp_path) -> None:
     result = invoke("generate", str(cfg), "-n", "6", "-q")
     assert result.exit_code == 2 and "different run" in result.stderr
     assert len(read_rows(tmp_path / "out.jsonl")) == 5
+
+
+def test_output_suffix_picks_the_storage(tmp_path) -> None:
+    from afterimage_cli.storage.sqlite import SQLiteStorage
+
+    cfg = make_config(tmp_path)
+    assert invoke("generate", str(cfg), "-n", "3", "-o", str(tmp_path / "run.sqlite"), "-q").exit_code == 0
+    assert len(SQLiteStorage(tmp_path / "run.sqlite").load_conversations()) == 3
+    sqlite_cfg = make_config(tmp_path, storage={"type": "sqlite", "path": str(tmp_path / "x.db")})
+    assert invoke("generate", str(sqlite_cfg), "-n", "2", "-o", str(tmp_path / "run.jsonl"), "-q").exit_code == 0
+    assert len(read_rows(tmp_path / "run.jsonl")) == 2
