@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import Any
 
 from pydantic import ValidationError
 
 from .config import Config
 from .errors import UsageError
-
 
 BUILT_IN_STORAGE = frozenset({"jsonl", "sqlite"})
 STORAGE_BY_SUFFIX = {".jsonl": "jsonl", ".sqlite": "sqlite", ".sqlite3": "sqlite", ".db": "sqlite"}
