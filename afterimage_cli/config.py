@@ -119,7 +119,16 @@ class GenerationConfig(_Strict):
             raise ValueError(f"min_turns ({self.min_turns}) is larger than max_turns ({self.max_turns})")
         if self.kind == "structured" and not self.output_schema:
             raise ValueError("kind 'structured' needs output_schema")
+        if self.output_schema is not None:
+            import jsonschema  # only configs with a schema pay for it
+
+            try:
+                jsonschema.validators.validator_for(self.output_schema).check_schema(self.output_schema)
+            except jsonschema.SchemaError as exc:
+                where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+                raise ValueError(f"output_schema is not a valid JSON Schema at {where}: {exc.message}") from None
         return self
+
 
 
 DocumentFormat = Literal["auto", "txt", "md", "html", "pdf", "jsonl"]

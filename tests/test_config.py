@@ -82,3 +82,8 @@ def test_structured_needs_schema() -> None:
 def test_quickstart_loads() -> None:
     cfg = load_config("configs/quickstart.yaml")
     assert cfg.respondent.model == "offline"
+
+
+def test_invalid_output_schema_is_a_config_error() -> None:
+    msg = error_of(BASE + "generation:\n  kind: structured\n  output_schema: {type: objekt}\n")
+    assert msg.startswith("c.yaml:4: generation: output_schema is not a valid JSON Schema at type")

@@ -37,7 +37,9 @@ class SmartKeyPool:
         missing = [n for n in names if not environ.get(n)]
         if missing:
             raise MissingCredentialsError(
-                f"{', '.join(missing)} is not set: export it with your API key for {model} "
+                f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: export "
+                f"{'it' if len(missing) == 1 else 'them'} with your API key for {model} "
+
                 "(or point --api-base at a local OpenAI-compatible server)"
             )
         return cls([ApiKey(n, environ[n]) for n in names])
