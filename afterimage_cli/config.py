@@ -40,6 +40,13 @@ class ModelConfig(_Strict):
         default=True, description="Halve concurrency on a burst of 429s, grow it back on a run of successes."
     )
 
+    @field_validator("api_base")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"api_base must be an http:// or https:// URL, got {value!r}")
+        return value
+
 
 class RetryConfig(_Strict):
     """How retryable errors are retried."""
@@ -128,7 +135,6 @@ class GenerationConfig(_Strict):
                 where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
                 raise ValueError(f"output_schema is not a valid JSON Schema at {where}: {exc.message}") from None
         return self
-
 
 
 DocumentFormat = Literal["auto", "txt", "md", "html", "pdf", "jsonl"]

@@ -15,6 +15,22 @@ BUILT_IN_STORAGE = frozenset({"jsonl", "sqlite"})
 STORAGE_BY_SUFFIX = {".jsonl": "jsonl", ".sqlite": "sqlite", ".sqlite3": "sqlite", ".db": "sqlite"}
 
 
+# Which flag sets a field, to name it when the flag makes the config invalid.
+FLAG_OF = {
+    "respondent.model": "--model",
+    "correspondent.model": "--user-model",
+    "api_base": "--api-base",
+    "generation.num_conversations": "-n",
+    "generation.max_turns": "--max-turns",
+    "generation.min_turns": "--max-turns",
+    "generation.concurrency": "--concurrency",
+    "generation.seed": "--seed",
+    "storage.path": "-o",
+    "budget.max_cost_usd": "--max-cost",
+    "budget.max_tokens": "--max-tokens",
+}
+
+
 @dataclass
 class Overrides:
     """The `generate` flags that change the config; None means 'keep the config's value'."""
@@ -80,4 +96,6 @@ def apply_overrides(cfg: Config, flags: Overrides) -> Config:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
-        raise UsageError(f"a flag made the config invalid: {field}: {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        flag = FLAG_OF.get(field) or FLAG_OF.get(field.split(".", 1)[-1], "a flag")
+        raise UsageError(f"{flag} made the config invalid: {field}: {message}") from None

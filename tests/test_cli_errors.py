@@ -122,3 +122,9 @@ def test_help_and_validate_do_not_import_heavy_libraries(tmp_path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_bad_flag_value_names_the_flag(tmp_path) -> None:
+    result = invoke("generate", str(make_config(tmp_path)), "--model", "m", "--api-base", "localhost:8000/v1")
+    assert result.exit_code == 2
+    assert one_line_error(result).startswith("error: --api-base made the config invalid: respondent.api_base:")

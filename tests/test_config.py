@@ -87,3 +87,8 @@ def test_quickstart_loads() -> None:
 def test_invalid_output_schema_is_a_config_error() -> None:
     msg = error_of(BASE + "generation:\n  kind: structured\n  output_schema: {type: objekt}\n")
     assert msg.startswith("c.yaml:4: generation: output_schema is not a valid JSON Schema at type")
+
+
+def test_api_base_must_be_a_url() -> None:
+    msg = error_of("respondent:\n  model: m\n  api_base: localhost:8000/v1\n")
+    assert msg == "c.yaml:3: respondent.api_base: api_base must be an http:// or https:// URL, got 'localhost:8000/v1'"

@@ -39,7 +39,6 @@ class SmartKeyPool:
             raise MissingCredentialsError(
                 f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: export "
                 f"{'it' if len(missing) == 1 else 'them'} with your API key for {model} "
-
                 "(or point --api-base at a local OpenAI-compatible server)"
             )
         return cls([ApiKey(n, environ[n]) for n in names])
