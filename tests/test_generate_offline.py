@@ -208,3 +208,12 @@ def test_output_suffix_picks_the_storage(tmp_path) -> None:
     sqlite_cfg = make_config(tmp_path, storage={"type": "sqlite", "path": str(tmp_path / "x.db")})
     assert invoke("generate", str(sqlite_cfg), "-n", "2", "-o", str(tmp_path / "run.jsonl"), "-q").exit_code == 0
     assert len(read_rows(tmp_path / "run.jsonl")) == 2
+
+
+def test_an_output_that_is_not_ours_is_never_touched(tmp_path) -> None:
+    precious = tmp_path / "notes.txt"
+    precious.write_bytes(b"line one\nline two without newline")
+    result = invoke("generate", str(make_config(tmp_path)), "-n", "2", "-o", str(precious), "-q")
+    assert result.exit_code == 2
+    assert "notes.txt:1: not valid JSON" in result.stderr and "--overwrite" in result.stderr
+    assert precious.read_bytes() == b"line one\nline two without newline"

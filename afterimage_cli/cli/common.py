@@ -82,8 +82,15 @@ def run_command(fn: Callable[[], R], *, debug: bool = False, on_interrupt: str =
     except BrokenPipeError:
         _quiet_broken_pipe()
         raise SystemExit(EXIT_OK) from None
+    except OSError as exc:  # a path that cannot be read or written: name it, no traceback
+        if debug:
+            traceback.print_exc()
+        where = exc.filename or "a file"
+        report_error(f"{where}: {exc.strerror or exc}")
+        raise SystemExit(EXIT_FAILED) from None
     except SystemExit:
         raise
+
     except Exception as exc:  # the last line of defence: a message, not a traceback
         if debug:
             traceback.print_exc()

@@ -11,8 +11,7 @@ from typing import Any
 
 import orjson
 
-from ..providers.logging import warn
-from ..storage.jsonl import _drop_torn_tail, iter_rows
+from ..storage.jsonl import resumable_rows
 
 
 def row_key(row: dict[str, Any]) -> str:
@@ -50,9 +49,7 @@ def scan_output(path: Path) -> Iterator[dict[str, Any]]:
     """The rows of an existing output, after cutting a torn last line an interrupted run left."""
     if not path.exists() or path.stat().st_size == 0:
         return
-    if _drop_torn_tail(path):
-        warn(f"{path}: dropped a torn last line left by an interrupted run")
-    for _, row in iter_rows(path):
+    for _, row in resumable_rows(path):
         yield row
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -16,29 +15,35 @@ from ..providers.logging import warn
 from .base import BaseStorage, Row, row_fingerprint
 
 
-def _drop_torn_tail(path: Path) -> bool:
-    """Cut a last line that a kill left without its newline; True if something was dropped."""
-    with open(path, "rb+") as fh:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        if size == 0:
-            return False
-        fh.seek(size - 1)
-        if fh.read(1) == b"\n":
-            return False
-        # Scan back for the last newline in blocks; rows can be long.
-        pos = size
-        while pos > 0:
-            step = min(65536, pos)
-            pos -= step
-            fh.seek(pos)
-            block = fh.read(step)
-            cut = block.rfind(b"\n")
-            if cut >= 0:
-                fh.truncate(pos + cut + 1)
-                return True
-        fh.truncate(0)
-        return True
+def resumable_rows(path: Path) -> Iterator[tuple[int, Row]]:
+    """(line number, row) of an output being resumed; a bad line raises InputError naming it.
+
+    A last line without its newline is a row torn by a kill: it is cut off, but only after every other
+    line was read as a row, so a wrong path never loses a byte of someone else's file.
+    """
+    torn_at: int | None = None
+    with open(path, "rb") as fh:
+        offset = 0
+        for number, line in enumerate(fh, 1):
+            if not line.endswith(b"\n"):
+                if not line.lstrip().startswith(b"{"):
+                    raise InputError(f"{path}:{number}: not an afterimage row")
+                torn_at = offset
+                break
+            offset += len(line)
+            if not line.strip():
+                continue
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                raise InputError(f"{path}:{number}: not valid JSON") from None
+            if not isinstance(row, dict):
+                raise InputError(f"{path}:{number}: a row must be a JSON object")
+            yield number, row
+    if torn_at is not None:
+        with open(path, "rb+") as fh:
+            fh.truncate(torn_at)
+        warn(f"{path}: dropped a torn last line left by an interrupted run")
 
 
 def iter_rows(path: Path) -> Iterator[tuple[int, Row]]:
@@ -92,19 +97,20 @@ class JSONLStorage(BaseStorage):
             raise
 
     def _scan(self, fingerprint: str) -> set[str]:
-        """The ids already written, after dropping a torn tail; refuses rows of another run."""
+        """The ids already written; refuses a file that holds anything but this run's rows."""
         existing: set[str] = set()
-        if not self.path.stat().st_size:
-            return existing
-        if _drop_torn_tail(self.path):
-            warn(f"{self.path}: dropped a torn last line left by an interrupted run")
-        for number, row in iter_rows(self.path):
-            if row_fingerprint(row) != fingerprint:
-                raise OutputConflictError(
-                    f"{self.path}:{number} holds a row of a different run (the config, prompts, "
-                    "models or seed changed): pass --overwrite to replace the file, or write to another -o path"
-                )
-            existing.add(str(row.get("id")))
+        try:
+            for number, row in resumable_rows(self.path):
+                if row_fingerprint(row) != fingerprint:
+                    raise OutputConflictError(
+                        f"{self.path}:{number} holds a row of a different run (the config, prompts, models or "
+                        "seed changed): pass --overwrite to replace the file, or write to another -o path"
+                    )
+                existing.add(str(row.get("id")))
+        except InputError as exc:
+            raise OutputConflictError(
+                f"{exc}: pass --overwrite to replace the file, or write to another -o path"
+            ) from None
         return existing
 
     def append(self, row: Row) -> None:
