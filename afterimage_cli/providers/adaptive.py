@@ -10,6 +10,7 @@ their rate becomes the noise floor. Epochs with no excess 429s grow the limit by
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -18,19 +19,21 @@ MIN_EPOCH_SECONDS = 0.25
 MAX_EPOCH_SECONDS = 5.0
 EXCESS = 0.1  # 429 rate above the noise floor that counts as overload
 QUIET = 0.02  # 429 rate below which the limit may grow
-NOISE_FOLLOW = 0.2
+NOISE_FOLLOW = 0.05
 
 
 @dataclass
 class _Cut:
-    limit_before: float
+    previous_limit: float  # restored if the cut proves wrong
+    in_use: float  # what was in flight when the cut was made
     limit_after: float
     successes_per_s: float
+    limited_rate: float
 
     def kept_threshold(self) -> float:
         """Successes/s after the cut above which it was right: nearer 'unchanged' (the server was the
         bottleneck) than 'fell with the limit' (we were)."""
-        return self.successes_per_s * (1 + self.limit_after / self.limit_before) / 2
+        return self.successes_per_s * (1 + self.limit_after / self.in_use) / 2
 
 
 class AdaptiveConcurrency:
@@ -64,31 +67,34 @@ class AdaptiveConcurrency:
         needed = max(MIN_EPOCH_RESPONSES, int(min(self.limit, in_flight + 1)))
         if elapsed < MIN_EPOCH_SECONDS or (responses < needed and elapsed < MAX_EPOCH_SECONDS):
             return
-        self._decide(self._limited / responses, self._ok / elapsed, in_flight)
+        self._decide(self._limited / responses, self._ok / elapsed, in_flight, responses)
         self._start, self._ok, self._limited = now, 0, 0
 
-    def _decide(self, limited_rate: float, successes_per_s: float, in_flight: int) -> None:
+    def _decide(self, limited_rate: float, successes_per_s: float, in_flight: int, responses: int) -> None:
         cut, self._pending_cut = self._pending_cut, None
         if cut is not None and successes_per_s < cut.kept_threshold():
-            if limited_rate > self.noise + EXCESS:
-                # Still refused as often, and fewer successes: those 429s were not about our load.
-                self.limit = cut.limit_before
+            if limited_rate >= cut.limited_rate / 2:
+                # Still refused about as often, and fewer successes: those 429s were not about our load.
+                self.limit = cut.previous_limit
                 self.noise = max(self.noise, limited_rate)
                 self.reverts += 1
             else:
                 # The 429s stopped but so did some successes: the cut went below capacity; split the step.
-                self.limit = (cut.limit_before + self.limit) / 2
+                self.limit = (cut.in_use + self.limit) / 2
             return
         if limited_rate < self.noise:
             # The floor only rises on proof (a cut that cost throughput) and follows calmer spells down,
             # so a flaky spell long past does not hide a real overload later.
             self.noise += NOISE_FOLLOW * (limited_rate - self.noise)
-        if limited_rate > self.noise + EXCESS:
+        # An excess must stand out of the sampling noise of a small epoch (two standard deviations).
+        spread = 2 * math.sqrt(max(self.noise, 0.01) * (1 - self.noise) / responses)
+        if limited_rate > self.noise + max(EXCESS, spread):
             # At offered rate R a server admitting K refuses 1 - K/R: scaling by the admitted share aims
             # straight at K; at most halving per epoch keeps a noisy epoch from overshooting.
             in_use = min(self.limit, float(max(in_flight, 1)))
+            previous = self.limit
             self.limit = max(self.floor, in_use * max(0.5, 1 - limited_rate))
-            self._pending_cut = _Cut(in_use, self.limit, successes_per_s)
+            self._pending_cut = _Cut(previous, in_use, self.limit, successes_per_s, limited_rate)
             self.cuts += 1
         elif limited_rate <= self.noise + QUIET and self.limit < self.ceiling:
             self.limit = min(self.ceiling, self.limit + max(1.0, self.limit * 0.1))
