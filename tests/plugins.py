@@ -46,3 +46,19 @@ class RecordOpenings(BaseRespondentPromptModifierCallback):
     ) -> GeneratedResponsePrompt:
         metadata: dict[str, Any] = {**prompt.metadata, "seen": list(instructions.instructions)}
         return prompt.model_copy(update={"metadata": metadata})
+
+
+class MisconfiguredOpenings(BaseInstructionGeneratorCallback):
+    """Finds out about a bad option only when asked (as a plugin reading a file lazily would)."""
+
+    async def agenerate(
+        self,
+        original_prompt: str,
+        *,
+        rng: random.Random | None = None,
+        persona: Persona | None = None,
+        item_index: int | None = None,
+    ) -> GeneratedInstructions:
+        from afterimage_cli.errors import ConfigError
+
+        raise ConfigError("instructions.options.path: tickets.txt does not exist")

@@ -217,3 +217,11 @@ def test_an_output_that_is_not_ours_is_never_touched(tmp_path) -> None:
     assert result.exit_code == 2
     assert "notes.txt:1: not valid JSON" in result.stderr and "--overwrite" in result.stderr
     assert precious.read_bytes() == b"line one\nline two without newline"
+
+
+def test_an_error_inside_a_worker_is_reported_as_itself(tmp_path) -> None:
+    cfg = make_config(tmp_path, instructions={"generator": "tests.plugins:MisconfiguredOpenings"})
+    result = invoke("generate", str(cfg), "-n", "4", "-q")
+    assert result.exit_code == 2
+    assert "error: instructions.options.path: tickets.txt does not exist" in result.stderr
+    assert "internal error" not in result.stderr and "ExceptionGroup" not in result.stderr

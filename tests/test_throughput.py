@@ -293,3 +293,15 @@ def test_adaptive_limit_ignores_stray_429s_at_the_threshold() -> None:
     limits = _simulate(controller, lambda rate: 0.1, latency=0.3, seconds=300, rng=random.Random(1))
     second_half = limits[len(limits) // 2 :]
     assert sum(second_half) / len(second_half) >= 28
+
+
+def test_every_key_rejected_says_so(fake_server, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("KEY_ONE", "sk-one")
+    monkeypatch.setenv("KEY_TWO", "sk-two")
+    fake_server.reject_keys = {"sk-one", "sk-two"}
+    cfg = make_config(tmp_path, retry=FAST_RETRY, respondent={"model": "x", "api_key_env": ["KEY_ONE", "KEY_TWO"]})
+    result = run(fake_server, cfg, "-n", "5")
+    assert result.exit_code in (1, 2)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert lines and ("rejected" in lines[0]) and "internal error" not in result.stderr
+    assert "sk-one" not in result.stderr and "sk-two" not in result.stderr

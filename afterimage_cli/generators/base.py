@@ -188,8 +188,13 @@ class BaseGenerator(ABC):
             async with asyncio.TaskGroup() as group:
                 for _ in range(min(self.concurrency, len(pending))):
                     group.create_task(worker())
-        except* RunAborted as aborted:
-            raise aborted.exceptions[0] from None
+        except* Exception as failures:
+            # One worker's error ended the run (the others were cancelled): raise it, not the group.
+            first: BaseException = failures
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
+
         finally:
             self.storage.close()
         return RunResult(written=self.monitor.rows_written, resumed=self.monitor.rows_resumed, failed_items=failed)
