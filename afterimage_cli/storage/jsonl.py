@@ -31,15 +31,9 @@ def resumable_rows(path: Path) -> Iterator[tuple[int, Row]]:
                 torn_at = offset
                 break
             offset += len(line)
-            if not line.strip():
-                continue
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                raise InputError(f"{path}:{number}: not valid JSON") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path}:{number}: a row must be a JSON object")
-            yield number, row
+            row = _parse_row(path, number, line)
+            if row is not None:
+                yield number, row
     if torn_at is not None:
         with open(path, "rb+") as fh:
             fh.truncate(torn_at)
@@ -50,15 +44,22 @@ def iter_rows(path: Path) -> Iterator[tuple[int, Row]]:
     """(line number, row) for each non-empty line; a bad line raises InputError naming it."""
     with open(path, "rb") as fh:
         for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                raise InputError(f"{path}:{number}: not valid JSON") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path}:{number}: a row must be a JSON object")
-            yield number, row
+            row = _parse_row(path, number, line)
+            if row is not None:
+                yield number, row
+
+
+def _parse_row(path: Path, number: int, line: bytes) -> Row | None:
+    """One line as a row (None for a blank line); InputError names the file and line otherwise."""
+    if not line.strip():
+        return None
+    try:
+        row = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        raise InputError(f"{path}:{number}: not valid JSON") from None
+    if not isinstance(row, dict):
+        raise InputError(f"{path}:{number}: a row must be a JSON object")
+    return row
 
 
 class JSONLStorage(BaseStorage):
