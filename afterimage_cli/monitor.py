@@ -117,6 +117,7 @@ class GenerationMonitor:
         return (
             f"{u.calls / self.elapsed:.1f} calls/s · tok {_short(u.prompt_tokens)} in/{_short(u.completion_tokens)} out"
             f" · {self.cost_text()} · retries {self.retries} · errors {errors}{self._limits_text()}"
+            + (f" · cached {self.cache_hits}" if self.cache_hits else "")
         )
 
     def _limits_text(self) -> str:
@@ -130,7 +131,7 @@ class GenerationMonitor:
         if self._progress is not None and (force or now >= self._next_refresh):
             self._next_refresh = now + REFRESH_SECONDS
             done = self.rows_resumed + self.rows_written
-            self._progress.update(self._task, completed=done, status=self.status_line())
+            self._progress.update(self._task, completed=done)
 
     @contextmanager
     def display(self, mode: DisplayMode = "progress") -> Iterator[GenerationMonitor]:
@@ -143,18 +144,18 @@ class GenerationMonitor:
             with self._log_lines():
                 yield self
             return
-        progress = Progress(
-            BarColumn(bar_width=20),
+        progress = _TwoLineProgress(
+            self,
+            BarColumn(bar_width=30),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             _EtaColumn(self),
-            TextColumn("{task.fields[status]}"),
             console=self.console,
             transient=False,
             refresh_per_second=4,
         )
         self._progress = progress
-        self._task = progress.add_task("generate", total=self.target, completed=self.rows_resumed, status="")
+        self._task = progress.add_task("generate", total=self.target, completed=self.rows_resumed)
         with progress:
             try:
                 yield self
@@ -219,7 +220,8 @@ class GenerationMonitor:
             f"[bold]{headline}[/]: {s['rows_total']}/{s['target']} rows ({s['rows_written']} new, "
             f"{s['rows_resumed']} resumed) in {s['elapsed_s']:.1f}s · {s['calls']} calls · tokens "
             f"{s['prompt_tokens']:,} in / {s['completion_tokens']:,} out · cost {self.cost_text()} · "
-            f"retries {s['retries']} · errors {sum(self.errors.values())}",
+            f"retries {s['retries']} · errors {sum(self.errors.values())}"
+            + (f" · {self.cache_hits} answered from the cache" if self.cache_hits else ""),
             highlight=False,
         )
 
@@ -230,6 +232,20 @@ def _short(count: int) -> str:
         if count >= size:
             return f"{count / size:.1f}{unit}"
     return str(count)
+
+
+class _TwoLineProgress(Progress):
+    """The bar on one line and the counters on the next, so neither is squeezed on a narrow terminal."""
+
+    def __init__(self, monitor: GenerationMonitor, *columns: Any, **options: Any) -> None:
+        self.monitor = monitor  # before Progress starts rendering
+        super().__init__(*columns, **options)
+
+    def get_renderables(self) -> Any:
+        from rich.text import Text
+
+        yield self.make_tasks_table(self.tasks)
+        yield Text(self.monitor.status_line(), overflow="ellipsis", no_wrap=True)
 
 
 class _EtaColumn(TextColumn):

@@ -305,3 +305,11 @@ def test_every_key_rejected_says_so(fake_server, tmp_path, monkeypatch) -> None:
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert lines and ("rejected" in lines[0]) and "internal error" not in result.stderr
     assert "sk-one" not in result.stderr and "sk-two" not in result.stderr
+
+
+def test_summary_says_what_the_cache_answered(fake_server, tmp_path) -> None:
+    cfg = make_config(tmp_path, retry=FAST_RETRY)
+    base = ("generate", str(cfg), "--model", "m", "--api-base", fake_server.api_base, "-n", "3")
+    assert invoke(*base).exit_code == 0
+    result = invoke(*base, "--overwrite")
+    assert result.exit_code == 0 and "answered from the cache" in result.stderr
