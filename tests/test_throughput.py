@@ -233,8 +233,10 @@ def test_adaptive_concurrency_settles_under_admission_limit(fake_server, tmp_pat
     summary = orjson.loads(result.stdout)
     assert summary["concurrency_cuts"] >= 1
     stats = fake_server.stats
-    # Without adapting, 64 workers against 100 admissions/s at 20 ms would see most requests refused.
-    assert stats["429"] < stats["ok"]
+    # Without adapting, 64 workers against 100 admissions/s at 20 ms offer ~3,200 requests/s: about 30
+    # refusals per success. Settled, it is well under one (measured 0.63–0.75 over eight runs); 1.5 leaves
+    # room for a loaded CI machine while still failing any limiter that does not adapt.
+    assert stats["429"] < 1.5 * stats["ok"]
     assert len(read_rows(tmp_path / "out.jsonl")) == 800
 
 
