@@ -37,7 +37,9 @@ class ModelConfig(_Strict):
         default=None, ge=0, description="USD per million completion tokens; overrides litellm's price map."
     )
     adaptive_concurrency: bool = Field(
-        default=True, description="Halve concurrency on a burst of 429s, grow it back on a run of successes."
+        default=True,
+        description="Cut concurrency when 429s rise above their usual rate (undone if the cut only lost "
+        "throughput); grow it back while they stay low.",
     )
 
     @field_validator("api_base")

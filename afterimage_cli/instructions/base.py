@@ -31,7 +31,3 @@ class BaseInstructionGeneratorCallback(ABC):
         `rng` is seeded per item and `item_index` numbers the item, so choices (and coverage orders
         built on the index) never depend on timing, concurrency or resume.
         """
-
-    def check(self) -> list[str]:
-        """Problems with the options, found without calling a model (used by `validate`)."""
-        return []

@@ -7,8 +7,8 @@ from typing import Any
 
 from ..errors import ProviderError
 from .base import LLMResponse, Messages, StructuredLLMResponse
+from .http_errors import status_error
 from .keypool import ApiKey
-from .ratelimit import parse_duration
 from .remote import RemoteProvider
 from .structured import Schema, parse_structured, response_format
 
@@ -41,14 +41,6 @@ def _error_headers(exc: Exception) -> dict[str, str]:
     return {}
 
 
-def _retry_after(headers: dict[str, str]) -> float | None:
-    """Seconds from Retry-After (or retry-after-ms), if present."""
-    if "retry-after-ms" in headers:
-        seconds = parse_duration(headers["retry-after-ms"])
-        return seconds / 1000 if seconds is not None else None
-    return parse_duration(headers.get("retry-after"))
-
-
 def _is_connection_failure(exc: BaseException) -> bool:
     """litellm reports a refused or dropped connection as a 500; the cause chain tells the truth."""
     seen: BaseException | None = exc
@@ -65,57 +57,41 @@ def _is_connection_failure(exc: BaseException) -> bool:
 def map_litellm_error(exc: Exception, model: str, key: ApiKey | None, api_base: str | None = None) -> ProviderError:
     """Translate an SDK exception into a ProviderError that says whether to retry and what to fix."""
     litellm = import_litellm()
-    status = getattr(exc, "status_code", None)
     short = str(getattr(exc, "message", exc)).replace("\n", " ")[:300]
-    key_hint = f" (key from {key.env_name})" if key else ""
-    where = f" at {api_base}" if api_base else ""
-    if isinstance(exc, litellm.RateLimitError) or status == 429:
-        headers = _error_headers(exc)
-        return ProviderError(
-            f"{model}: rate limited (429)",
-            retryable=True,
-            status_code=429,
-            retry_after=_retry_after(headers),
-            kind="rate_limit",
-            headers=headers,
-        )
-    if isinstance(exc, litellm.AuthenticationError | litellm.PermissionDeniedError) or status in (401, 403):
-        return ProviderError(
-            f"{model}: the API key was rejected ({status}){key_hint}: check the key variable",
-            retryable=False,
-            status_code=status,
-            kind="auth",
-        )
     if isinstance(exc, litellm.ContextWindowExceededError):
         return ProviderError(
             f"{model}: prompt too long for the context window: {short}",
             retryable=False,
-            status_code=status,
+            status_code=getattr(exc, "status_code", None),
             kind="bad_request",
         )
-    if isinstance(exc, litellm.NotFoundError) or status == 404:
-        return ProviderError(
-            f"{model}: model or endpoint not found (404): check the model name and api_base",
-            retryable=False,
-            status_code=status,
-            kind="not_found",
-        )
-    if isinstance(exc, litellm.BadRequestError | litellm.UnsupportedParamsError) or status in (400, 422):
-        return ProviderError(
-            f"{model}: the request was refused ({status}): {short}",
-            retryable=False,
-            status_code=status,
-            kind="bad_request",
-        )
-    if isinstance(exc, litellm.Timeout):
-        return ProviderError(f"{model}: request timed out", retryable=True, status_code=status, kind="timeout")
+    if isinstance(exc, litellm.Timeout):  # before the status: litellm gives timeouts a 408
+        return ProviderError(f"{model}: request timed out", retryable=True, status_code=None, kind="timeout")
+    status = _status_of(exc, litellm)
+    if status is not None and status < 500:
+        return status_error(model, status, short, _error_headers(exc), key, api_base)
     if isinstance(exc, litellm.APIConnectionError) or _is_connection_failure(exc):
+        where = f" at {api_base}" if api_base else ""
         return ProviderError(
             f"{model}: cannot reach the server{where}: {short}", retryable=True, status_code=None, kind="connection"
         )
-    return ProviderError(
-        f"{model}: server error ({status}): {short}", retryable=True, status_code=status, kind="server"
+    return status_error(model, status or 500, short, _error_headers(exc), key, api_base)
+
+
+def _status_of(exc: Exception, litellm: Any) -> int | None:
+    """The HTTP status an SDK exception stands for (its class says it when the attribute does not)."""
+    by_class = (
+        (litellm.RateLimitError, 429),
+        (litellm.AuthenticationError, 401),
+        (litellm.PermissionDeniedError, 403),
+        (litellm.NotFoundError, 404),
+        (litellm.UnsupportedParamsError, 400),
+        (litellm.BadRequestError, 400),
     )
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        return status
+    return next((code for cls, code in by_class if isinstance(exc, cls)), None)
 
 
 def _rate_limit_headers(response: Any) -> dict[str, str] | None:

@@ -12,8 +12,7 @@ import orjson
 
 from ..errors import ProviderError
 from .base import LLMResponse, Messages, StructuredLLMResponse
-from .keypool import ApiKey
-from .ratelimit import parse_duration
+from .http_errors import status_error
 from .remote import RemoteProvider
 from .structured import Schema, parse_structured, response_format
 
@@ -27,51 +26,6 @@ def _error_message(body: bytes) -> str:
         return str(message or data)[:300]
     except orjson.JSONDecodeError:
         return body[:200].decode("utf-8", "replace")
-
-
-def status_error(
-    model: str, status: int, body: bytes, headers: dict[str, str], key: ApiKey | None, api_base: str
-) -> ProviderError:
-    """Map an HTTP error status to a ProviderError (same kinds and wording as the litellm path)."""
-    detail = _error_message(body)
-    if status == 429:
-        retry_after = parse_duration(headers.get("retry-after"))
-        if "retry-after-ms" in headers:
-            ms = parse_duration(headers["retry-after-ms"])
-            retry_after = ms / 1000 if ms is not None else retry_after
-        return ProviderError(
-            f"{model}: rate limited (429)",
-            retryable=True,
-            status_code=429,
-            retry_after=retry_after,
-            kind="rate_limit",
-            headers=headers,
-        )
-    if status in (401, 403):
-        hint = f" (key from {key.env_name})" if key else ""
-        return ProviderError(
-            f"{model}: the API key was rejected ({status}){hint}: check the key variable",
-            retryable=False,
-            status_code=status,
-            kind="auth",
-        )
-    if status == 404:
-        return ProviderError(
-            f"{model}: model or endpoint not found (404) at {api_base}: check the model name and api_base",
-            retryable=False,
-            status_code=status,
-            kind="not_found",
-        )
-    if status in (400, 413, 422):
-        return ProviderError(
-            f"{model}: the request was refused ({status}): {detail}",
-            retryable=False,
-            status_code=status,
-            kind="bad_request",
-        )
-    return ProviderError(
-        f"{model}: server error ({status}): {detail}", retryable=True, status_code=status, kind="server"
-    )
 
 
 class OpenAICompatProvider(RemoteProvider):
@@ -123,7 +77,7 @@ class OpenAICompatProvider(RemoteProvider):
                 kind="connection",
             ) from exc
         if status >= 400:
-            error = status_error(self.model_name, status, body, answer_headers, key, str(self.api_base))
+            error = status_error(self.model_name, status, _error_message(body), answer_headers, key, self.api_base)
             self.report_key_error(key, error)
             raise error
         try:

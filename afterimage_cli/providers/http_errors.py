@@ -1,0 +1,59 @@
+"""One mapping from an HTTP error status to a ProviderError, shared by both transports so a failure
+reads and retries the same whichever path the request took."""
+
+from __future__ import annotations
+
+from ..errors import ProviderError
+from .keypool import ApiKey
+from .ratelimit import parse_duration
+
+
+def retry_after(headers: dict[str, str]) -> float | None:
+    """Seconds from Retry-After (or retry-after-ms), if present."""
+    if "retry-after-ms" in headers:
+        ms = parse_duration(headers["retry-after-ms"])
+        if ms is not None:
+            return ms / 1000
+    return parse_duration(headers.get("retry-after"))
+
+
+def status_error(
+    model: str, status: int, detail: str, headers: dict[str, str], key: ApiKey | None, api_base: str | None
+) -> ProviderError:
+    """What an error status means: 429 waits, 401/403 blame the key, 404 the model name, 400s the request;
+    anything else is the server's problem and is retried."""
+    if status == 429:
+        return ProviderError(
+            f"{model}: rate limited (429)",
+            retryable=True,
+            status_code=429,
+            retry_after=retry_after(headers),
+            kind="rate_limit",
+            headers=headers,
+        )
+    if status in (401, 403):
+        hint = f" (key from {key.env_name})" if key else ""
+        return ProviderError(
+            f"{model}: the API key was rejected ({status}){hint}: check the key variable",
+            retryable=False,
+            status_code=status,
+            kind="auth",
+        )
+    if status == 404:
+        where = f" at {api_base}" if api_base else ""
+        return ProviderError(
+            f"{model}: model or endpoint not found (404){where}: check the model name and api_base",
+            retryable=False,
+            status_code=status,
+            kind="not_found",
+        )
+    if status in (400, 413, 422):
+        return ProviderError(
+            f"{model}: the request was refused ({status}): {detail}",
+            retryable=False,
+            status_code=status,
+            kind="bad_request",
+        )
+    return ProviderError(
+        f"{model}: server error ({status}): {detail}", retryable=True, status_code=status, kind="server"
+    )
