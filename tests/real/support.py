@@ -16,6 +16,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 # A run on a busy 2-core machine can be slow; this only keeps a hung run from hanging the suite.
 CLI_TIMEOUT_S = 1200
+# Why a dialog ended (metadata.ended_by).
+ENDED_BY = {"end_token", "max_turns", "context_limit"}
 
 
 @dataclass
@@ -105,3 +107,28 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def describe(run: Run) -> str:
     """What a failed assertion should show: the exit code and the end of stderr."""
     return f"exit {run.returncode}\n--- stderr (tail) ---\n{run.stderr[-3000:]}"
+
+
+def dialog_config(tmp_path: Path, llama: LlamaServer, openings: list[str], respondent: Any = None, **gen: Any) -> Path:
+    """Dialogs that open with one of `openings` (used as written, no model call), on `llama`'s model
+    for both sides; `gen` overrides the generation section, `respondent` the model block."""
+    generation = {"num_conversations": 3, "max_turns": 1, "min_turns": 1, "concurrency": 1, "seed": 7, **gen}
+    return write_yaml(
+        tmp_path / "dialog.yaml",
+        {
+            "respondent": llama.model_block(**(respondent or {})),
+            "generation": generation,
+            "instructions": {"generator": "simple", "options": {"instructions": openings}},
+            "storage": {"type": "jsonl", "path": "rows.jsonl"},
+        },
+    )
+
+
+def ledger(tmp_path: Path, output: str = "rows.jsonl") -> list[dict[str, Any]]:
+    """The run ledger beside an output (`rows.jsonl` → `rows.ledger.jsonl`); [] when there is none."""
+    path = tmp_path / (Path(output).stem + ".ledger.jsonl")
+    return read_jsonl(path) if path.exists() else []
+
+
+def rejections(tmp_path: Path, output: str = "rows.jsonl") -> list[dict[str, Any]]:
+    return [record for record in ledger(tmp_path, output) if record.get("event") == "rejected"]

@@ -14,10 +14,9 @@ import orjson
 import pytest
 import yaml
 
-from tests.real.support import ROOT, LlamaServer, Run, afterimage, describe, read_jsonl, write_yaml
+from tests.real.support import ENDED_BY, ROOT, LlamaServer, Run, afterimage, describe, read_jsonl, write_yaml
 
 ROWS = 3
-ENDED_BY = {"end_token", "max_turns", "context_limit"}
 # Written ahead so this test spends its time on dialogs; persona generation has its own test.
 PERSONAS = [
     {"description": "A backend developer tuning a slow SQL query.", "depth": 0, "parent": None},
