@@ -67,6 +67,12 @@ class ErrorBudgetConfig(_Strict):
     max_consecutive_failures: int = Field(default=10, ge=1)
     window: int = Field(default=50, ge=1, description="Number of recent items the failure rate covers.")
     max_failure_rate: float = Field(default=0.5, gt=0, le=1)
+    max_rejected_share: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,  # at 1, a run whose every item is rejected would take new item numbers forever
+        description="Share of finished items that may be rejected (checked once 10 are) before the run stops.",
+    )
 
 
 class InstructionsConfig(_Strict):
@@ -120,6 +126,10 @@ class GenerationConfig(_Strict):
     )
     stop_when: StopWhenConfig | None = Field(
         default=None, description="A stopping rule instead of num_conversations (a -n flag overrides it)."
+    )
+    on_truncated: Literal["retry", "keep", "reject"] = Field(
+        default="retry",
+        description="An answer cut off by max_tokens: ask again (then reject the item), keep it (marked), or reject.",
     )
 
     @model_validator(mode="after")

@@ -58,11 +58,28 @@ class ProviderError(AfterimageError):
         self.kind = kind
 
 
+# Refusals that belong to one item's request, not to the run: the item is rejected and the run goes on.
+ITEM_LEVEL_KINDS = frozenset({"context_limit", "content_filter", "bad_request", "truncated"})
+
+
+def is_item_level(error: ProviderError) -> bool:
+    """Whether the error condemns only the item whose request caused it (a 401 or 404 condemns the run)."""
+    return not error.retryable and error.kind in ITEM_LEVEL_KINDS
+
+
 class OutputValidationError(ProviderError):
     """The model answered, but its output is unusable (bad JSON, schema mismatch, empty)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=True, kind="invalid_output")
+
+
+class ItemRejected(AfterimageError):
+    """One item cannot make a row (its dialog overflows before min_turns, its answers stay truncated, …)."""
+
+    def __init__(self, message: str, *, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class RunAborted(AfterimageError):

@@ -67,6 +67,7 @@ class GenerationMonitor:
         self.rows_written = 0
         self.rows_resumed = 0
         self.items_failed = 0
+        self.rejected: Counter[str] = Counter()
         self.retries = 0
         self.errors: Counter[str] = Counter()
         self.started = time.monotonic()
@@ -100,6 +101,11 @@ class GenerationMonitor:
         self.rows_written += 1
         self._refresh()
 
+    def record_rejected(self, cause: str) -> None:
+        """An item rejected (it makes no row; another item number takes its place)."""
+        self.rejected[cause] += 1
+        self._refresh()
+
     def record_item_failed(self) -> None:
         self.items_failed += 1
         self._refresh()
@@ -118,6 +124,7 @@ class GenerationMonitor:
             f"{u.calls / self.elapsed:.1f} calls/s · tok {_short(u.prompt_tokens)} in/{_short(u.completion_tokens)} out"
             f" · {self.cost_text()} · retries {self.retries} · errors {errors}{self._limits_text()}"
             + (f" · cached {self.cache_hits}" if self.cache_hits else "")
+            + (f" · rejected {sum(self.rejected.values())}" if self.rejected else "")
         )
 
     def _limits_text(self) -> str:
@@ -204,6 +211,8 @@ class GenerationMonitor:
             "rows_resumed": self.rows_resumed,
             "rows_total": self.rows_written + self.rows_resumed,
             "items_failed": self.items_failed,
+            "items_rejected": sum(self.rejected.values()),
+            "rejected_by_cause": dict(self.rejected),
             **self.usage.as_dict(),
             "retries": self.retries,
             "errors": dict(self.errors),
@@ -221,9 +230,15 @@ class GenerationMonitor:
             f"{s['rows_resumed']} resumed) in {s['elapsed_s']:.1f}s · {s['calls']} calls · tokens "
             f"{s['prompt_tokens']:,} in / {s['completion_tokens']:,} out · cost {self.cost_text()} · "
             f"retries {s['retries']} · errors {sum(self.errors.values())}"
-            + (f" · {self.cache_hits} answered from the cache" if self.cache_hits else ""),
+            + (f" · {self.cache_hits} answered from the cache" if self.cache_hits else "")
+            + (f" · rejected {self._rejected_text()}" if self.rejected else ""),
             highlight=False,
         )
+
+    def _rejected_text(self) -> str:
+        """'3 items (context_limit 2, content_filter 1)'."""
+        causes = ", ".join(f"{cause} {n}" for cause, n in self.rejected.most_common())
+        return f"{sum(self.rejected.values())} items ({causes})"
 
 
 def _short(count: int) -> str:

@@ -13,6 +13,7 @@ import orjson
 from pydantic import BaseModel
 
 from .config import OPERATIONAL_FIELDS, Config, ModelConfig
+from .engine.ledger import ledger_path
 from .engine.retry import ErrorBudget, RetryingProvider, SpendLimit
 from .errors import AfterimageError, ConfigError
 from .generators.base import BaseGenerator
@@ -180,12 +181,16 @@ def build_provider(
     budget: ErrorBudget,
     monitor: GenerationMonitor,
     cache: ResponseCache | None = None,
+    where: str = "",
 ) -> tuple[LLMProvider, LLMProvider]:
     """(raw provider, the one every call goes through: cache → retries and budget → rate limiter → raw).
 
-    The offline provider is neither cached nor rate limited: it is deterministic and local.
+    `where` is the model block's place in the config (`respondent`, …), named by errors that a setting
+    of it must change. The offline provider is neither cached nor rate limited: it is deterministic and local.
     """
     raw = LLMFactory.from_config(model)
+    if where and hasattr(raw, "config_path"):
+        raw.config_path = where
     if raw.model_name.split("/")[0] == "offline":
         return raw, RetryingProvider(raw, cfg.retry, budget, monitor)
     limiter = RateLimiter(
@@ -210,7 +215,7 @@ def build_quality_gate(
 
     raw, judge = None, respondent  # without evaluation.judge the respondent judges, through its own limiter
     if cfg.evaluation.judge is not None:
-        raw, judge = build_provider(cfg.evaluation.judge, cfg, budget, monitor, cache)
+        raw, judge = build_provider(cfg.evaluation.judge, cfg, budget, monitor, cache, "evaluation.judge")
     return raw, QualityGate(ConversationJudge(judge, cfg.evaluation), cfg.quality)
 
 
@@ -223,13 +228,17 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
     check_components(cfg, resources)
     budget = ErrorBudget(cfg.error_budget)
     cache = open_cache(cfg)
-    respondent_raw, respondent = build_provider(cfg.respondent, cfg, budget, monitor, cache)
+    respondent_raw, respondent = build_provider(cfg.respondent, cfg, budget, monitor, cache, "respondent")
     correspondent_raw, correspondent = respondent_raw, respondent
     if cfg.correspondent:
-        correspondent_raw, correspondent = build_provider(cfg.correspondent, cfg, budget, monitor, cache)
+        correspondent_raw, correspondent = build_provider(
+            cfg.correspondent, cfg, budget, monitor, cache, "correspondent"
+        )
     resources.persona_llm = correspondent
     if cfg.persona_generation is not None and cfg.persona_generation.model is not None:
-        persona_raw, resources.persona_llm = build_provider(cfg.persona_generation.model, cfg, budget, monitor)
+        persona_raw, resources.persona_llm = build_provider(
+            cfg.persona_generation.model, cfg, budget, monitor, where="persona_generation.model"
+        )
         resources.owned_providers.append(persona_raw)
     fingerprint = grounded_fingerprint(cfg, resources, resources.known_personas())
     gen = cfg.generation
@@ -248,6 +257,9 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
         instruction_generator=build_instruction_generator(cfg, correspondent, resources),
         modifiers=build_modifiers(cfg, resources),
         system_prompt=gen.system_prompt,
+        on_truncated=gen.on_truncated,
+        ledger_path=ledger_path(cfg.storage.path),
+        max_rejected_share=cfg.error_budget.max_rejected_share,
     )
     judge_raw, common["quality_gate"] = build_quality_gate(cfg, respondent, budget, monitor, cache)
     generator: BaseGenerator

@@ -21,7 +21,9 @@ ASSUMED_ANSWER_TOKENS = 300
 ASSUMED_QUESTION_TOKENS = 40
 
 
-def execute(cfg: Config, *, overwrite: bool, quiet: bool, console: Console) -> dict[str, Any]:
+def execute(
+    cfg: Config, *, overwrite: bool, quiet: bool, console: Console, retry_rejected: bool = False
+) -> dict[str, Any]:
     """Run to exactly num_conversations rows (resuming), print the summary, return it."""
     monitor = GenerationMonitor(cfg.generation.num_conversations, console)
     run = build_run(cfg, monitor)
@@ -32,12 +34,12 @@ def execute(cfg: Config, *, overwrite: bool, quiet: bool, console: Console) -> d
             target = target_items(cfg, run.generator)  # num_conversations, or what generation.stop_when needs
             monitor.target = target
             with monitor.display("quiet" if quiet else "progress"):
-                return await run.generator.run(target, overwrite=overwrite)
+                return await run.generator.run(target, overwrite=overwrite, retry_rejected=retry_rejected)
         finally:
             await run.aclose()
 
     try:
-        result = asyncio.run(main())
+        asyncio.run(main())
     except RunAborted as exc:
         if not quiet:
             monitor.print_summary("stopped")
@@ -47,13 +49,6 @@ def execute(cfg: Config, *, overwrite: bool, quiet: bool, console: Console) -> d
         ) from None
     if not quiet:
         monitor.print_summary()
-    if result.failed_items:
-        raise RunAborted(
-            f"{len(result.failed_items)} conversation(s) failed after {run.generator.max_item_attempts} attempts "
-            f"each (items {', '.join(map(str, result.failed_items[:10]))});"
-            f" last error: {run.generator.budget.last_error}"
-            "; re-run the same command to retry them"
-        )
     return monitor.summary()
 
 

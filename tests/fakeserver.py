@@ -33,7 +33,8 @@ EMBEDDING_DIM = 16
 
 KNOBS = tuple(
     "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang fail_status admit_rps end_rate"
-    " reasoning seed responder rate_limit_headers reject_keys model_name".split()
+    " reasoning seed responder rate_limit_headers reject_keys model_name context_tokens filter_words"
+    " unprocessable_words rate_truncated".split()
 )
 
 # OpenAI's error "type" and "code" per status, so clients map them to the right exception class.
@@ -188,6 +189,13 @@ class FakeOpenAIServer:
     rate_limit_headers: bool = False
     reject_keys: set[str] | frozenset[str] = frozenset()
     model_name: str = "fake-model"
+    # Per-item refusals, as real servers make them: a prompt longer than the context (llama.cpp's 400), a
+    # prompt containing a filtered word (Azure/OpenAI's content-filter 400), or one the server cannot
+    # process (422); and answers cut off by the token limit (finish_reason "length").
+    context_tokens: int | None = None
+    filter_words: tuple[str, ...] = ()
+    unprocessable_words: tuple[str, ...] = ()
+    rate_truncated: float = 0.0
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> None:
         unknown = set(knobs) - set(KNOBS)
@@ -290,6 +298,7 @@ class FakeOpenAIServer:
         """Zeroed counters (in-flight requests are still in flight)."""
         counts = dict.fromkeys(("requests", "ok", "429", "500", "garbage", "bad_structured", "hung"), 0)
         counts.update(dict.fromkeys(("rejected", "bad_request", "embeddings", "prompt_tokens", "completion_tokens"), 0))
+        counts.update(dict.fromkeys(("context_exceeded", "filtered", "unprocessable", "truncated"), 0))
         return {**counts, "by_key": {}, "models": {}, "in_flight": in_flight, "max_in_flight": in_flight}
 
     def _on_loop(self, fn: Callable[[], Any]) -> Any:
@@ -402,7 +411,31 @@ class FakeOpenAIServer:
             self.stats["in_flight"] -= 1
 
     async def _chat(self, request: web.Request) -> web.Response:
-        return await self._handle(request, self._chat_answer)
+        return await self._handle(request, self._chat_or_refusal)
+
+    def _chat_or_refusal(self, body: dict[str, Any]) -> web.Response:
+        """Refuse this one request for what it says (context, filter, 422), or answer it."""
+        messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
+        texts = [_text(m.get("content")) for m in messages]
+        prompt_tokens = sum(_tokens(t) for t in texts)
+        if self.context_tokens is not None and prompt_tokens > self.context_tokens:
+            self.stats["context_exceeded"] += 1
+            message = (
+                f"request ({prompt_tokens} tokens) exceeds the available context size "
+                f"({self.context_tokens} tokens), try increasing it"
+            )
+            body_ = {"error": {"code": 400, "message": message, "type": "exceed_context_size_error"}}
+            return _json(orjson.dumps(body_), 400)
+        joined = " ".join(texts).lower()
+        if any(word.lower() in joined for word in self.filter_words):
+            self.stats["filtered"] += 1
+            message = "The response was filtered due to the prompt triggering Azure OpenAI's content management policy."
+            body_ = {"error": {"message": message, "type": None, "param": "prompt", "code": "content_filter"}}
+            return _json(orjson.dumps(body_), 400)
+        if any(word.lower() in joined for word in self.unprocessable_words):
+            self.stats["unprocessable"] += 1
+            return self._error(422, "Unprocessable Entity: the input could not be processed.")
+        return self._chat_answer(body)
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         return await self._handle(request, self._embedding_answer)
@@ -434,7 +467,7 @@ class FakeOpenAIServer:
 
     def _chat_answer(self, body: dict[str, Any]) -> web.Response:
         messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
-        content = self._content(body, messages)
+        content, finish_reason = self._cut(body, self._content(body, messages))
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if self.reasoning:
             message["reasoning_content"] = f"Thinking about {len(messages)} messages before answering."
@@ -446,10 +479,21 @@ class FakeOpenAIServer:
         self.stats["completion_tokens"] += completion_tokens
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
         usage["total_tokens"] = prompt_tokens + completion_tokens
-        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        choice = {"index": 0, "message": message, "finish_reason": finish_reason}
         payload = {"id": f"chatcmpl-fake{self._ids}", "object": "chat.completion", "created": int(time.time())}
         payload.update(model=body.get("model", self.model_name), choices=[choice], usage=usage)
         return _json(orjson.dumps(payload), 200, self._headers())
+
+    def _cut(self, body: dict[str, Any], content: str) -> tuple[str, str]:
+        """The answer as the token limit leaves it: cut at max_tokens, or at random (rate_truncated)."""
+        limit = body.get("max_tokens") or body.get("max_completion_tokens")
+        if isinstance(limit, int) and _tokens(content) > limit:
+            self.stats["truncated"] += 1
+            return content[: max(0, limit * 4 - 4)], "length"
+        if self.rate_truncated and self._random() < self.rate_truncated:
+            self.stats["truncated"] += 1
+            return content[: len(content) // 2], "length"
+        return content, "stop"
 
     def _embedding_answer(self, body: dict[str, Any]) -> web.Response:
         raw = body.get("input", "")

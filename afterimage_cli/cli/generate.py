@@ -23,6 +23,9 @@ def generate(
     concurrency: int | None = typer.Option(None, "--concurrency", min=1, help="Conversations in flight at once."),
     seed: int | None = typer.Option(None, "--seed", help="Seed for every sampling choice."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output instead of resuming it."),
+    retry_rejected: bool = typer.Option(
+        False, "--retry-rejected", help="Try again the items the ledger records as rejected."
+    ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the response cache."),
     max_cost: float | None = typer.Option(None, "--max-cost", min=0, help="Stop cleanly once this many USD are spent."),
     max_tokens: int | None = typer.Option(None, "--max-tokens", min=1, help="Stop cleanly after this many tokens."),
@@ -52,7 +55,7 @@ def generate(
             typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() if json_summary else report["text"])
             return
         with terminate_like_interrupt():
-            summary = execute(cfg, overwrite=overwrite, quiet=quiet, console=stderr)
+            summary = execute(cfg, overwrite=overwrite, quiet=quiet, console=stderr, retry_rejected=retry_rejected)
         if json_summary:
             typer.echo(orjson.dumps(summary).decode())
 

@@ -8,7 +8,7 @@ from collections import deque
 from typing import Any
 
 from ..config import ErrorBudgetConfig, RetryConfig
-from ..errors import BudgetExceeded, ProviderError, RunAborted
+from ..errors import BudgetExceeded, ProviderError, RunAborted, is_item_level
 from ..monitor import GenerationMonitor
 from ..providers.base import BaseProvider, LLMProvider, LLMResponse, Messages, StructuredLLMResponse
 from ..providers.ratelimit import RateLimiter
@@ -51,9 +51,10 @@ class ErrorBudget:
         self.consecutive = 0
 
     def attempt_failed(self, error: ProviderError) -> None:
-        """Count a failed attempt; rate limiting is back-pressure, not breakage, so 429s don't count."""
+        """Count a failed attempt; rate limiting is back-pressure, not breakage, so 429s don't count, and
+        a refusal of one item's request (its context, its content) says nothing about the server."""
         self.last_error = str(error)
-        if error.kind == "rate_limit":
+        if error.kind == "rate_limit" or is_item_level(error):
             return
         self.consecutive += 1
         if self.consecutive >= self.cfg.max_consecutive_failures:

@@ -138,7 +138,7 @@ async def _judged(
 
     budget = ErrorBudget(cfg.error_budget)
     cache = open_cache(cfg)
-    raw, provider = build_provider(judge_model, cfg, budget, monitor, cache=cache)
+    raw, provider = build_provider(judge_model, cfg, budget, monitor, cache=cache, where="evaluation.judge")
     runner.judge = ConversationJudge(provider, runner.cfg)
     runner.budget = budget
     try:

@@ -25,7 +25,8 @@ def generate_personas(cfg: Config, console: Console | None = None) -> PersonaTre
     if pg is None:
         raise ConfigError("personas: the config has no `persona_generation:` section to generate from")
     monitor = GenerationMonitor(pg.tree_size, console)
-    raw, llm = build_provider(pg.model or cfg.user_model, cfg, ErrorBudget(cfg.error_budget), monitor)
+    where = "persona_generation.model" if pg.model else ("correspondent" if cfg.correspondent else "respondent")
+    raw, llm = build_provider(pg.model or cfg.user_model, cfg, ErrorBudget(cfg.error_budget), monitor, where=where)
     resources = Resources(cfg, persona_llm=llm)
 
     async def main() -> PersonaTree:
