@@ -132,8 +132,9 @@ def test_truncated_answers_rejected_when_asked(fake_server, tmp_path):
     result = run(fake_server, tmp_path, "-n", "20", generation=gen, error_budget={"max_rejected_share": 0.9})
     assert result.exit_code == 0, result.stderr
     assert len(read_rows(tmp_path / "out.jsonl")) == 20
-    causes = {r["cause"] for r in rejections(tmp_path)}
-    assert causes == {"truncated"}
+    rejected = rejections(tmp_path)
+    assert {r["cause"] for r in rejected} == {"truncated"}
+    assert all("raise respondent.max_tokens" in r["error"] for r in rejected)
 
 
 def test_truncated_structured_output_fails_fast_naming_max_tokens(fake_server, tmp_path):

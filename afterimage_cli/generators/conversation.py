@@ -70,7 +70,9 @@ class ConversationGenerator(BaseGenerator):
         system = prompts.USER_SIMULATOR_SYSTEM.format(persona=prompts.persona_clause(persona))
         flipped: Messages = [{"role": "system", "content": system}]
         flipped += [{"role": "assistant" if t["role"] == "user" else "user", "content": t["content"]} for t in turns]
-        return await self._complete_whole(lambda: self.correspondent.acomplete(flipped), self.correspondent)
+        own = self.correspondent is not self.respondent
+        setting = "correspondent.max_tokens" if own else "respondent.max_tokens"
+        return await self._complete_whole(lambda: self.correspondent.acomplete(flipped), self.correspondent, setting)
 
     async def _answer(self, chat: ChatSession, message: str) -> LLMResponse:
         """The respondent's answer to `message`, added to the chat's history."""
@@ -81,9 +83,9 @@ class ConversationGenerator(BaseGenerator):
                 del chat.history[-2:]  # a cut answer asked for again must not stay in the dialog
             return response
 
-        return await self._complete_whole(ask, self.respondent)
+        return await self._complete_whole(ask, self.respondent, "respondent.max_tokens")
 
-    async def _complete_whole(self, call: Any, provider: LLMProvider) -> LLMResponse:
+    async def _complete_whole(self, call: Any, provider: LLMProvider, setting: str) -> LLMResponse:
         """A message the token limit did not cut off, as `on_truncated` says: ask again, keep it, or reject."""
         tries = 1 + (TRUNCATION_RETRIES if self.on_truncated == "retry" else 0)
         for _ in range(tries):
@@ -91,8 +93,8 @@ class ConversationGenerator(BaseGenerator):
             if response.finish_reason != "length" or self.on_truncated == "keep":
                 return response
         raise ItemRejected(
-            f"{provider.model_name}: the answer was cut off by max_tokens {tries} time(s) (finish_reason: length);"
-            " raise max_tokens, or set generation.on_truncated: keep",
+            f"{provider.model_name}: the answer was cut off by the token limit {tries} time(s) (finish_reason: length);"
+            f" raise {setting}, or set generation.on_truncated: keep",
             cause="truncated",
         )
 
