@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..coverage import CoverageOrder
 from ..engine.retry import ErrorBudget
-from ..errors import ProviderError, RunAborted
+from ..errors import BudgetExceeded, ProviderError, RunAborted
 from ..monitor import GenerationMonitor, Usage, current_usage
 from ..providers.cache import CallScope, current_scope
 from ..storage.base import BaseStorage, Row
@@ -159,9 +159,10 @@ class BaseGenerator(ABC):
             queue.put_nowait(index)
         attempts: dict[int, int] = {}
         failed: list[int] = []
+        spent: list[BudgetExceeded] = []
 
         async def worker() -> None:
-            while True:
+            while not spent:
                 try:
                     index = queue.get_nowait()
                 except asyncio.QueueEmpty:
@@ -169,6 +170,11 @@ class BaseGenerator(ABC):
                 self.budget.check()
                 try:
                     row = await self._run_item(index)
+                except BudgetExceeded as reached:
+                    # Refused at the item's first call: take no new item, and let the others finish the
+                    # items they have already paid for (their rows are written) before the run stops.
+                    spent.append(reached)
+                    return
                 except ProviderError as error:
                     if not error.retryable:
                         raise RunAborted(f"stopping: {error}") from error
@@ -197,6 +203,8 @@ class BaseGenerator(ABC):
 
         finally:
             self.storage.close()
+        if spent:
+            raise spent[0]
         return RunResult(written=self.monitor.rows_written, resumed=self.monitor.rows_resumed, failed_items=failed)
 
 

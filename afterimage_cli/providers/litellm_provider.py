@@ -10,7 +10,7 @@ from .base import LLMResponse, Messages, StructuredLLMResponse
 from .http_errors import status_error
 from .keypool import ApiKey
 from .remote import RemoteProvider
-from .structured import Schema, parse_structured, response_format
+from .structured import Schema, response_format
 
 _litellm: Any = None
 
@@ -184,7 +184,7 @@ class LiteLLMProvider(RemoteProvider):
     async def acomplete_structured(self, messages: Messages, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
         raw, _ = await self._call(messages, {**kwargs, "response_format": response_format(schema)})
         plain = self._to_response(raw)
-        return StructuredLLMResponse(**plain.model_dump(), parsed=parse_structured(plain.text, schema))
+        return StructuredLLMResponse.parse(plain, schema)
 
     async def aclose(self) -> None:
         """Close litellm's cached HTTP clients (the one session the run reused)."""
