@@ -53,6 +53,7 @@ class ErrorBudget:
         return self.gates[server]
 
     def attempt_failed(self, error: ProviderError) -> None:
+        """Keep the last error, for the stop messages that quote it (outages are the gates' business)."""
         self.last_error = str(error)
 
     def item_done(self, ok: bool) -> None:
