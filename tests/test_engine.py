@@ -108,8 +108,11 @@ def test_server_that_stops_answering_stops_the_run(fake_server, tmp_path) -> Non
         "error_budget": {"max_consecutive_failures": 8, "max_outage_s": 3},
     }
 
-    def hang_soon() -> None:
-        time.sleep(0.5)
+    def hang_soon() -> None:  # once rows are being written: the server answered, then went silent
+        out = tmp_path / "out.jsonl"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (out.exists() and out.stat().st_size > 0):
+            time.sleep(0.02)
         fake_server.hang = True
 
     import threading
