@@ -64,7 +64,16 @@ class RetryConfig(_Strict):
 class ErrorBudgetConfig(_Strict):
     """When a failing run gives up instead of burning time and money."""
 
-    max_consecutive_failures: int = Field(default=10, ge=1)
+    max_consecutive_failures: int = Field(
+        default=10,
+        ge=1,
+        description="Failed attempts in a row to one server (refused or dropped connections, timeouts, 5xx) "
+        "that declare it down: calls pause while one probe at a time checks it. A server that never answered "
+        "stops the run instead.",
+    )
+    max_outage_s: float = Field(
+        default=60.0, gt=0, description="Seconds a server may stay down before the run stops (exit 1)."
+    )
     window: int = Field(default=50, ge=1, description="Number of recent items the failure rate covers.")
     max_failure_rate: float = Field(default=0.5, gt=0, le=1)
     max_rejected_share: float = Field(

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .providers.base import LLMResponse
+
 
 class AfterimageError(Exception):
     """Base of every error afterimage raises on purpose."""
@@ -56,6 +61,8 @@ class ProviderError(AfterimageError):
         self.status_code = status_code
         self.retry_after = retry_after
         self.kind = kind
+        # The answer, when the server gave one that is unusable: its tokens were billed all the same.
+        self.response: LLMResponse | None = None
 
 
 # Refusals that belong to one item's request, not to the run: the item is rejected and the run goes on.

@@ -72,13 +72,14 @@ class GenerationMonitor:
         self.errors: Counter[str] = Counter()
         self.started = time.monotonic()
         self.limiters: dict[str, Any] = {}
+        self.outage_gates: dict[str, Any] = {}  # OutageGate by server, for "down" in the status line
         self.cache_hits = 0
         self._progress: Progress | None = None
         self._next_refresh = 0.0
         self._task: Any = None
 
     def record_response(self, response: LLMResponse) -> None:
-        """One successful LLM call."""
+        """One answered LLM call: a success, or an answer rejected as unusable (its tokens were billed)."""
         self.usage.add(response)
         item = current_usage.get()
         if item is not None:
@@ -125,7 +126,16 @@ class GenerationMonitor:
             f" · {self.cost_text()} · retries {self.retries} · errors {errors}{self._limits_text()}"
             + (f" · cached {self.cache_hits}" if self.cache_hits else "")
             + (f" · rejected {sum(self.rejected.values())}" if self.rejected else "")
+            + self._outage_text()
         )
+
+    def _outage_text(self) -> str:
+        """' · server down 12s, probing' while a server is waited out, so a stalled bar explains itself."""
+        down = [gate for gate in self.outage_gates.values() if gate.down]
+        if not down:
+            return ""
+        silent = max(gate.max_outage_s - gate.remaining() for gate in down)
+        return f" · server down {silent:.0f}s, probing"
 
     def _limits_text(self) -> str:
         """' · limit 12' when 429s have cut a model's concurrency."""
@@ -218,6 +228,7 @@ class GenerationMonitor:
             "errors": dict(self.errors),
             "cache_hits": self.cache_hits,
             "concurrency_cuts": sum(lim.cuts for lim in self.limiters.values()),
+            "outages": sum(gate.outages for gate in self.outage_gates.values()),
             "elapsed_s": round(self.elapsed, 3),
             "calls_per_s": round(self.usage.calls / self.elapsed, 2),
             "models": sorted(self.usage.models),

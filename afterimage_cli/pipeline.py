@@ -14,7 +14,8 @@ from pydantic import BaseModel
 
 from .config import OPERATIONAL_FIELDS, Config, ModelConfig
 from .engine.ledger import ledger_path
-from .engine.retry import ErrorBudget, RetryingProvider, SpendLimit
+from .engine.retry import ErrorBudget, RetryingProvider
+from .engine.spend import SpendLimit, budgeted_models, require_prices
 from .errors import AfterimageError, ConfigError
 from .generators.base import BaseGenerator
 from .instructions.base import BaseInstructionGeneratorCallback
@@ -128,6 +129,7 @@ def check_components(cfg: Config, resources: Resources | None = None) -> list[st
     instruction_generator = build_instruction_generator(cfg, None, resources)
     build_modifiers(cfg, resources)
     storage.get(cfg.storage.type)
+    require_prices(cfg.budget.max_cost_usd, budgeted_models(cfg))
     warnings: list[str] = []
     warnings += grounding_warnings(cfg, resources, instruction_generator)
     if any(m.name == "persona" for m in cfg.modifiers) and not (
@@ -175,6 +177,14 @@ def open_cache(cfg: Config) -> ResponseCache | None:
     return ResponseCache(cfg.cache.path or default_cache_path())
 
 
+def server_name(model: ModelConfig) -> str:
+    """How an outage message names the server a model is served by (its outage gate is shared by name)."""
+    if model.api_base:
+        return f"the server at {model.api_base}"
+    spec = parse_model(model.model, provider=model.provider)
+    return f"the {spec.prefix or spec.provider} API"
+
+
 def build_provider(
     model: ModelConfig,
     cfg: Config,
@@ -198,7 +208,11 @@ def build_provider(
     )
     monitor.limiters[raw.model_name] = limiter
     spend = SpendLimit(monitor, cfg.budget.max_cost_usd, cfg.budget.max_tokens)
-    wrapped: LLMProvider = RetryingProvider(raw, cfg.retry, budget, monitor, limiter, model.max_tokens or 256, spend)
+    outage = budget.outage_gate(server_name(model), cfg.retry.base_delay)
+    monitor.outage_gates[outage.server] = outage
+    wrapped: LLMProvider = RetryingProvider(
+        raw, cfg.retry, budget, monitor, limiter, model.max_tokens or 256, spend, outage
+    )
     if cache is not None:
         wrapped = CachedProvider(wrapped, cache, LLMFactory.request_params(model), on_hit=monitor.record_cache_hit)
     return raw, wrapped

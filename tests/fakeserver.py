@@ -3,7 +3,9 @@
 It answers chat completions, embeddings and the model list on 127.0.0.1 with deterministic content,
 and misbehaves on demand through knobs (plain attributes that may be flipped while it runs): latency,
 429s, 500s, garbage bodies, schema-violating structured output, hung requests, a fixed failure
-status, rejected keys and a token-bucket admission limit. Counters in `stats` record what happened.
+status, rejected keys, a token-bucket admission limit and an outage (after `down_after` requests, every
+request for `down_for` seconds has its connection dropped, or gets `down_status`). Counters in `stats`
+record what happened.
 
 Run it standalone with `python -m tests.fakeserver --port 0 --latency 0.05`: the first stdout line
 is its URL. `GET /_stats` returns the counters and `POST /_knobs` (a JSON object) sets knobs, so a
@@ -34,7 +36,7 @@ EMBEDDING_DIM = 16
 KNOBS = tuple(
     "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang fail_status admit_rps end_rate"
     " reasoning seed responder rate_limit_headers reject_keys model_name context_tokens filter_words"
-    " unprocessable_words rate_truncated".split()
+    " unprocessable_words rate_truncated down_after down_for down_status".split()
 )
 
 # OpenAI's error "type" and "code" per status, so clients map them to the right exception class.
@@ -196,6 +198,9 @@ class FakeOpenAIServer:
     filter_words: tuple[str, ...] = ()
     unprocessable_words: tuple[str, ...] = ()
     rate_truncated: float = 0.0
+    down_after: int | None = None
+    down_for: float = 2.0
+    down_status: int | None = None
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> None:
         unknown = set(knobs) - set(KNOBS)
@@ -208,6 +213,8 @@ class FakeOpenAIServer:
         self._rng, self._rng_seed = random.Random(self.seed), self.seed
         self._tokens_left, self._bucket_at = 0.0, 0.0
         self._ids = 0
+        self._seen = 0
+        self._down_until: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -299,6 +306,7 @@ class FakeOpenAIServer:
         counts = dict.fromkeys(("requests", "ok", "429", "500", "garbage", "bad_structured", "hung"), 0)
         counts.update(dict.fromkeys(("rejected", "bad_request", "embeddings", "prompt_tokens", "completion_tokens"), 0))
         counts.update(dict.fromkeys(("context_exceeded", "filtered", "unprocessable", "truncated"), 0))
+        counts["down"] = 0
         return {**counts, "by_key": {}, "models": {}, "in_flight": in_flight, "max_in_flight": in_flight}
 
     def _on_loop(self, fn: Callable[[], Any]) -> Any:
@@ -341,6 +349,17 @@ class FakeOpenAIServer:
             return True
         return False
 
+    def _is_down(self) -> bool:
+        """Whether the outage is on: it starts at request number down_after + 1 and lasts down_for seconds."""
+        self._seen += 1
+        if self.down_after is None:
+            return False
+        if self._down_until is None:
+            if self._seen <= self.down_after:
+                return False
+            self._down_until = time.monotonic() + self.down_for
+        return time.monotonic() < self._down_until
+
     def _headers(self) -> dict[str, str]:
         """Rate-limit headers like OpenAI's, when the knob asks for them."""
         if not self.rate_limit_headers:
@@ -360,12 +379,19 @@ class FakeOpenAIServer:
         return _json(_error_body(status, message), status, headers)
 
     async def _handle(self, request: web.Request, answer: Callable[[dict[str, Any]], web.Response]) -> web.Response:
-        """The knobs, in order: auth, fail_status, bad request, hang, admission, latency, random failures."""
+        """The knobs, in order: outage, auth, fail_status, bad request, hang, admission, latency, random failures."""
         stats = self.stats  # no await before the try: a reset cannot slip in between
         stats["requests"] += 1
         stats["in_flight"] += 1
         stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
         try:
+            if self._is_down():
+                stats["down"] += 1
+                if self.down_status is not None:
+                    return self._error(self.down_status)
+                if request.transport is not None:
+                    request.transport.abort()  # a restarting server: the client sees a dropped connection
+                return web.Response(status=503)
             auth = request.headers.get("Authorization", "")
             key = auth[7:] if auth[:7].lower() == "bearer " else auth
             self.stats["by_key"][key] = self.stats["by_key"].get(key, 0) + 1
@@ -541,6 +567,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--retry-after", type=lambda v: None if v.lower() == "none" else float(v), default=0.05)
     parser.add_argument("--admit-rps", type=float, default=None)
     parser.add_argument("--fail-status", type=int, default=None)
+    parser.add_argument("--down-after", type=int, default=None)
+    parser.add_argument("--down-for", type=float, default=2.0)
+    parser.add_argument("--down-status", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model-name", default="fake-model")
     parser.add_argument("--reject-key", dest="reject_keys", action="append", default=[])

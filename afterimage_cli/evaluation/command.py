@@ -91,6 +91,10 @@ def evaluate(request: EvaluateRequest, console: Console) -> dict[str, Any]:
     _check_paths(request, output)
     judge_model = resolve_judge(request, cfg)
     run_cfg = cfg or Config(respondent=judge_model or ModelConfig(model="offline"))
+    if judge_model is not None:
+        from ..engine.spend import require_prices
+
+        require_prices(run_cfg.budget.max_cost_usd, [("evaluation.judge", judge_model)])
     monitor = GenerationMonitor(0, console)
     runner = EvaluateRunner(eval_cfg, min_score=request.min_score, concurrency=request.concurrency)
     aborted: RunAborted | None = None

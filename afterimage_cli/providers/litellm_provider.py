@@ -191,7 +191,7 @@ class LiteLLMProvider(RemoteProvider):
     async def acomplete_structured(self, messages: Messages, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
         raw, _ = await self._call(messages, {**kwargs, "response_format": response_format(schema)})
         plain = self._to_response(raw)
-        return StructuredLLMResponse(**plain.model_dump(), parsed=self.parse_answer(plain, schema))
+        return self.parse_answer(plain, schema)
 
     async def aclose(self) -> None:
         """Close litellm's cached HTTP clients (the one session the run reused)."""

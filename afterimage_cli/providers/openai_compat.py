@@ -135,7 +135,7 @@ class OpenAICompatProvider(RemoteProvider):
             "response_format": response_format(schema),
         }
         plain = self._to_response(*await self._post(payload))
-        return StructuredLLMResponse(**plain.model_dump(), parsed=self.parse_answer(plain, schema))
+        return self.parse_answer(plain, schema)
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ProviderError
-from .base import BaseProvider, LLMResponse
+from .base import BaseProvider, LLMResponse, StructuredLLMResponse
 from .keypool import ApiKey, SmartKeyPool
-from .structured import Schema, parse_complete
+from .structured import Schema
 
 
 class RemoteProvider(BaseProvider):
@@ -47,8 +47,7 @@ class RemoteProvider(BaseProvider):
         if error.kind == "auth" and self.keys.has_live_keys():
             error.retryable = True  # another key may work; the rejected one is out of the pool
 
-    def parse_answer(self, plain: LLMResponse, schema: Schema) -> Any:
-        """The structured value of an answer; one cut off by the token limit fails naming max_tokens."""
+    def parse_answer(self, plain: LLMResponse, schema: Schema) -> StructuredLLMResponse:
+        """An answer parsed by `schema`; one cut off by the token limit fails naming the setting to raise."""
         setting = f"{self.config_path}.max_tokens" if self.config_path else "max_tokens"
-        limit = self.params.get("max_tokens")
-        return parse_complete(plain.text, plain.finish_reason, schema, self.model_name, limit, setting)
+        return StructuredLLMResponse.parse(plain, schema, max_tokens=self.params.get("max_tokens"), setting=setting)
