@@ -7,6 +7,7 @@ import orjson
 import pytest
 
 from afterimage_cli.engine.ledger import ledger_path, read_ledger
+from afterimage_cli.types import ConversationRow
 
 from .helpers import invoke, make_config, read_rows
 
@@ -190,3 +191,38 @@ def test_status_of_a_killed_run_and_of_no_run(tmp_path):
     assert text.exit_code == 0 and "killed" in text.stdout and "$0.2500" in text.stdout
     missing = invoke("status", str(tmp_path / "nothing.jsonl"))
     assert missing.exit_code == 2 and "no such output" in missing.stderr
+
+
+def test_a_hostile_server_still_gives_exactly_n_valid_rows(fake_server, tmp_path):
+    """Refuses some prompts forever, overflows the context of long dialogs, cuts 20 % of answers off and
+    goes down for 3 s: the run ends with exit 0 and exactly N valid rows, and status tells the story."""
+    fake_server.filter_words = ("forbidden",)
+    fake_server.context_tokens = 110
+    fake_server.rate_truncated = 0.2
+    fake_server.down_after, fake_server.down_for = 60, 3.0
+    priced = {"input_cost_per_million": 1.0, "output_cost_per_million": 2.0}
+    gen = {"min_turns": 1, "max_turns": 5, "concurrency": 8}
+    result = run(
+        fake_server,
+        tmp_path,
+        "-n",
+        "60",
+        respondent=priced,
+        generation=gen,
+        error_budget={"max_rejected_share": 0.5, "max_outage_s": 30},
+    )
+    assert result.exit_code == 0, result.stderr
+    rows = read_rows(tmp_path / "out.jsonl")
+    assert len(rows) == 60 and len({r["id"] for r in rows}) == 60
+    for row in rows:
+        ConversationRow.model_validate(row)
+        turns = row["conversations"]
+        assert [t["role"] for t in turns] == ["user", "assistant"] * (len(turns) // 2) and turns
+        assert "forbidden" not in turns[0]["content"]
+        assert all(t["content"].endswith("." if t["role"] == "assistant" else "?") for t in turns[1:])
+    stats = fake_server.stats
+    assert stats["filtered"] and stats["context_exceeded"] and stats["truncated"] and stats["down"]
+    report = status(tmp_path)
+    assert report["finished"] and report["state"] == "finished" and report["rows"] == 60
+    assert report["rejected_by_cause"].get("content_filter") == stats["filtered"]
+    assert report["cost_usd"] > 0 and report["cost_usd"] >= report["rows_cost_usd"]
