@@ -29,6 +29,6 @@ def personas(
             typer.echo(orjson.dumps(summary).decode())
             return
         depths = ", ".join(f"depth {d}: {n}" for d, n in summary["by_depth"].items())
-        stderr.print(f"wrote {summary['personas']} personas ({depths}) to {summary['output']}")
+        stderr.print(f"wrote {summary['personas']} personas ({depths}) to {summary['output']}", markup=False)
 
     run_command(body, debug=debug)

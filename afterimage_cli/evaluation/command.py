@@ -198,4 +198,4 @@ def _present(summary: dict[str, Any], request: EvaluateRequest, console: Console
 
         write_html_report(summary, request.report)
         if not request.quiet:
-            console.print(f"report: {request.report}", highlight=False)
+            console.print(f"report: {request.report}", markup=False, highlight=False)
