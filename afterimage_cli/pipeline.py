@@ -192,7 +192,7 @@ def build_provider(
         max_concurrency=model.max_concurrency, rpm=model.rpm, tpm=model.tpm, adaptive=model.adaptive_concurrency
     )
     monitor.limiters[raw.model_name] = limiter
-    spend = SpendLimit(monitor, cfg.budget.max_cost_usd, cfg.budget.max_tokens)
+    spend = SpendLimit(monitor, cfg.budget.max_cost_usd, cfg.budget.max_total_tokens)
     wrapped: LLMProvider = RetryingProvider(raw, cfg.retry, budget, monitor, limiter, model.max_tokens or 256, spend)
     if cache is not None:
         wrapped = CachedProvider(wrapped, cache, LLMFactory.request_params(model), on_hit=monitor.record_cache_hit)

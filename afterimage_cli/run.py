@@ -9,7 +9,7 @@ import yaml
 from rich.console import Console
 
 from .config import Config
-from .errors import RunAborted
+from .errors import BudgetExceeded, RunAborted
 from .generators.base import ItemPlanner
 from .monitor import GenerationMonitor
 from .pipeline import build_run, check_components, grounded_fingerprint
@@ -41,8 +41,9 @@ def execute(cfg: Config, *, overwrite: bool, quiet: bool, console: Console) -> d
     except RunAborted as exc:
         if not quiet:
             monitor.print_summary("stopped")
+        which = _budget_named(cfg, monitor) if isinstance(exc, BudgetExceeded) else ""
         raise RunAborted(
-            f"{exc}; the {monitor.rows_written + monitor.rows_resumed} rows written are kept "
+            f"{exc}{which}; the {monitor.rows_written + monitor.rows_resumed} rows written are kept "
             "(re-run the same command to resume)"
         ) from None
     if not quiet:
@@ -55,6 +56,14 @@ def execute(cfg: Config, *, overwrite: bool, quiet: bool, console: Console) -> d
             "; re-run the same command to retry them"
         )
     return monitor.summary()
+
+
+def _budget_named(cfg: Config, monitor: GenerationMonitor) -> str:
+    """Which setting the budget that stopped the run is, so the user knows what to raise."""
+    limit = cfg.budget.max_total_tokens
+    if limit is not None and monitor.usage.prompt_tokens + monitor.usage.completion_tokens >= limit:
+        return " (--max-total-tokens, budget.max_total_tokens)"
+    return " (--max-cost, budget.max_cost_usd)"
 
 
 def _expected_turns(cfg: Config) -> float:
