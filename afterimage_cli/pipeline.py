@@ -19,6 +19,7 @@ from .generators.base import BaseGenerator
 from .instructions.base import BaseInstructionGeneratorCallback
 from .modifiers.base import BaseRespondentPromptModifierCallback
 from .monitor import GenerationMonitor
+from .personas.store import writable_format
 from .providers.base import LLMProvider
 from .providers.cache import CachedProvider, ResponseCache, default_cache_path
 from .providers.factory import LLMFactory, build_key_pool, parse_model
@@ -127,6 +128,8 @@ def check_components(cfg: Config, resources: Resources | None = None) -> list[st
     instruction_generator = build_instruction_generator(cfg, None, resources)
     build_modifiers(cfg, resources)
     storage.get(cfg.storage.type)
+    if cfg.personas_file and resources.personas_to_generate:
+        writable_format(cfg.personas_file)  # a suffix the generated personas cannot be saved as
     warnings: list[str] = []
     warnings += grounding_warnings(cfg, resources, instruction_generator)
     if any(m.name == "persona" for m in cfg.modifiers) and not (

@@ -15,6 +15,7 @@ from .config import Config, RetrieverConfig
 from .documents import Corpus, load_corpus
 from .errors import ConfigError
 from .personas import PersonaTree, PersonaTreeBuilder, load_personas, save_personas
+from .personas.store import writable_format
 from .providers.base import LLMProvider
 from .registry import retrievers
 from .types import Persona
@@ -93,10 +94,16 @@ class Resources:
         """Every persona of the run; a generated tree is saved to `personas_file` (when set) for reuse."""
         if not self.personas_to_generate:
             return self.known_personas()
+        saved = self.cfg.personas_file
+        if saved:
+            writable_format(saved)
         tree = await self.agenerate_persona_tree()
-        if self.cfg.personas_file:
-            save_personas(self.cfg.personas_file, tree.personas, tree.parents)
-        return [Persona(description=p) for p in self.cfg.personas] + tree.personas
+        if not saved:
+            return [Persona(description=p) for p in self.cfg.personas] + tree.personas
+        save_personas(saved, tree.personas, tree.parents)
+        # This run uses the personas exactly as the file holds them (a .txt keeps no depth), so the next
+        # run, which reads the file, has the same run fingerprint and resumes.
+        return self.known_personas()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
