@@ -18,7 +18,7 @@ def personas(
     json_summary: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
-    """Generate personas (a tree from the documents) and save them (.jsonl, .json or .txt); `generate` reuses the file."""
+    """Generate personas (a tree from the documents) and save them (.jsonl, .json, .txt); `generate` reuses them."""
 
     def body() -> None:
         from ..config_loader import load_config
