@@ -14,6 +14,7 @@ from .generators.base import ItemPlanner
 from .monitor import GenerationMonitor
 from .pipeline import build_run, check_components, grounded_fingerprint
 from .providers.factory import model_price
+from .providers.logging import warn
 from .resources import Resources
 from .stopping import target_items, with_planned_target
 
@@ -48,6 +49,9 @@ def execute(cfg: Config, *, overwrite: bool, quiet: bool, console: Console) -> d
         ) from None
     if not quiet:
         monitor.print_summary()
+    beyond = rows_beyond_target(run.generator.storage.rows_on_open, monitor)
+    if beyond:
+        _warn_beyond_target(cfg, monitor.target, beyond)
     if result.failed_items:
         raise RunAborted(
             f"{len(result.failed_items)} conversation(s) failed after {run.generator.max_item_attempts} attempts "
@@ -55,7 +59,30 @@ def execute(cfg: Config, *, overwrite: bool, quiet: bool, console: Console) -> d
             f" last error: {run.generator.budget.last_error}"
             "; re-run the same command to retry them"
         )
-    return monitor.summary()
+    return {**monitor.summary(), "rows_beyond_target": beyond}
+
+
+def rows_beyond_target(rows_on_open: int | None, monitor: GenerationMonitor) -> int:
+    """Rows the output holds beyond the target: a smaller -n never deletes rows a larger one wrote."""
+    if rows_on_open is None:
+        return 0
+    return max(0, rows_on_open + monitor.rows_written - monitor.target)
+
+
+def _warn_beyond_target(cfg: Config, target: int, beyond: int) -> None:
+    """Say so, loudly (even with -q): the output is not the exact count the user asked for."""
+    path = cfg.storage.path
+    how = (
+        f" For exactly {target:,}: afterimage export {path} --limit {target} --format …, or for the rows "
+        f"themselves: head -n {target} {path}"
+        if cfg.storage.type == "jsonl"
+        else ""
+    )
+    warn(
+        f"{path} holds {target + beyond:,} rows, {beyond:,} more than the {target:,} asked for "
+        f"(a smaller -n never deletes rows).{how}",
+        once=False,
+    )
 
 
 def _budget_named(cfg: Config, monitor: GenerationMonitor) -> str:

@@ -77,6 +77,7 @@ class JSONLStorage(BaseStorage):
     def open_run(self, fingerprint: str, *, overwrite: bool = False) -> set[str]:
         if self.to_stdout:
             self._fh = sys.stdout.buffer
+            self.rows_on_open = 0
             return set()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "ab")
@@ -90,12 +91,15 @@ class JSONLStorage(BaseStorage):
             ) from None
         if overwrite:
             self._fh.truncate(0)
+            self.rows_on_open = 0
             return set()
         try:
-            return self._scan(fingerprint)
+            existing = self._scan(fingerprint)
         except BaseException:
             self.close()
             raise
+        self.rows_on_open = len(existing)
+        return existing
 
     def _scan(self, fingerprint: str) -> set[str]:
         """The ids already written; refuses a file that holds anything but this run's rows."""

@@ -48,6 +48,7 @@ class SQLiteStorage(BaseStorage):
         if overwrite:
             db.execute("DELETE FROM conversations")
             db.commit()
+            self.rows_on_open = 0
             return set()
         other = db.execute(
             "SELECT seq FROM conversations WHERE fingerprint IS NOT ? ORDER BY seq LIMIT 1", (fingerprint,)
@@ -57,7 +58,9 @@ class SQLiteStorage(BaseStorage):
                 f"{self.path} holds rows of a different run (the config, prompts, models or seed changed): "
                 "pass --overwrite to replace them, or write to another path"
             )
-        return {r[0] for r in db.execute("SELECT id FROM conversations")}
+        existing = {r[0] for r in db.execute("SELECT id FROM conversations")}
+        self.rows_on_open = len(existing)
+        return existing
 
     def append(self, row: Row) -> None:
         db = self._connect()
