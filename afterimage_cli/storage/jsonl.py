@@ -63,6 +63,19 @@ def resumable_rows(path: Path) -> Iterator[tuple[int, Row]]:
         warn(f"{path}: dropped {what}; every complete row before it is kept")
 
 
+def lock_for_writing(fh: IO[bytes], path: Path) -> None:
+    """Hold an exclusive lock on an output while this process writes it (released when `fh` closes).
+
+    Two runs appending to one file would interleave and write rows twice; the second one is refused.
+    """
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise OutputConflictError(
+            f"{path} is being written by another afterimage run: wait for it, or write to another -o path"
+        ) from None
+
+
 def _check_nul_tail(path: Path, number: int, rest_of_line: bytes, fh: BinaryIO) -> None:
     """Raise DamagedOutputError unless nothing but NUL bytes and line breaks follow line `number`'s first NUL."""
     chunk = rest_of_line
@@ -123,13 +136,10 @@ class JSONLStorage(BaseStorage):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "ab")
         try:
-            # Two runs appending to one file would write every row twice; the second one is refused.
-            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            lock_for_writing(self._fh, self.path)
+        except OutputConflictError:
             self.close()
-            raise OutputConflictError(
-                f"{self.path} is being written by another afterimage run: wait for it, or write to another -o path"
-            ) from None
+            raise
         self._synced_at = self._clock()
         if overwrite:
             self._fh.truncate(0)
