@@ -225,6 +225,7 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
     resources = Resources(cfg)
     check_components(cfg, resources)
     budget = ErrorBudget(cfg.error_budget)
+    resources.budget = budget
     cache = open_cache(cfg)
     respondent_raw, respondent = build_provider(cfg.respondent, cfg, budget, monitor, cache)
     correspondent_raw, correspondent = respondent_raw, respondent
