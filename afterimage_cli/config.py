@@ -328,7 +328,21 @@ class BudgetConfig(_Strict):
     """Spending limits: the run stops cleanly (flushed, resumable) when one is reached."""
 
     max_cost_usd: float | None = Field(default=None, gt=0, description="Stop before spending more than this.")
-    max_tokens: int | None = Field(default=None, gt=0, description="Stop after this many tokens (in + out).")
+    max_total_tokens: int | None = Field(
+        default=None, gt=0, description="Stop after the run has used this many tokens (prompt + completion)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        # `max_tokens` is a per-call completion limit in a model block; as a run budget it read as the same
+        # thing, so the budget was renamed, and the old name is refused rather than silently meaning either.
+        if isinstance(data, dict) and "max_tokens" in data:
+            raise ValueError(
+                "budget.max_tokens was renamed budget.max_total_tokens (the run's token budget, prompt + "
+                "completion); a per-call completion limit is max_tokens in a model block"
+            )
+        return data
 
 
 class Config(_Strict):

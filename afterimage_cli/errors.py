@@ -42,6 +42,10 @@ class InputError(AfterimageError):
     exit_code = 1
 
 
+class DamagedOutputError(InputError):
+    """An output to resume is damaged in the middle (not just a torn tail); the message says how to save its rows."""
+
+
 class ProviderError(AfterimageError):
     """An LLM call failed. `retryable` says whether trying again can help."""
 

@@ -21,6 +21,7 @@ from .generators.base import BaseGenerator
 from .instructions.base import BaseInstructionGeneratorCallback
 from .modifiers.base import BaseRespondentPromptModifierCallback
 from .monitor import GenerationMonitor
+from .personas.store import writable_format
 from .providers.base import LLMProvider
 from .providers.cache import CachedProvider, ResponseCache, default_cache_path
 from .providers.factory import LLMFactory, build_key_pool, parse_model
@@ -130,6 +131,8 @@ def check_components(cfg: Config, resources: Resources | None = None) -> list[st
     build_modifiers(cfg, resources)
     storage.get(cfg.storage.type)
     require_prices(cfg.budget.max_cost_usd, budgeted_models(cfg))
+    if cfg.personas_file and resources.personas_to_generate:
+        writable_format(cfg.personas_file)  # a suffix the generated personas cannot be saved as
     warnings: list[str] = []
     warnings += grounding_warnings(cfg, resources, instruction_generator)
     if any(m.name == "persona" for m in cfg.modifiers) and not (
@@ -207,7 +210,7 @@ def build_provider(
         max_concurrency=model.max_concurrency, rpm=model.rpm, tpm=model.tpm, adaptive=model.adaptive_concurrency
     )
     monitor.limiters[raw.model_name] = limiter
-    spend = SpendLimit(monitor, cfg.budget.max_cost_usd, cfg.budget.max_tokens)
+    spend = SpendLimit(monitor, cfg.budget.max_cost_usd, cfg.budget.max_total_tokens)
     outage = budget.outage_gate(server_name(model), cfg.retry.base_delay)
     monitor.outage_gates[outage.server] = outage
     wrapped: LLMProvider = RetryingProvider(
@@ -241,6 +244,7 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
     resources = Resources(cfg)
     check_components(cfg, resources)
     budget = ErrorBudget(cfg.error_budget)
+    resources.budget = budget
     cache = open_cache(cfg)
     respondent_raw, respondent = build_provider(cfg.respondent, cfg, budget, monitor, cache, "respondent")
     correspondent_raw, correspondent = respondent_raw, respondent

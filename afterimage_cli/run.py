@@ -9,11 +9,12 @@ import yaml
 from rich.console import Console
 
 from .config import Config
-from .errors import RunAborted
+from .errors import BudgetExceeded, RunAborted
 from .generators.base import ItemPlanner
 from .monitor import GenerationMonitor
 from .pipeline import build_run, check_components, grounded_fingerprint
 from .providers.factory import model_price
+from .providers.logging import warn
 from .resources import Resources
 from .stopping import target_items, with_planned_target
 
@@ -43,13 +44,48 @@ def execute(
     except RunAborted as exc:
         if not quiet:
             monitor.print_summary("stopped")
+        which = _budget_named(cfg, monitor) if isinstance(exc, BudgetExceeded) else ""
         raise RunAborted(
-            f"{exc}; the {monitor.rows_written + monitor.rows_resumed} rows written are kept "
+            f"{exc}{which}; the {monitor.rows_written + monitor.rows_resumed} rows written are kept "
             "(re-run the same command to resume)"
         ) from None
     if not quiet:
         monitor.print_summary()
-    return monitor.summary()
+    beyond = rows_beyond_target(run.generator.storage.rows_on_open, monitor)
+    if beyond:
+        _warn_beyond_target(cfg, monitor.target, beyond)
+    return {**monitor.summary(), "rows_beyond_target": beyond}
+
+
+def rows_beyond_target(rows_on_open: int | None, monitor: GenerationMonitor) -> int:
+    """Rows the output holds beyond the target: a smaller -n never deletes rows a larger one wrote."""
+    if rows_on_open is None:
+        return 0
+    return max(0, rows_on_open + monitor.rows_written - monitor.target)
+
+
+def _warn_beyond_target(cfg: Config, target: int, beyond: int) -> None:
+    """Say so, loudly (even with -q): the output is not the exact count the user asked for."""
+    path = cfg.storage.path
+    how = (
+        f" For exactly {target:,}: afterimage export {path} --limit {target} --format …, or for the rows "
+        f"themselves: head -n {target} {path}"
+        if cfg.storage.type == "jsonl"
+        else ""
+    )
+    warn(
+        f"{path} holds {target + beyond:,} rows, {beyond:,} more than the {target:,} asked for "
+        f"(a smaller -n never deletes rows).{how}",
+        once=False,
+    )
+
+
+def _budget_named(cfg: Config, monitor: GenerationMonitor) -> str:
+    """Which setting the budget that stopped the run is, so the user knows what to raise."""
+    limit = cfg.budget.max_total_tokens
+    if limit is not None and monitor.usage.prompt_tokens + monitor.usage.completion_tokens >= limit:
+        return " (--max-total-tokens, budget.max_total_tokens)"
+    return " (--max-cost, budget.max_cost_usd)"
 
 
 def _expected_turns(cfg: Config) -> float:

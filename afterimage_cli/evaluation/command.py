@@ -17,6 +17,7 @@ from ..monitor import GenerationMonitor
 from .grading import describe
 from .progress import EvaluateProgress, count_lines
 from .reader import open_conversations
+from .resume import evaluation_fingerprint
 from .runner import EvaluateRunner
 
 NO_JUDGE_HINT = (
@@ -41,6 +42,7 @@ class EvaluateRequest:
     quiet: bool = False
     skip_invalid: bool = False
     config: Path | None = None
+    overwrite: bool = False
 
 
 def default_output(source: str) -> str:
@@ -96,10 +98,15 @@ def evaluate(request: EvaluateRequest, console: Console) -> dict[str, Any]:
 
         require_prices(run_cfg.budget.max_cost_usd, [("evaluation.judge", judge_model)])
     monitor = GenerationMonitor(0, console)
-    runner = EvaluateRunner(eval_cfg, min_score=request.min_score, concurrency=request.concurrency)
+    runner = EvaluateRunner(
+        eval_cfg,
+        fingerprint=evaluation_fingerprint(eval_cfg, judge_model),
+        min_score=request.min_score,
+        concurrency=request.concurrency,
+    )
     aborted: RunAborted | None = None
     with open_conversations(request.input, skip_invalid=request.skip_invalid) as reader:
-        runner.open_output(output)
+        runner.open_output(output, overwrite=request.overwrite)
         progress = EvaluateProgress(console, count_lines(request.input), lambda: _status(runner, monitor, judge_model))
         try:
             with progress.display(request.quiet):
@@ -202,4 +209,4 @@ def _present(summary: dict[str, Any], request: EvaluateRequest, console: Console
 
         write_html_report(summary, request.report)
         if not request.quiet:
-            console.print(f"report: {request.report}", highlight=False)
+            console.print(f"report: {request.report}", markup=False, highlight=False)

@@ -9,6 +9,7 @@ run resumes: rows already in the output (by id, or content hash when a row has n
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from array import array
@@ -21,14 +22,15 @@ import orjson
 
 from ..config import EvaluationConfig
 from ..engine.retry import ErrorBudget
-from ..errors import ProviderError, RunAborted
+from ..errors import DamagedOutputError, InputError, OutputConflictError, ProviderError, RunAborted
 from ..export.reader import RowReader
 from ..export.rows import row_score
+from ..storage.jsonl import lock_for_writing
 from .duplicates import NearDuplicateIndex
 from .judge import ConversationJudge, Verdict
 from .metrics import RowMetrics
 from .progress import EvaluateProgress
-from .resume import DoneKeys, digest_of, row_key, scan_output
+from .resume import FINGERPRINT_KEY, DoneKeys, digest_of, row_evaluation_fingerprint, row_key, scan_output
 from .stats import EvaluationStats
 
 Row = dict[str, Any]
@@ -60,12 +62,14 @@ class EvaluateRunner:
         self,
         cfg: EvaluationConfig,
         *,
+        fingerprint: str,
         judge: ConversationJudge | None = None,
         budget: ErrorBudget | None = None,
         min_score: float | None = None,
         concurrency: int | None = None,
     ) -> None:
         self.cfg = cfg
+        self.fingerprint = fingerprint
         self.judge = judge
         self.budget = budget
         self.min_score = min_score
@@ -80,27 +84,57 @@ class EvaluateRunner:
 
     # --- output -------------------------------------------------------------------------------
 
-    def open_output(self, output: str) -> None:
-        """Resume from an existing output file (its rows join the statistics), then append to it."""
+    def open_output(self, output: str, *, overwrite: bool = False) -> None:
+        """Lock the output file, then resume from it (its rows join the statistics) or, with `overwrite`,
+        empty it; rows are appended after. '-' writes stdout."""
         if output == "-":
             self._out = sys.stdout.buffer
             return
         path = Path(output)
-        digests = array("Q")
-        for row in scan_output(path):
-            digests.append(digest_of(row))
-            self.stats.add(row, self._measure(row))
-            self.counts.resumed += 1
-        self.done = DoneKeys(digests)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._out = open(path, "ab")  # noqa: SIM115  (closed in close_output)
+        out = open(path, "ab")  # noqa: SIM115  (closed in close_output)
+        try:
+            lock_for_writing(out, path)  # before reading: a second evaluate must not resume a moving file
+            if overwrite:
+                out.truncate(0)
+            else:
+                self._resume(path)
+        except BaseException:
+            out.close()
+            raise
+        self._out = out
+
+    def _resume(self, path: Path) -> None:
+        """Take in the rows an earlier run of the same settings wrote; refuse rows of other settings."""
+        digests = array("Q")
+        try:
+            for number, row in scan_output(path):
+                if row_evaluation_fingerprint(row) != self.fingerprint:
+                    raise OutputConflictError(
+                        f"{path}:{number} holds a row evaluated with other settings (another judge model or its "
+                        "parameters, or changed evaluation weights, grades, criteria or limits), or by an older "
+                        "afterimage: pass --overwrite to evaluate into it afresh, or write to another -o path"
+                    )
+                digests.append(digest_of(row))
+                self.stats.add(row, self._measure(row))
+                self.counts.resumed += 1
+        except DamagedOutputError:
+            raise  # its own advice: --overwrite would destroy the complete rows
+        except InputError as exc:
+            raise OutputConflictError(
+                f"{exc}: pass --overwrite to replace the file, or write to another -o path"
+            ) from None
+        self.done = DoneKeys(digests)
 
     def close_output(self) -> None:
         if self._out is None:
             return
         self._out.flush()
         if self._out is not sys.stdout.buffer:
-            self._out.close()
+            try:
+                os.fsync(self._out.fileno())  # rows on disk, not in the page cache, when the run says done
+            finally:
+                self._out.close()
         self._out = None
 
     def _write(self, row: Row, *, flush: bool) -> None:
@@ -127,6 +161,7 @@ class EvaluateRunner:
         if not isinstance(metadata, dict):
             metadata = row["metadata"] = {}
         metadata["metrics"] = metrics
+        metadata[FINGERPRINT_KEY] = self.fingerprint
         return metrics
 
     def _finish(self, row: Row, metrics: dict[str, Any], *, flush: bool) -> None:

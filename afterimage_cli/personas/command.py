@@ -10,7 +10,7 @@ from rich.console import Console
 
 from ..config import Config
 from ..errors import ConfigError
-from .store import save_personas
+from .store import save_personas, writable_format
 from .tree import PersonaTree
 
 
@@ -44,6 +44,7 @@ def write_personas(cfg: Config, output: str | None, console: Console | None = No
     target = output or cfg.personas_file
     if not target:
         raise ConfigError("personas: give -o FILE or set personas_file in the config")
+    writable_format(target, "-o" if output else "personas_file")
     tree = generate_personas(cfg, console)
     save_personas(target, tree.personas, tree.parents)
     depths = Counter(p.depth for p in tree.personas)
