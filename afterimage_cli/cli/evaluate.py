@@ -44,6 +44,9 @@ def evaluate(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace OUT instead of resuming it (needed when the judge settings changed)."
     ),
+    retry_rejected: bool = typer.Option(
+        False, "--retry-rejected", help="Judge again the rows the ledger records as rejected."
+    ),
     config: Path | None = typer.Option(
         None, "--config", "-c", metavar="FILE", help="A config whose evaluation/respondent/retry sections apply."
     ),
@@ -69,6 +72,7 @@ def evaluate(
             skip_invalid=skip_invalid,
             config=config,
             overwrite=overwrite,
+            retry_rejected=retry_rejected,
         )
         summary = run_evaluate(request, stderr)
         if json_summary:
