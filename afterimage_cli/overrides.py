@@ -27,7 +27,7 @@ FLAG_OF = {
     "generation.seed": "--seed",
     "storage.path": "-o",
     "budget.max_cost_usd": "--max-cost",
-    "budget.max_tokens": "--max-tokens",
+    "budget.max_total_tokens": "--max-total-tokens",
 }
 
 
@@ -45,7 +45,7 @@ class Overrides:
     seed: int | None = None
     no_cache: bool = False
     max_cost: float | None = None
-    max_tokens: int | None = None
+    max_total_tokens: int | None = None
 
 
 def apply_overrides(cfg: Config, flags: Overrides) -> Config:
@@ -76,8 +76,8 @@ def apply_overrides(cfg: Config, flags: Overrides) -> Config:
         data["cache"]["enabled"] = False
     if flags.max_cost is not None:
         data["budget"]["max_cost_usd"] = flags.max_cost
-    if flags.max_tokens is not None:
-        data["budget"]["max_tokens"] = flags.max_tokens
+    if flags.max_total_tokens is not None:
+        data["budget"]["max_total_tokens"] = flags.max_total_tokens
 
     if flags.model is not None:
         data["respondent"]["model"] = flags.model

@@ -13,12 +13,15 @@ import orjson
 from pydantic import BaseModel
 
 from .config import OPERATIONAL_FIELDS, Config, ModelConfig
-from .engine.retry import ErrorBudget, RetryingProvider, SpendLimit
+from .engine.ledger import ledger_path
+from .engine.retry import ErrorBudget, RetryingProvider
+from .engine.spend import SpendLimit, budgeted_models, require_prices
 from .errors import AfterimageError, ConfigError
 from .generators.base import BaseGenerator
 from .instructions.base import BaseInstructionGeneratorCallback
 from .modifiers.base import BaseRespondentPromptModifierCallback
 from .monitor import GenerationMonitor
+from .personas.store import writable_format
 from .providers.base import LLMProvider
 from .providers.cache import CachedProvider, ResponseCache, default_cache_path
 from .providers.factory import LLMFactory, build_key_pool, parse_model
@@ -127,6 +130,9 @@ def check_components(cfg: Config, resources: Resources | None = None) -> list[st
     instruction_generator = build_instruction_generator(cfg, None, resources)
     build_modifiers(cfg, resources)
     storage.get(cfg.storage.type)
+    require_prices(cfg.budget.max_cost_usd, budgeted_models(cfg))
+    if cfg.personas_file and resources.personas_to_generate:
+        writable_format(cfg.personas_file)  # a suffix the generated personas cannot be saved as
     warnings: list[str] = []
     warnings += grounding_warnings(cfg, resources, instruction_generator)
     if any(m.name == "persona" for m in cfg.modifiers) and not (
@@ -174,26 +180,42 @@ def open_cache(cfg: Config) -> ResponseCache | None:
     return ResponseCache(cfg.cache.path or default_cache_path())
 
 
+def server_name(model: ModelConfig) -> str:
+    """How an outage message names the server a model is served by (its outage gate is shared by name)."""
+    if model.api_base:
+        return f"the server at {model.api_base}"
+    spec = parse_model(model.model, provider=model.provider)
+    return f"the {spec.prefix or spec.provider} API"
+
+
 def build_provider(
     model: ModelConfig,
     cfg: Config,
     budget: ErrorBudget,
     monitor: GenerationMonitor,
     cache: ResponseCache | None = None,
+    where: str = "",
 ) -> tuple[LLMProvider, LLMProvider]:
     """(raw provider, the one every call goes through: cache → retries and budget → rate limiter → raw).
 
-    The offline provider is neither cached nor rate limited: it is deterministic and local.
+    `where` is the model block's place in the config (`respondent`, …), named by errors that a setting
+    of it must change. The offline provider is neither cached nor rate limited: it is deterministic and local.
     """
     raw = LLMFactory.from_config(model)
+    if where and hasattr(raw, "config_path"):
+        raw.config_path = where
     if raw.model_name.split("/")[0] == "offline":
         return raw, RetryingProvider(raw, cfg.retry, budget, monitor)
     limiter = RateLimiter(
         max_concurrency=model.max_concurrency, rpm=model.rpm, tpm=model.tpm, adaptive=model.adaptive_concurrency
     )
     monitor.limiters[raw.model_name] = limiter
-    spend = SpendLimit(monitor, cfg.budget.max_cost_usd, cfg.budget.max_tokens)
-    wrapped: LLMProvider = RetryingProvider(raw, cfg.retry, budget, monitor, limiter, model.max_tokens or 256, spend)
+    spend = SpendLimit(monitor, cfg.budget.max_cost_usd, cfg.budget.max_total_tokens)
+    outage = budget.outage_gate(server_name(model), cfg.retry.base_delay)
+    monitor.outage_gates[outage.server] = outage
+    wrapped: LLMProvider = RetryingProvider(
+        raw, cfg.retry, budget, monitor, limiter, model.max_tokens or 256, spend, outage
+    )
     if cache is not None:
         wrapped = CachedProvider(wrapped, cache, LLMFactory.request_params(model), on_hit=monitor.record_cache_hit)
     return raw, wrapped
@@ -210,7 +232,7 @@ def build_quality_gate(
 
     raw, judge = None, respondent  # without evaluation.judge the respondent judges, through its own limiter
     if cfg.evaluation.judge is not None:
-        raw, judge = build_provider(cfg.evaluation.judge, cfg, budget, monitor, cache)
+        raw, judge = build_provider(cfg.evaluation.judge, cfg, budget, monitor, cache, "evaluation.judge")
     return raw, QualityGate(ConversationJudge(judge, cfg.evaluation), cfg.quality)
 
 
@@ -222,14 +244,19 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
     resources = Resources(cfg)
     check_components(cfg, resources)
     budget = ErrorBudget(cfg.error_budget)
+    resources.budget = budget
     cache = open_cache(cfg)
-    respondent_raw, respondent = build_provider(cfg.respondent, cfg, budget, monitor, cache)
+    respondent_raw, respondent = build_provider(cfg.respondent, cfg, budget, monitor, cache, "respondent")
     correspondent_raw, correspondent = respondent_raw, respondent
     if cfg.correspondent:
-        correspondent_raw, correspondent = build_provider(cfg.correspondent, cfg, budget, monitor, cache)
+        correspondent_raw, correspondent = build_provider(
+            cfg.correspondent, cfg, budget, monitor, cache, "correspondent"
+        )
     resources.persona_llm = correspondent
     if cfg.persona_generation is not None and cfg.persona_generation.model is not None:
-        persona_raw, resources.persona_llm = build_provider(cfg.persona_generation.model, cfg, budget, monitor)
+        persona_raw, resources.persona_llm = build_provider(
+            cfg.persona_generation.model, cfg, budget, monitor, where="persona_generation.model"
+        )
         resources.owned_providers.append(persona_raw)
     fingerprint = grounded_fingerprint(cfg, resources, resources.known_personas())
     gen = cfg.generation
@@ -248,6 +275,9 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
         instruction_generator=build_instruction_generator(cfg, correspondent, resources),
         modifiers=build_modifiers(cfg, resources),
         system_prompt=gen.system_prompt,
+        on_truncated=gen.on_truncated,
+        ledger_path=ledger_path(cfg.storage.path),
+        max_rejected_share=cfg.error_budget.max_rejected_share,
     )
     judge_raw, common["quality_gate"] = build_quality_gate(cfg, respondent, budget, monitor, cache)
     generator: BaseGenerator

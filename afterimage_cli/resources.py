@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Config, RetrieverConfig
 from .documents import Corpus, load_corpus
 from .errors import ConfigError
 from .personas import PersonaTree, PersonaTreeBuilder, load_personas, save_personas
+from .personas.store import writable_format
 from .providers.base import LLMProvider
 from .registry import retrievers
 from .types import Persona
+
+if TYPE_CHECKING:
+    from .engine.retry import ErrorBudget
 
 
 class Resources:
@@ -29,6 +33,7 @@ class Resources:
         self.persona_llm = persona_llm
         self.persona_tree: PersonaTree | None = None
         self.owned_providers: list[LLMProvider] = []  # made for this run only (a persona_generation.model)
+        self.budget: ErrorBudget | None = None  # the run's, for calls made outside the providers (embeddings)
         self._corpus: Corpus | None = None
         self._retriever: Any = None
 
@@ -46,9 +51,11 @@ class Resources:
         """The configured retriever (Qdrant in local mode when `retriever:` is absent); not yet indexed."""
         if self._retriever is None:
             cfg = self.cfg.retriever or RetrieverConfig()
+            from .pipeline import with_resources  # pipeline imports this module
+
             factory = retrievers.get(cfg.type)
             try:
-                self._retriever = factory(cfg, self.corpus(needed_by).chunks)
+                self._retriever = factory(cfg, self.corpus(needed_by).chunks, **with_resources(factory, self, {}))
             except TypeError as exc:
                 raise ConfigError(f"retriever.type {cfg.type!r}: {exc}") from None
             if not any(hasattr(self._retriever, m) for m in ("get_context", "aget_context_with_metadata")):
@@ -93,10 +100,16 @@ class Resources:
         """Every persona of the run; a generated tree is saved to `personas_file` (when set) for reuse."""
         if not self.personas_to_generate:
             return self.known_personas()
+        saved = self.cfg.personas_file
+        if saved:
+            writable_format(saved)
         tree = await self.agenerate_persona_tree()
-        if self.cfg.personas_file:
-            save_personas(self.cfg.personas_file, tree.personas, tree.parents)
-        return [Persona(description=p) for p in self.cfg.personas] + tree.personas
+        if not saved:
+            return [Persona(description=p) for p in self.cfg.personas] + tree.personas
+        save_personas(saved, tree.personas, tree.parents)
+        # This run uses the personas exactly as the file holds them (a .txt keeps no depth), so the next
+        # run, which reads the file, has the same run fingerprint and resumes.
+        return self.known_personas()
 
     # --- lifecycle ---------------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 It answers chat completions, embeddings and the model list on 127.0.0.1 with deterministic content,
 and misbehaves on demand through knobs (plain attributes that may be flipped while it runs): latency,
 429s, 500s, garbage bodies, schema-violating structured output, hung requests, a fixed failure
-status, rejected keys and a token-bucket admission limit. Counters in `stats` record what happened.
+status, rejected keys, a token-bucket admission limit and an outage (after `down_after` requests, every
+request for `down_for` seconds has its connection dropped, or gets `down_status`). Counters in `stats`
+record what happened.
 
 Run it standalone with `python -m tests.fakeserver --port 0 --latency 0.05`: the first stdout line
 is its URL. `GET /_stats` returns the counters and `POST /_knobs` (a JSON object) sets knobs, so a
@@ -33,7 +35,8 @@ EMBEDDING_DIM = 16
 
 KNOBS = tuple(
     "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang fail_status admit_rps end_rate"
-    " reasoning seed responder rate_limit_headers reject_keys model_name".split()
+    " reasoning seed responder rate_limit_headers reject_keys model_name context_tokens filter_words"
+    " unprocessable_words rate_truncated down_after down_for down_status".split()
 )
 
 # OpenAI's error "type" and "code" per status, so clients map them to the right exception class.
@@ -188,6 +191,16 @@ class FakeOpenAIServer:
     rate_limit_headers: bool = False
     reject_keys: set[str] | frozenset[str] = frozenset()
     model_name: str = "fake-model"
+    # Per-item refusals, as real servers make them: a prompt longer than the context (llama.cpp's 400), a
+    # prompt containing a filtered word (Azure/OpenAI's content-filter 400), or one the server cannot
+    # process (422); and answers cut off by the token limit (finish_reason "length").
+    context_tokens: int | None = None
+    filter_words: tuple[str, ...] = ()
+    unprocessable_words: tuple[str, ...] = ()
+    rate_truncated: float = 0.0
+    down_after: int | None = None
+    down_for: float = 2.0
+    down_status: int | None = None
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> None:
         unknown = set(knobs) - set(KNOBS)
@@ -200,6 +213,8 @@ class FakeOpenAIServer:
         self._rng, self._rng_seed = random.Random(self.seed), self.seed
         self._tokens_left, self._bucket_at = 0.0, 0.0
         self._ids = 0
+        self._seen = 0
+        self._down_until: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -290,6 +305,8 @@ class FakeOpenAIServer:
         """Zeroed counters (in-flight requests are still in flight)."""
         counts = dict.fromkeys(("requests", "ok", "429", "500", "garbage", "bad_structured", "hung"), 0)
         counts.update(dict.fromkeys(("rejected", "bad_request", "embeddings", "prompt_tokens", "completion_tokens"), 0))
+        counts.update(dict.fromkeys(("context_exceeded", "filtered", "unprocessable", "truncated"), 0))
+        counts["down"] = 0
         return {**counts, "by_key": {}, "models": {}, "in_flight": in_flight, "max_in_flight": in_flight}
 
     def _on_loop(self, fn: Callable[[], Any]) -> Any:
@@ -332,6 +349,17 @@ class FakeOpenAIServer:
             return True
         return False
 
+    def _is_down(self) -> bool:
+        """Whether the outage is on: it starts at request number down_after + 1 and lasts down_for seconds."""
+        self._seen += 1
+        if self.down_after is None:
+            return False
+        if self._down_until is None:
+            if self._seen <= self.down_after:
+                return False
+            self._down_until = time.monotonic() + self.down_for
+        return time.monotonic() < self._down_until
+
     def _headers(self) -> dict[str, str]:
         """Rate-limit headers like OpenAI's, when the knob asks for them."""
         if not self.rate_limit_headers:
@@ -351,12 +379,19 @@ class FakeOpenAIServer:
         return _json(_error_body(status, message), status, headers)
 
     async def _handle(self, request: web.Request, answer: Callable[[dict[str, Any]], web.Response]) -> web.Response:
-        """The knobs, in order: auth, fail_status, bad request, hang, admission, latency, random failures."""
+        """The knobs, in order: outage, auth, fail_status, bad request, hang, admission, latency, random failures."""
         stats = self.stats  # no await before the try: a reset cannot slip in between
         stats["requests"] += 1
         stats["in_flight"] += 1
         stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
         try:
+            if self._is_down():
+                stats["down"] += 1
+                if self.down_status is not None:
+                    return self._error(self.down_status)
+                if request.transport is not None:
+                    request.transport.abort()  # a restarting server: the client sees a dropped connection
+                return web.Response(status=503)
             auth = request.headers.get("Authorization", "")
             key = auth[7:] if auth[:7].lower() == "bearer " else auth
             self.stats["by_key"][key] = self.stats["by_key"].get(key, 0) + 1
@@ -402,7 +437,31 @@ class FakeOpenAIServer:
             self.stats["in_flight"] -= 1
 
     async def _chat(self, request: web.Request) -> web.Response:
-        return await self._handle(request, self._chat_answer)
+        return await self._handle(request, self._chat_or_refusal)
+
+    def _chat_or_refusal(self, body: dict[str, Any]) -> web.Response:
+        """Refuse this one request for what it says (context, filter, 422), or answer it."""
+        messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
+        texts = [_text(m.get("content")) for m in messages]
+        prompt_tokens = sum(_tokens(t) for t in texts)
+        if self.context_tokens is not None and prompt_tokens > self.context_tokens:
+            self.stats["context_exceeded"] += 1
+            message = (
+                f"request ({prompt_tokens} tokens) exceeds the available context size "
+                f"({self.context_tokens} tokens), try increasing it"
+            )
+            body_ = {"error": {"code": 400, "message": message, "type": "exceed_context_size_error"}}
+            return _json(orjson.dumps(body_), 400)
+        joined = " ".join(texts).lower()
+        if any(word.lower() in joined for word in self.filter_words):
+            self.stats["filtered"] += 1
+            message = "The response was filtered due to the prompt triggering Azure OpenAI's content management policy."
+            body_ = {"error": {"message": message, "type": None, "param": "prompt", "code": "content_filter"}}
+            return _json(orjson.dumps(body_), 400)
+        if any(word.lower() in joined for word in self.unprocessable_words):
+            self.stats["unprocessable"] += 1
+            return self._error(422, "Unprocessable Entity: the input could not be processed.")
+        return self._chat_answer(body)
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         return await self._handle(request, self._embedding_answer)
@@ -434,7 +493,7 @@ class FakeOpenAIServer:
 
     def _chat_answer(self, body: dict[str, Any]) -> web.Response:
         messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
-        content = self._content(body, messages)
+        content, finish_reason = self._cut(body, self._content(body, messages))
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if self.reasoning:
             message["reasoning_content"] = f"Thinking about {len(messages)} messages before answering."
@@ -446,10 +505,21 @@ class FakeOpenAIServer:
         self.stats["completion_tokens"] += completion_tokens
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
         usage["total_tokens"] = prompt_tokens + completion_tokens
-        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        choice = {"index": 0, "message": message, "finish_reason": finish_reason}
         payload = {"id": f"chatcmpl-fake{self._ids}", "object": "chat.completion", "created": int(time.time())}
         payload.update(model=body.get("model", self.model_name), choices=[choice], usage=usage)
         return _json(orjson.dumps(payload), 200, self._headers())
+
+    def _cut(self, body: dict[str, Any], content: str) -> tuple[str, str]:
+        """The answer as the token limit leaves it: cut at max_tokens, or at random (rate_truncated)."""
+        limit = body.get("max_tokens") or body.get("max_completion_tokens")
+        if isinstance(limit, int) and _tokens(content) > limit:
+            self.stats["truncated"] += 1
+            return content[: max(0, limit * 4 - 4)], "length"
+        if self.rate_truncated and self._random() < self.rate_truncated:
+            self.stats["truncated"] += 1
+            return content[: len(content) // 2], "length"
+        return content, "stop"
 
     def _embedding_answer(self, body: dict[str, Any]) -> web.Response:
         raw = body.get("input", "")
@@ -497,6 +567,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--retry-after", type=lambda v: None if v.lower() == "none" else float(v), default=0.05)
     parser.add_argument("--admit-rps", type=float, default=None)
     parser.add_argument("--fail-status", type=int, default=None)
+    parser.add_argument("--down-after", type=int, default=None)
+    parser.add_argument("--down-for", type=float, default=2.0)
+    parser.add_argument("--down-status", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model-name", default="fake-model")
     parser.add_argument("--reject-key", dest="reject_keys", action="append", default=[])

@@ -103,10 +103,16 @@ def test_schema_violations_are_retried_and_counted(fake_server, tmp_path) -> Non
 
 def test_server_that_stops_answering_stops_the_run(fake_server, tmp_path) -> None:
     fake_server.latency = 0.02
-    cfg = {"respondent": {"model": "offline", "timeout": 2}, "error_budget": {"max_consecutive_failures": 8}}
+    cfg = {
+        "respondent": {"model": "offline", "timeout": 2},
+        "error_budget": {"max_consecutive_failures": 8, "max_outage_s": 3},
+    }
 
-    def hang_soon() -> None:
-        time.sleep(0.5)
+    def hang_soon() -> None:  # once rows are being written: the server answered, then went silent
+        out = tmp_path / "out.jsonl"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (out.exists() and out.stat().st_size > 0):
+            time.sleep(0.02)
         fake_server.hang = True
 
     import threading
@@ -118,6 +124,7 @@ def test_server_that_stops_answering_stops_the_run(fake_server, tmp_path) -> Non
     assert result.exit_code == 1
     assert elapsed < 60
     assert "stopping" in result.stderr and "re-run" in result.stderr
+    assert f"the server at {fake_server.api_base} has not answered for 3 s" in result.stderr
     rows = read_rows(tmp_path / "out.jsonl")
     assert 0 < len(rows) < 5000
     for row in rows:

@@ -11,12 +11,14 @@ from typing import Any
 from rich.console import Console
 
 from ..config import Config, EvaluationConfig, ModelConfig
-from ..errors import AfterimageError, RunAborted, UsageError
+from ..engine.ledger import RunLedger, ledger_path
+from ..errors import RunAborted, UsageError
 from ..export.reader import RowReader
 from ..monitor import GenerationMonitor
 from .grading import describe
 from .progress import EvaluateProgress, count_lines
 from .reader import open_conversations
+from .resume import evaluation_fingerprint
 from .runner import EvaluateRunner
 
 NO_JUDGE_HINT = (
@@ -41,6 +43,8 @@ class EvaluateRequest:
     quiet: bool = False
     skip_invalid: bool = False
     config: Path | None = None
+    overwrite: bool = False
+    retry_rejected: bool = False
 
 
 def default_output(source: str) -> str:
@@ -91,22 +95,43 @@ def evaluate(request: EvaluateRequest, console: Console) -> dict[str, Any]:
     _check_paths(request, output)
     judge_model = resolve_judge(request, cfg)
     run_cfg = cfg or Config(respondent=judge_model or ModelConfig(model="offline"))
+    if judge_model is not None:
+        from ..engine.spend import require_prices
+
+        require_prices(run_cfg.budget.max_cost_usd, [("evaluation.judge", judge_model)])
     monitor = GenerationMonitor(0, console)
-    runner = EvaluateRunner(eval_cfg, min_score=request.min_score, concurrency=request.concurrency)
+    fingerprint = evaluation_fingerprint(eval_cfg, judge_model)
+    ledger = RunLedger(ledger_path(output), "evaluate", fingerprint)
+    runner = EvaluateRunner(
+        eval_cfg,
+        fingerprint=fingerprint,
+        min_score=request.min_score,
+        concurrency=request.concurrency,
+        ledger=ledger,
+        retry_rejected=request.retry_rejected,
+        max_rejected_share=run_cfg.error_budget.max_rejected_share,
+        monitor=monitor,
+    )
     aborted: RunAborted | None = None
     with open_conversations(request.input, skip_invalid=request.skip_invalid) as reader:
-        runner.open_output(output)
+        runner.open_output(output, overwrite=request.overwrite)
+        ledger.start(None, input=request.input, judge=judge_model.model if judge_model else None)
         progress = EvaluateProgress(console, count_lines(request.input), lambda: _status(runner, monitor, judge_model))
+        status = "interrupted"
         try:
             with progress.display(request.quiet):
                 if judge_model is None:
                     runner.run_offline(reader, progress)
                 else:
                     asyncio.run(_judged(runner, reader, progress, judge_model, run_cfg, monitor, request.input))
+            status = "finished"
         except RunAborted as exc:
-            aborted = exc
+            aborted, status = exc, "stopped"
         finally:
             runner.close_output()
+            ledger.end(
+                status, runner.counts.written, monitor.usage.as_dict(), None if aborted is None else str(aborted)
+            )
     summary = _summary(runner, reader, request, output, judge_model, monitor, eval_cfg)
     _present(summary, request, console)
     if aborted is not None:
@@ -114,12 +139,22 @@ def evaluate(request: EvaluateRequest, console: Console) -> dict[str, Any]:
             f"{aborted}; the {runner.counts.written + runner.counts.resumed} rows in {output} are kept "
             "(re-run the same command to resume)"
         )
-    if runner.counts.failed:
-        raise AfterimageError(
-            f"{runner.counts.failed} row(s) could not be judged and were not written (last error: "
-            f"{runner.counts.last_error}); re-run the same command to retry them"
-        )
+    _check_rejections(runner, ledger)
     return summary
+
+
+def _check_rejections(runner: EvaluateRunner, ledger: RunLedger) -> None:
+    """Rows cannot be replaced by others as generate's items are: a run that rejected more than its share
+    of rows (however few) fails, pointing at the ledger and --retry-rejected."""
+    budget = runner.rejections
+    finished = budget.rows + budget.rejected
+    if not budget.rejected or budget.rejected / finished <= budget.max_share:
+        return
+    where = f" (recorded in {ledger.path})" if ledger.path is not None else ""
+    raise RunAborted(
+        f"{budget.rejected} of {finished} rows could not be judged and were not written{where}: "
+        f"{budget.top_causes()}; fix the cause and re-run with --retry-rejected to judge them again"
+    )
 
 
 async def _judged(
@@ -138,7 +173,7 @@ async def _judged(
 
     budget = ErrorBudget(cfg.error_budget)
     cache = open_cache(cfg)
-    raw, provider = build_provider(judge_model, cfg, budget, monitor, cache=cache)
+    raw, provider = build_provider(judge_model, cfg, budget, monitor, cache=cache, where="evaluation.judge")
     runner.judge = ConversationJudge(provider, runner.cfg)
     runner.budget = budget
     try:
@@ -198,4 +233,4 @@ def _present(summary: dict[str, Any], request: EvaluateRequest, console: Console
 
         write_html_report(summary, request.report)
         if not request.quiet:
-            console.print(f"report: {request.report}", highlight=False)
+            console.print(f"report: {request.report}", markup=False, highlight=False)

@@ -10,7 +10,7 @@ from .base import LLMResponse, Messages, StructuredLLMResponse
 from .http_errors import status_error
 from .keypool import ApiKey
 from .remote import RemoteProvider
-from .structured import Schema, parse_structured, response_format
+from .structured import Schema, response_format
 
 _litellm: Any = None
 
@@ -63,7 +63,14 @@ def map_litellm_error(exc: Exception, model: str, key: ApiKey | None, api_base: 
             f"{model}: prompt too long for the context window: {short}",
             retryable=False,
             status_code=getattr(exc, "status_code", None),
-            kind="bad_request",
+            kind="context_limit",
+        )
+    if isinstance(exc, litellm.ContentPolicyViolationError):
+        return ProviderError(
+            f"{model}: the prompt was refused by the content filter: {short}",
+            retryable=False,
+            status_code=getattr(exc, "status_code", None),
+            kind="content_filter",
         )
     if isinstance(exc, litellm.Timeout):  # before the status: litellm gives timeouts a 408
         return ProviderError(f"{model}: request timed out", retryable=True, status_code=None, kind="timeout")
@@ -184,7 +191,7 @@ class LiteLLMProvider(RemoteProvider):
     async def acomplete_structured(self, messages: Messages, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
         raw, _ = await self._call(messages, {**kwargs, "response_format": response_format(schema)})
         plain = self._to_response(raw)
-        return StructuredLLMResponse(**plain.model_dump(), parsed=parse_structured(plain.text, schema))
+        return self.parse_answer(plain, schema)
 
     async def aclose(self) -> None:
         """Close litellm's cached HTTP clients (the one session the run reused)."""

@@ -14,7 +14,7 @@ from ..errors import ProviderError
 from .base import LLMResponse, Messages, StructuredLLMResponse
 from .http_errors import status_error
 from .remote import RemoteProvider
-from .structured import Schema, parse_structured, response_format
+from .structured import Schema, response_format
 
 
 def _error_message(body: bytes) -> str:
@@ -135,7 +135,7 @@ class OpenAICompatProvider(RemoteProvider):
             "response_format": response_format(schema),
         }
         plain = self._to_response(*await self._post(payload))
-        return StructuredLLMResponse(**plain.model_dump(), parsed=parse_structured(plain.text, schema))
+        return self.parse_answer(plain, schema)
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ProviderError
-from .base import BaseProvider
+from .base import BaseProvider, LLMResponse, StructuredLLMResponse
 from .keypool import ApiKey, SmartKeyPool
+from .structured import Schema
 
 
 class RemoteProvider(BaseProvider):
     """Settings of a served model; subclasses implement the transport (`acomplete`, `acomplete_structured`)."""
+
+    # Where the config sets this model (`respondent`, `persona_generation.model`, …), for messages.
+    config_path = ""
 
     def __init__(
         self,
@@ -42,3 +46,8 @@ class RemoteProvider(BaseProvider):
         self.keys.report_error(key, error.status_code, error.retry_after)
         if error.kind == "auth" and self.keys.has_live_keys():
             error.retryable = True  # another key may work; the rejected one is out of the pool
+
+    def parse_answer(self, plain: LLMResponse, schema: Schema) -> StructuredLLMResponse:
+        """An answer parsed by `schema`; one cut off by the token limit fails naming the setting to raise."""
+        setting = f"{self.config_path}.max_tokens" if self.config_path else "max_tokens"
+        return StructuredLLMResponse.parse(plain, schema, max_tokens=self.params.get("max_tokens"), setting=setting)

@@ -12,15 +12,19 @@ import os
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..config import RetrieverConfig
+from ..config import RetrieverConfig, RetryConfig
 from ..documents.models import Chunk, content_hash
 from ..errors import ConfigError, MissingCredentialsError
 from ..types import RetrievalHit, RetrievalResult
 from .base import BaseRetriever, result_from_hits
 from .embeddings import Embedder, Vector, build_embedder
 from .sparse import SparseBM25Embedder, SparseVectorData
+
+if TYPE_CHECKING:
+    from ..engine.retry import ErrorBudget
+    from ..resources import Resources
 
 MEMORY = ":memory:"
 SPARSE_VECTOR = "bm25"
@@ -80,7 +84,13 @@ class QdrantRetriever(BaseRetriever):
 
     @classmethod
     def from_config(
-        cls, cfg: RetrieverConfig, chunks: Sequence[Chunk], environ: dict[str, str] | None = None
+        cls,
+        cfg: RetrieverConfig,
+        chunks: Sequence[Chunk],
+        environ: dict[str, str] | None = None,
+        *,
+        retry: RetryConfig | None = None,
+        budget: ErrorBudget | None = None,
     ) -> QdrantRetriever:
         """Build from the `retriever:` section; a missing API key variable is named."""
         env = dict(os.environ) if environ is None else environ
@@ -93,7 +103,7 @@ class QdrantRetriever(BaseRetriever):
                 raise MissingCredentialsError(f"retriever.api_key_env: set the environment variable {cfg.api_key_env}")
         return cls(
             chunks,
-            build_embedder(cfg.embedding, env),
+            build_embedder(cfg.embedding, env, retry=retry, budget=budget),
             path=cfg.path,
             url=cfg.url,
             api_key=api_key,
@@ -295,6 +305,11 @@ class QdrantRetriever(BaseRetriever):
             self._ready.discard("async")
 
 
-def build_qdrant_retriever(cfg: RetrieverConfig, chunks: Sequence[Chunk]) -> QdrantRetriever:
-    """The registry factory for `retriever.type: qdrant`."""
-    return QdrantRetriever.from_config(cfg, chunks)
+def build_qdrant_retriever(
+    cfg: RetrieverConfig, chunks: Sequence[Chunk], resources: Resources | None = None
+) -> QdrantRetriever:
+    """The registry factory for `retriever.type: qdrant`; the run's retry settings and error budget
+    (from `resources`) apply to its embedding requests."""
+    if resources is None:
+        return QdrantRetriever.from_config(cfg, chunks)
+    return QdrantRetriever.from_config(cfg, chunks, retry=resources.cfg.retry, budget=resources.budget)
