@@ -80,8 +80,11 @@ def test_answers_cut_off_by_the_end_of_the_context_end_the_dialog(tmp_path: Path
 
 def test_items_that_overflow_before_min_turns_are_rejected_and_replaced(tmp_path: Path, llama_512: LlamaServer) -> None:
     """Openings too long for the context are refused on the first call: those items are rejected into the
-    ledger with their cause, and further item numbers keep the run at exactly 3 rows."""
-    config = dialog_config(tmp_path, llama_512, [TOO_LONG, TOO_LONG, *SHORT], respondent={"max_tokens": 32})
+    ledger with their cause, and further item numbers keep the run at exactly 3 rows. (Short answers
+    cut off at 32 tokens are kept: this test is about the context, not max_tokens.)"""
+    config = dialog_config(
+        tmp_path, llama_512, [TOO_LONG, TOO_LONG, *SHORT], respondent={"max_tokens": 32}, on_truncated="keep"
+    )
 
     run = afterimage("generate", config, "--json", cwd=tmp_path)
 

@@ -54,4 +54,4 @@ def test_cut_off_answers_reject_the_item_and_a_config_that_cuts_every_one_stops(
     assert rejected and {r["cause"] for r in rejected} == {"truncated"}
     # retry asks twice more before rejecting; reject gives up on the first cut-off answer.
     calls = {r["usage"]["calls"] for r in rejected}
-    assert calls == ({3} if policy == "retry" else {1}), rejected
+    assert calls == ({1} if policy == "reject" else {3}), rejected
