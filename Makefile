@@ -42,7 +42,7 @@ $(REAL_STAMP): $(STAMP)
 	touch $(REAL_STAMP)
 
 test-real: $(REAL_STAMP)
-	$(BIN)/pytest tests/real -ra
+	$(BIN)/pytest tests/real -ra --durations=5
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
