@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import inspect
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,20 +10,16 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
+from .components import build_instruction_generator, build_modifiers, build_storage, check_components
 from .config import OPERATIONAL_FIELDS, Config, ModelConfig
 from .engine.retry import ErrorBudget, RetryingProvider, SpendLimit
-from .errors import AfterimageError, ConfigError
 from .generators.base import BaseGenerator
-from .instructions.base import BaseInstructionGeneratorCallback
-from .modifiers.base import BaseRespondentPromptModifierCallback
 from .monitor import GenerationMonitor
 from .providers.base import LLMProvider
 from .providers.cache import CachedProvider, ResponseCache, default_cache_path
-from .providers.factory import LLMFactory, build_key_pool, parse_model
+from .providers.factory import LLMFactory
 from .providers.ratelimit import RateLimiter
-from .registry import instruction_generators, prompt_modifiers, providers, storage
-from .resources import Resources, grounding_warnings
-from .storage.base import BaseStorage
+from .resources import Resources
 from .types import Persona
 
 
@@ -60,80 +54,6 @@ def grounded_fingerprint(cfg: Config, resources: Resources, personas: Sequence[P
     (a regenerated personas file is a new run, not a resume into a mix)."""
     drawn = hashlib.sha256(orjson.dumps([[p.description, p.depth] for p in personas])).hexdigest()
     return run_fingerprint(cfg, resources.content_fingerprint() + (drawn if personas else ""))
-
-
-def with_resources(factory: Any, resources: Resources | None, options: dict[str, Any]) -> dict[str, Any]:
-    """The options, plus `resources` when the factory declares that parameter (built-ins that need documents)."""
-    try:
-        parameter = inspect.signature(factory).parameters.get("resources")
-    except (TypeError, ValueError):
-        return dict(options)
-    if resources is None or parameter is None or parameter.kind is inspect.Parameter.VAR_KEYWORD:
-        return dict(options)
-    return {**options, "resources": resources}
-
-
-def build_instruction_generator(
-    cfg: Config, llm: LLMProvider | None, resources: Resources | None = None
-) -> BaseInstructionGeneratorCallback:
-    factory = instruction_generators.get(cfg.instructions.generator)
-    try:
-        generator = factory(llm, **with_resources(factory, resources, cfg.instructions.options))
-    except TypeError as exc:
-        raise ConfigError(f"instructions.options: {exc}") from None
-    if not isinstance(generator, BaseInstructionGeneratorCallback):
-        raise ConfigError(f"instructions.generator {cfg.instructions.generator!r} is not an instruction generator")
-    return generator
-
-
-def build_modifiers(cfg: Config, resources: Resources | None = None) -> list[BaseRespondentPromptModifierCallback]:
-    out = []
-    for number, mod in enumerate(cfg.modifiers):
-        try:
-            factory = prompt_modifiers.get(mod.name)
-            modifier = factory(**with_resources(factory, resources, mod.options))
-        except TypeError as exc:
-            raise ConfigError(f"modifiers[{number}].options: {exc}") from None
-        if not isinstance(modifier, BaseRespondentPromptModifierCallback):
-            raise ConfigError(f"modifiers[{number}].name {mod.name!r} is not a respondent prompt modifier")
-        out.append(modifier)
-    return out
-
-
-def build_storage(cfg: Config) -> BaseStorage:
-    store = storage.create(cfg.storage.type, cfg.storage.path)
-    if not isinstance(store, BaseStorage):
-        raise ConfigError(f"storage.type {cfg.storage.type!r} is not a BaseStorage")
-    return store
-
-
-def _check_model(where: str, model: ModelConfig) -> None:
-    """Resolve the provider and its keys without calling anything."""
-    try:
-        spec = parse_model(model.model, api_base=model.api_base, provider=model.provider)
-        providers.get(spec.provider)
-        if spec.provider != "offline":
-            build_key_pool(spec, model, os.environ)
-    except AfterimageError as exc:
-        raise type(exc)(f"{where}: {exc}") from None
-
-
-def check_components(cfg: Config, resources: Resources | None = None) -> list[str]:
-    """Resolve every named component (as a run would) and return warnings; raise on errors."""
-    _check_model("respondent", cfg.respondent)
-    if cfg.correspondent:
-        _check_model("correspondent", cfg.correspondent)
-    resources = resources or Resources(cfg)
-    instruction_generator = build_instruction_generator(cfg, None, resources)
-    build_modifiers(cfg, resources)
-    storage.get(cfg.storage.type)
-    warnings: list[str] = []
-    warnings += grounding_warnings(cfg, resources, instruction_generator)
-    if any(m.name == "persona" for m in cfg.modifiers) and not (
-        cfg.personas or cfg.personas_file or cfg.persona_generation
-    ):
-        warnings.append("the 'persona' modifier is listed but no personas are configured")
-    return warnings
 
 
 @dataclass
