@@ -13,6 +13,10 @@ from .remote import RemoteProvider
 from .structured import Schema, parse_structured, response_format
 
 _litellm: Any = None
+# litellm (and the SDKs under it) cannot send a request without a key: given none, they take the
+# provider's usual variable (OPENAI_API_KEY, …) from the environment. An api_base that gets no key is
+# sent this non-secret string instead, so a real key never leaves for a server it was not meant for.
+NO_KEY = "no-key"
 
 
 def import_litellm() -> Any:
@@ -120,6 +124,8 @@ class LiteLLMProvider(RemoteProvider):
             request["api_base"] = self.api_base
         if key is not None:
             request["api_key"] = key.value
+        elif self.api_base:
+            request["api_key"] = NO_KEY
         try:
             # max_retries=0: the SDK's hidden retries are off so every attempt is ours and counted.
             response = await litellm.acompletion(
