@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from .components import build_instruction_generator, build_modifiers, build_storage, check_components
 from .config import OPERATIONAL_FIELDS, Config, ModelConfig
 from .engine.retry import ErrorBudget, RetryingProvider, SpendLimit
+from .engine.served import aidentify_served
 from .generators.base import BaseGenerator
 from .monitor import GenerationMonitor
 from .providers.base import LLMProvider
@@ -35,25 +36,30 @@ def content_settings(value: Any) -> Any:
     return value
 
 
-def run_fingerprint(cfg: Config, content: str = "") -> str:
+def run_fingerprint(cfg: Config, content: str = "", served: Mapping[str, str] | None = None) -> str:
     """A hash of everything that decides a row's content (see OPERATIONAL_FIELDS for what is left out).
 
     `content` is a hash of what the config points at (the documents' chunks), so editing a document
-    makes a new run instead of resuming into a mix of old and new rows."""
+    makes a new run instead of resuming into a mix of old and new rows. `served` is what each role's
+    api_base server said it serves (role → id): the URL is operational, the model behind it is not."""
     data = content_settings(cfg)
     if content:
         data["content"] = content
+    if served:
+        data["served"] = dict(served)
     if not cfg.quality.auto_improve:  # the judge decides row content only through the quality gate
         data.pop("quality", None)
         data.pop("evaluation", None)
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def grounded_fingerprint(cfg: Config, resources: Resources, personas: Sequence[Persona]) -> str:
+def grounded_fingerprint(
+    cfg: Config, resources: Resources, personas: Sequence[Persona], served: Mapping[str, str] | None = None
+) -> str:
     """The run fingerprint with what the config points at: the documents' chunks and the personas in use
-    (a regenerated personas file is a new run, not a resume into a mix)."""
+    (a regenerated personas file is a new run, not a resume into a mix), and the served models."""
     drawn = hashlib.sha256(orjson.dumps([[p.description, p.depth] for p in personas])).hexdigest()
-    return run_fingerprint(cfg, resources.content_fingerprint() + (drawn if personas else ""))
+    return run_fingerprint(cfg, resources.content_fingerprint() + (drawn if personas else ""), served)
 
 
 @dataclass
@@ -67,15 +73,20 @@ class Run:
     providers: list[LLMProvider]
     resources: Resources | None = None
     cache: ResponseCache | None = None
+    # role → (raw provider, the provider the run calls), for asking api_base servers what they serve.
+    roles: dict[str, tuple[LLMProvider, LLMProvider]] = field(default_factory=dict)
+    served: dict[str, str] = field(default_factory=dict)
 
     async def aprepare(self, say: Callable[[str], object] | None = None) -> None:
-        """Work a run does before its first item: personas generated (or read) and the retrieval index built."""
+        """Work a run does before its first item: the api_base servers asked which model they serve (before
+        any cached call), personas generated (or read) and the retrieval index built."""
+        self.served = await aidentify_served(self.roles, self.cfg.retry)
         if self.resources is not None:
             personas = await self.resources.aprepare(say)
             if personas is not None:
                 self.generator.personas = personas
             # Only now are the personas known (generated, or read from their file): they shape rows too.
-            self.fingerprint = grounded_fingerprint(self.cfg, self.resources, self.generator.personas)
+            self.fingerprint = grounded_fingerprint(self.cfg, self.resources, self.generator.personas, self.served)
             self.generator.fingerprint = self.fingerprint
 
     async def aclose(self) -> None:
@@ -170,6 +181,9 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
         system_prompt=gen.system_prompt,
     )
     judge_raw, common["quality_gate"] = build_quality_gate(cfg, respondent, budget, monitor, cache)
+    roles = {"respondent": (respondent_raw, respondent), "correspondent": (correspondent_raw, correspondent)}
+    if judge_raw is not None:  # a judge of its own decides rows through the quality gate
+        roles["judge"] = (judge_raw, common["quality_gate"].judge.provider)
     generator: BaseGenerator
     if gen.kind == "structured":
         assert gen.output_schema is not None
@@ -187,4 +201,5 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
         providers=distinct,
         resources=resources,
         cache=cache,
+        roles=roles,
     )

@@ -169,6 +169,8 @@ def test_separate_user_model(fake_server, tmp_path) -> None:
     assert read_rows(tmp_path / "out.jsonl")[0]["metadata"]["models"] == {
         "respondent": "openai/resp-model",
         "correspondent": "openai/sim-model",
+        # The fake server lists one model, as llama.cpp does: it serves both names.
+        "served": {"respondent": "fake-model", "correspondent": "fake-model"},
     }
 
 

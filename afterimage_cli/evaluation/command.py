@@ -141,6 +141,7 @@ async def _judged(
 ) -> None:
     """Build the judge through the shared provider stack (cache, retries, limiter), run, close."""
     from ..engine.retry import ErrorBudget
+    from ..engine.served import aidentify_served
     from ..pipeline import build_provider, open_cache
     from .judge import ConversationJudge
 
@@ -150,6 +151,8 @@ async def _judged(
     runner.judge = ConversationJudge(provider, runner.cfg)
     runner.budget = budget
     try:
+        # Before any cached call: another model loaded behind the judge's URL must not get the old verdicts.
+        await aidentify_served({"judge": (raw, provider)}, cfg.retry)
         await runner.run_judged(reader, progress, threaded_read=source == "-")
     finally:
         await raw.aclose()

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import prompts
+from ..engine.served import models_metadata
 from ..errors import RunAborted
 from ..instructions.base import BaseInstructionGeneratorCallback
 from ..modifiers.base import BaseRespondentPromptModifierCallback
@@ -89,7 +90,7 @@ class ConversationGenerator(BaseGenerator):
             {
                 "num_turns": len(turns) // 2,
                 "planned_turns": plan.num_turns,
-                "models": {"respondent": self.respondent.model_name, "correspondent": self.correspondent.model_name},
+                "models": models_metadata(self.respondent, self.correspondent),
             },
         )
 

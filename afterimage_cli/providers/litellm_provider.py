@@ -9,7 +9,7 @@ from ..errors import ProviderError
 from .base import LLMResponse, Messages, StructuredLLMResponse
 from .http_errors import status_error
 from .keypool import ApiKey
-from .remote import RemoteProvider
+from .remote import PROBE_MESSAGES, RemoteProvider
 from .structured import Schema, parse_structured, response_format
 
 _litellm: Any = None
@@ -191,6 +191,11 @@ class LiteLLMProvider(RemoteProvider):
         raw, _ = await self._call(messages, {**kwargs, "response_format": response_format(schema)})
         plain = self._to_response(raw)
         return StructuredLLMResponse(**plain.model_dump(), parsed=parse_structured(plain.text, schema))
+
+    async def aprobe_model(self) -> str | None:
+        response, _ = await self._call(PROBE_MESSAGES, {"max_tokens": 1})
+        model = getattr(response, "model", None)
+        return model if isinstance(model, str) and model else None
 
     async def aclose(self) -> None:
         """Close litellm's cached HTTP clients (the one session the run reused)."""
