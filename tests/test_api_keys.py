@@ -94,3 +94,12 @@ def test_the_providers_own_endpoint_keeps_its_usual_key() -> None:
     assert _pool("gpt-4o-mini", "http://127.0.0.1:8000/v1") is None
     with pytest.raises(MissingCredentialsError, match="OTHER_KEY is not set"):
         _pool("gpt-4o-mini", "http://127.0.0.1:8000/v1", api_key_env="OTHER_KEY")
+
+
+def test_a_server_that_wants_a_key_says_how_to_send_one(fake_server, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", REAL_KEY)
+    fake_server.reject_keys = {""}  # like vLLM started with --api-key: a request without a key is refused
+    result = generate(fake_server, make_config(tmp_path, retry=FAST_RETRY))
+    assert result.exit_code == 1
+    assert "none was sent" in result.stderr and "--api-key-env NAME" in result.stderr
+    assert set(fake_server.stats["by_key"]) == {""}
