@@ -4,8 +4,8 @@ It answers chat completions, embeddings and the model list on 127.0.0.1 with det
 and misbehaves on demand through knobs (plain attributes that may be flipped while it runs): latency,
 429s, 500s, garbage bodies, schema-violating structured output, hung requests, a fixed failure
 status, rejected keys, a token-bucket admission limit and an outage (after `down_after` requests, every
-request for `down_for` seconds has its connection dropped, or gets `down_status`). Counters in `stats`
-record what happened.
+request for `down_for` seconds has its connection dropped, or gets `down_status`); and which model it says
+it serves (in answers and GET /models, or no model list at all). Counters in `stats` record what happened.
 
 Run it standalone with `python -m tests.fakeserver --port 0 --latency 0.05`: the first stdout line
 is its URL. `GET /_stats` returns the counters and `POST /_knobs` (a JSON object) sets knobs, so a
@@ -36,7 +36,7 @@ EMBEDDING_DIM = 16
 KNOBS = tuple(
     "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang fail_status admit_rps end_rate"
     " reasoning seed responder rate_limit_headers reject_keys model_name context_tokens filter_words"
-    " unprocessable_words rate_truncated down_after down_for down_status".split()
+    " unprocessable_words rate_truncated down_after down_for down_status echo_model models_status model_meta".split()
 )
 
 # OpenAI's error "type" and "code" per status, so clients map them to the right exception class.
@@ -201,6 +201,13 @@ class FakeOpenAIServer:
     down_after: int | None = None
     down_for: float = 2.0
     down_status: int | None = None
+    # True: answers name the model the request asked for. False: they name `model_name`, as real servers
+    # name what they serve (llama.cpp its --alias or gguf path, vLLM its served-model-name).
+    echo_model: bool = True
+    # GET /models answers with this error status (a server without a model list) instead of the list.
+    models_status: int | None = None
+    # What GET /models says of the weights, as llama.cpp's `meta` does (size, parameters …); None: nothing.
+    model_meta: dict[str, Any] | None = None
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> None:
         unknown = set(knobs) - set(KNOBS)
@@ -307,6 +314,7 @@ class FakeOpenAIServer:
         counts.update(dict.fromkeys(("rejected", "bad_request", "embeddings", "prompt_tokens", "completion_tokens"), 0))
         counts.update(dict.fromkeys(("context_exceeded", "filtered", "unprocessable", "truncated"), 0))
         counts["down"] = 0
+        counts["model_lists"] = 0
         return {**counts, "by_key": {}, "models": {}, "in_flight": in_flight, "max_in_flight": in_flight}
 
     def _on_loop(self, fn: Callable[[], Any]) -> Any:
@@ -507,7 +515,8 @@ class FakeOpenAIServer:
         usage["total_tokens"] = prompt_tokens + completion_tokens
         choice = {"index": 0, "message": message, "finish_reason": finish_reason}
         payload = {"id": f"chatcmpl-fake{self._ids}", "object": "chat.completion", "created": int(time.time())}
-        payload.update(model=body.get("model", self.model_name), choices=[choice], usage=usage)
+        served = body.get("model", self.model_name) if self.echo_model else self.model_name
+        payload.update(model=served, choices=[choice], usage=usage)
         return _json(orjson.dumps(payload), 200, self._headers())
 
     def _cut(self, body: dict[str, Any], content: str) -> tuple[str, str]:
@@ -541,7 +550,12 @@ class FakeOpenAIServer:
         return _json(orjson.dumps(payload), 200, self._headers())
 
     async def _models(self, request: web.Request) -> web.Response:
-        model = {"id": self.model_name, "object": "model", "created": 0, "owned_by": "fakeserver"}
+        self.stats["model_lists"] += 1
+        if self.models_status is not None:
+            return self._error(self.models_status)
+        model: dict[str, Any] = {"id": self.model_name, "object": "model", "created": 0, "owned_by": "fakeserver"}
+        if self.model_meta is not None:
+            model["meta"] = self.model_meta
         return web.json_response({"object": "list", "data": [model]})
 
     async def _get_stats(self, request: web.Request) -> web.Response:
@@ -572,6 +586,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--down-status", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model-name", default="fake-model")
+    parser.add_argument("--models-status", type=int, default=None)
+    parser.add_argument("--no-echo-model", dest="echo_model", action="store_false", help="Answers name model_name.")
     parser.add_argument("--reject-key", dest="reject_keys", action="append", default=[])
     for flag in ("hang", "reasoning", "rate_limit_headers"):
         parser.add_argument("--" + flag.replace("_", "-"), action="store_true")

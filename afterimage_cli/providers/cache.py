@@ -53,10 +53,16 @@ class ResponseCache:
         self.commit_interval = commit_interval
 
     @staticmethod
-    def key(model: str, messages: Messages, params: dict[str, Any], scope: CallScope | None) -> str:
+    def key(
+        model: str, messages: Messages, params: dict[str, Any], scope: CallScope | None, served: str | None = None
+    ) -> str:
+        """The request's hash. `served` is the model an api_base server said it serves: another model loaded
+        behind the same URL misses, a replica serving the same one hits."""
         payload: dict[str, Any] = {"model": model, "messages": messages, "params": params}
         if scope is not None:
             payload["scope"] = [scope.seed, scope.item, scope.seq]
+        if served is not None:
+            payload["served"] = served
         return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
     def get(self, key: str) -> LLMResponse | None:
@@ -100,7 +106,7 @@ class CachedProvider(BaseProvider):
 
     def _key(self, messages: Messages, extra: dict[str, Any]) -> str:
         scope = current_scope.get()
-        key = ResponseCache.key(self.model_name, messages, {**self.params, **extra}, scope)
+        key = ResponseCache.key(self.model_name, messages, {**self.params, **extra}, scope, self.served_model_id)
         if scope is not None:
             scope.seq += 1
         return key
