@@ -20,7 +20,7 @@ from .instructions.base import BaseInstructionGeneratorCallback
 from .modifiers.base import BaseRespondentPromptModifierCallback
 from .monitor import GenerationMonitor
 from .providers.base import LLMProvider
-from .providers.cache import CachedProvider, ResponseCache, default_cache_path
+from .providers.cache import CachedProvider, ResponseCache, default_cache_path, open_response_cache
 from .providers.factory import LLMFactory, build_key_pool, parse_model
 from .providers.ratelimit import RateLimiter
 from .registry import instruction_generators, prompt_modifiers, providers, storage
@@ -171,7 +171,7 @@ def open_cache(cfg: Config) -> ResponseCache | None:
     """The run's response cache, unless it is off."""
     if not cfg.cache.enabled:
         return None
-    return ResponseCache(cfg.cache.path or default_cache_path())
+    return open_response_cache(cfg.cache.path or default_cache_path())
 
 
 def build_provider(

@@ -3,7 +3,8 @@
 It answers chat completions, embeddings and the model list on 127.0.0.1 with deterministic content,
 and misbehaves on demand through knobs (plain attributes that may be flipped while it runs): latency,
 429s, 500s, garbage bodies, schema-violating structured output, hung requests (all, or every one after
-the first N), a fixed failure status, rejected keys and a token-bucket admission limit. Counters in `stats` record what happened.
+the first N), a fixed failure status, rejected keys and a token-bucket admission limit. Counters in
+`stats` record what happened.
 
 Run it standalone with `python -m tests.fakeserver --port 0 --latency 0.05`: the first stdout line
 is its URL. `GET /_stats` returns the counters and `POST /_knobs` (a JSON object) sets knobs, so a
@@ -32,8 +33,8 @@ END_TOKEN = "[END]"
 EMBEDDING_DIM = 16
 
 KNOBS = tuple(
-    "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang hang_after fail_status admit_rps end_rate"
-    " reasoning seed responder rate_limit_headers reject_keys model_name".split()
+    "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang hang_after fail_status admit_rps"
+    " end_rate reasoning seed responder rate_limit_headers reject_keys model_name".split()
 )
 
 # OpenAI's error "type" and "code" per status, so clients map them to the right exception class.

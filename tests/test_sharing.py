@@ -4,6 +4,7 @@ three-stage pipeline, parallel runs of one config, and a run that sits on a slow
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from afterimage_cli.providers.base import LLMResponse
+from afterimage_cli.providers.cache import ResponseCache, open_response_cache
 from tests.fakeserver import FakeOpenAIServer
 
 from .helpers import ROOT, cli_subprocess, invoke, make_config, read_rows
@@ -75,8 +78,19 @@ def test_runs_share_the_cache_while_another_run_waits_on_a_slow_call(
         wait_until_hung(slow_server, holder)
         runs = {
             seed: cli_subprocess(
-                "generate", str(cfg), "-n", "12", "--seed", str(seed), "-o", str(tmp_path / f"run{seed}.jsonl"),
-                "--model", "fake-model", "--api-base", fake_server.api_base, "-q",
+                "generate",
+                str(cfg),
+                "-n",
+                "12",
+                "--seed",
+                str(seed),
+                "-o",
+                str(tmp_path / f"run{seed}.jsonl"),
+                "--model",
+                "fake-model",
+                "--api-base",
+                fake_server.api_base,
+                "-q",
             )  # fmt: skip
             for seed in (2, 3)
         }
@@ -127,6 +141,103 @@ def test_the_readme_pipeline_with_the_cache_on(tmp_path: Path, fake_server: Fake
     assert len(read_rows(out)) == 60
 
 
+class Clock:
+    """A hand-moved clock for the cache's flush timer."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def answer(text: str) -> LLMResponse:
+    return LLMResponse(text=text, model="m")
+
+
+def stored(path: Path) -> dict[str, str]:
+    """What another process reading the cache file sees: key → answer text."""
+    with sqlite3.connect(path) as db:
+        return {key: orjson.loads(value)["text"] for key, value in db.execute("SELECT key, value FROM responses")}
+
+
+def test_puts_wait_in_memory_and_never_hold_the_write_lock(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    clock = Clock()
+    first = ResponseCache(path, flush_every=3, flush_interval=10.0, clock=clock)
+    second = ResponseCache(path, flush_every=3, flush_interval=10.0, busy_timeout=0.05, clock=clock)
+    first.put("a", answer("A"))
+    assert first.get("a") is not None and first.get("a").cached  # answered from memory before it is written
+    assert second.get("a") is None and stored(path) == {}
+    second.put("b", answer("B"))
+    assert second.flush()  # not blocked by the first cache's unwritten put
+    first.put("c", answer("C"))
+    first.put("d", answer("D"))  # the third pending put: written now
+    assert stored(path) == {"a": "A", "b": "B", "c": "C", "d": "D"}
+    second.put("e", answer("E"))
+    clock.now = 10.0  # the interval passed: the next call flushes, even a read
+    assert second.get("zz") is None and stored(path)["e"] == "E"
+    first.put("f", answer("F"))
+    first.close()  # close writes the rest
+    second.close()
+    assert set(stored(path)) == set("abcdef")
+
+
+def test_a_refused_write_warns_and_is_written_later(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "c.sqlite"
+    clock = Clock()
+    cache = ResponseCache(path, flush_every=1, flush_interval=1.0, busy_timeout=0.05, clock=clock)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process that holds the write lock and does not let go
+    cache.put("a", answer("A"))  # tries, is refused, goes on
+    cache.put("b", answer("B"))  # not tried again yet: the wait doubled after the refusal
+    assert "database is locked; answers are kept in memory and written later" in capsys.readouterr().err
+    assert cache.get("a") is not None
+    other.execute("ROLLBACK")
+    clock.now = 2.0
+    cache.put("c", answer("C"))
+    assert stored(path) == {"a": "A", "b": "B", "c": "C"}
+    other.close()
+    cache.close()
+
+
+def test_answers_past_the_memory_bound_go_uncached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("afterimage_cli.providers.cache.MAX_PENDING", 2)
+    path = tmp_path / "c.sqlite"
+    clock = Clock()
+    cache = ResponseCache(path, flush_every=1, flush_interval=1.0, busy_timeout=0.05, clock=clock)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    for i, key in enumerate("abc"):
+        clock.now = 10.0 * i  # every put is due for a try, and every try is refused
+        cache.put(key, answer(key))
+    assert "some answers were not cached (a re-run asks for them again)" in capsys.readouterr().err
+    assert cache.get("a") is None  # dropped, not kept without bound
+    other.execute("ROLLBACK")
+    other.close()
+    cache.close()
+
+
+def test_a_cache_locked_at_open_is_skipped_with_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "c.sqlite"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("CREATE TABLE t (x)")
+    other.execute("BEGIN EXCLUSIVE")  # a rollback-journal database locked by a foreign program
+    assert open_response_cache(path, busy_timeout=0.05) is None
+    assert "this run goes without it" in capsys.readouterr().err
+    other.execute("ROLLBACK")
+    other.close()
+
+
+def test_a_cache_path_that_cannot_hold_a_cache_is_a_config_error(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, cache={"path": str(tmp_path)})  # a directory
+    result = invoke("generate", str(cfg), "-n", "1", "--model", "m", "--api-base", "http://127.0.0.1:9/v1", "-q")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: cache.path: {tmp_path} cannot hold the response cache"), result.stderr
+
+
 # --- the retrieval index ---------------------------------------------------------------------------
 
 
@@ -148,8 +259,16 @@ def test_runs_of_one_rag_config_share_its_index(
         wait_until_hung(slow_server, holder)
         runs = {
             seed: cli_subprocess(
-                "generate", "configs/quickstart.yaml", "-n", "6", "--seed", str(seed), "-o", f"out/run{seed}.jsonl",
-                "-q", cwd=work,
+                "generate",
+                "configs/quickstart.yaml",
+                "-n",
+                "6",
+                "--seed",
+                str(seed),
+                "-o",
+                f"out/run{seed}.jsonl",
+                "-q",
+                cwd=work,
             )  # fmt: skip
             for seed in (11, 12)
         }
@@ -166,7 +285,14 @@ def test_two_runs_start_at_once_on_an_unbuilt_index(tmp_path: Path) -> None:
     work = quickstart(tmp_path)
     runs = {
         seed: cli_subprocess(
-            "generate", "configs/quickstart.yaml", "-n", "5", "--seed", str(seed), "-o", f"out/run{seed}.jsonl",
+            "generate",
+            "configs/quickstart.yaml",
+            "-n",
+            "5",
+            "--seed",
+            str(seed),
+            "-o",
+            f"out/run{seed}.jsonl",
             cwd=work,
         )  # fmt: skip
         for seed in (21, 22)
