@@ -7,6 +7,8 @@ number, 0-based, or null for a root), which `load_personas` reads back.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,8 @@ def save_personas(path: str | Path, personas: Sequence[Persona], parents: Sequen
         orjson.dumps({"description": persona.description, "depth": persona.depth, "parent": parent})
         for persona, parent in zip(personas, parents, strict=True)
     ]
-    tmp = p.with_name(p.name + ".tmp")
+    # A temp name of its own: two runs that start at once both write the file, and one's rename must not
+    # take the other's half-written temp file (or leave it nothing to rename).
+    tmp = p.with_name(f"{p.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     tmp.write_bytes(b"\n".join(lines) + b"\n")
     tmp.replace(p)
