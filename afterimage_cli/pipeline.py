@@ -19,7 +19,7 @@ from .engine.spend import SpendLimit
 from .generators.base import BaseGenerator
 from .monitor import GenerationMonitor
 from .providers.base import LLMProvider
-from .providers.cache import CachedProvider, ResponseCache, default_cache_path
+from .providers.cache import CachedProvider, ResponseCache, default_cache_path, open_response_cache
 from .providers.factory import LLMFactory, parse_model
 from .providers.ratelimit import RateLimiter
 from .resources import Resources
@@ -104,7 +104,7 @@ def open_cache(cfg: Config) -> ResponseCache | None:
     """The run's response cache, unless it is off."""
     if not cfg.cache.enabled:
         return None
-    return ResponseCache(cfg.cache.path or default_cache_path())
+    return open_response_cache(cfg.cache.path or default_cache_path())
 
 
 def server_name(model: ModelConfig) -> str:

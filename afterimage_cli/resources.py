@@ -139,8 +139,11 @@ class Resources:
         if ensure is not None:
             await ensure()
             built, chunks = getattr(self._retriever, "build_seconds", None), len(self.corpus().chunks)
-            if say is not None:
-                say(f"indexed {chunks} chunks in {built:.1f}s" if built else f"reusing the index of {chunks} chunks")
+            loaded = getattr(self._retriever, "load_seconds", None)
+            if say is not None and built is not None:
+                say(f"indexed {chunks} chunks in {built:.1f}s")
+            elif say is not None:
+                say(f"reusing the index of {chunks} chunks" + (f" (loaded in {loaded:.1f}s)" if loaded else ""))
         return personas
 
     async def aclose(self) -> None:

@@ -2,10 +2,11 @@
 
 It answers chat completions, embeddings and the model list on 127.0.0.1 with deterministic content,
 and misbehaves on demand through knobs (plain attributes that may be flipped while it runs): latency,
-429s, 500s, garbage bodies, schema-violating structured output, hung requests, a fixed failure
-status, rejected keys, a token-bucket admission limit and an outage (after `down_after` requests, every
-request for `down_for` seconds has its connection dropped, or gets `down_status`); and which model it says
-it serves (in answers and GET /models, or no model list at all). Counters in `stats` record what happened.
+429s, 500s, garbage bodies, schema-violating structured output, hung requests (all, or every one after
+the first N), a fixed failure status, rejected keys, a token-bucket admission limit and an outage (after
+`down_after` requests, every request for `down_for` seconds has its connection dropped, or gets
+`down_status`); and which model it says it serves (in answers and GET /models, or no model list at all).
+Counters in `stats` record what happened.
 
 Run it standalone with `python -m tests.fakeserver --port 0 --latency 0.05`: the first stdout line
 is its URL. `GET /_stats` returns the counters and `POST /_knobs` (a JSON object) sets knobs, so a
@@ -34,8 +35,8 @@ END_TOKEN = "[END]"
 EMBEDDING_DIM = 16
 
 KNOBS = tuple(
-    "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang fail_status admit_rps end_rate"
-    " reasoning seed responder rate_limit_headers reject_keys model_name context_tokens filter_words"
+    "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang hang_after fail_status admit_rps"
+    " end_rate reasoning seed responder rate_limit_headers reject_keys model_name context_tokens filter_words"
     " unprocessable_words rate_truncated down_after down_for down_status echo_model models_status model_meta".split()
 )
 
@@ -182,6 +183,7 @@ class FakeOpenAIServer:
     rate_garbage: float = 0.0
     rate_bad_structured: float = 0.0
     hang: bool = False
+    hang_after: int | None = None  # answer the first N requests, then hang every later one
     fail_status: int | None = None
     admit_rps: float | None = None
     end_rate: float = 0.0
@@ -418,7 +420,7 @@ class FakeOpenAIServer:
             if body.get("stream"):
                 self.stats["bad_request"] += 1
                 return self._error(400, "This fake server does not stream.")
-            if self.hang:
+            if self.hang or (self.hang_after is not None and self.stats["requests"] > self.hang_after):
                 self.stats["hung"] += 1
                 assert self._released is not None
                 await self._released.wait()
@@ -584,6 +586,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--down-after", type=int, default=None)
     parser.add_argument("--down-for", type=float, default=2.0)
     parser.add_argument("--down-status", type=int, default=None)
+    parser.add_argument("--hang-after", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model-name", default="fake-model")
     parser.add_argument("--models-status", type=int, default=None)
