@@ -137,3 +137,16 @@ def test_served_id_describes_the_weights_when_the_server_does() -> None:
     assert pick_listed(listed, "qwen2.5:7b") == {"id": "qwen2.5:7b"}
     assert pick_listed(listed, "mistral") is None  # ambiguous: the first answer says
     assert pick_listed([{"id": "/models/smollm2.gguf"}], "local") == {"id": "/models/smollm2.gguf"}
+
+
+def test_evaluate_refuses_to_resume_an_output_judged_by_another_served_model(llama, tmp_path) -> None:
+    llama.responder = judge_responder()
+    assert invoke("generate", str(make_config(tmp_path)), "-n", "3", "-q").exit_code == 0
+    args = ("evaluate", str(tmp_path / "out.jsonl"), "-o", str(tmp_path / "judged.jsonl"), "--judge-model", "judge")
+    args += ("--api-base", llama.api_base, "-q")
+    assert invoke(*args).exit_code == 0
+    assert invoke(*args).exit_code == 0  # the same served judge: resumes
+    llama.model_name = "judge-b"  # another model loaded behind the same URL and alias
+    result = invoke(*args)
+    assert result.exit_code == 2 and "--overwrite" in result.stderr
+    assert len(read_rows(tmp_path / "judged.jsonl")) == 3  # verdicts of one judge only

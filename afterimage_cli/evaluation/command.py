@@ -108,7 +108,7 @@ def evaluate(request: EvaluateRequest, console: Console) -> dict[str, Any]:
 
         require_prices(run_cfg.budget.max_cost_usd, [("evaluation.judge", judge_model)])
     monitor = GenerationMonitor(0, console)
-    fingerprint = evaluation_fingerprint(eval_cfg, judge_model)
+    fingerprint = evaluation_fingerprint(eval_cfg, judge_model, _served_judge(judge_model, run_cfg))
     ledger = RunLedger(ledger_path(output), "evaluate", fingerprint)
     runner = EvaluateRunner(
         eval_cfg,
@@ -163,6 +163,26 @@ def _check_rejections(runner: EvaluateRunner, ledger: RunLedger) -> None:
         f"{budget.rejected} of {finished} rows could not be judged and were not written{where}: "
         f"{budget.top_causes()}; fix the cause and re-run with --retry-rejected to judge them again"
     )
+
+
+def _served_judge(judge_model: ModelConfig | None, cfg: Config) -> str | None:
+    """The model the judge's api_base server serves (None without one): part of what the verdicts depend on."""
+    if judge_model is None:
+        return None
+    from ..engine.served import aserved_model, asks_for_served_model
+    from ..providers.factory import LLMFactory
+
+    raw: Any = LLMFactory.from_config(judge_model)
+    if not asks_for_served_model(raw):
+        return None
+
+    async def ask() -> str:
+        try:
+            return await aserved_model(raw, cfg.retry)
+        finally:
+            await raw.aclose()
+
+    return asyncio.run(ask())
 
 
 async def _judged(
