@@ -379,6 +379,7 @@ class Config(_Strict):
 
 # Fields that change how a run goes, not what its rows say. They are left out of the run fingerprint, so
 # changing them (more rows, more concurrency, another endpoint or key, a budget) resumes the same run.
+# The model an api_base server serves is not a field: the run asks the server and adds it (engine/served.py).
 OPERATIONAL_FIELDS: dict[type[BaseModel], frozenset[str]] = {
     Config: frozenset({"storage", "retry", "error_budget", "cache", "budget"}),
     GenerationConfig: frozenset({"num_conversations", "concurrency", "stop_when"}),

@@ -3,32 +3,26 @@
 from __future__ import annotations
 
 import hashlib
-import inspect
-import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from pydantic import BaseModel
 
+from .components import build_instruction_generator, build_modifiers, build_storage, check_components
 from .config import OPERATIONAL_FIELDS, Config, ModelConfig
 from .engine.ledger import ledger_path
 from .engine.retry import ErrorBudget, RetryingProvider
-from .engine.spend import SpendLimit, budgeted_models, require_prices
-from .errors import AfterimageError, ConfigError
+from .engine.served import aidentify_served
+from .engine.spend import SpendLimit
 from .generators.base import BaseGenerator
-from .instructions.base import BaseInstructionGeneratorCallback
-from .modifiers.base import BaseRespondentPromptModifierCallback
 from .monitor import GenerationMonitor
-from .personas.store import writable_format
 from .providers.base import LLMProvider
-from .providers.cache import CachedProvider, ResponseCache, default_cache_path
-from .providers.factory import LLMFactory, build_key_pool, parse_model
+from .providers.cache import CachedProvider, ResponseCache, default_cache_path, open_response_cache
+from .providers.factory import LLMFactory, parse_model
 from .providers.ratelimit import RateLimiter
-from .registry import instruction_generators, prompt_modifiers, providers, storage
-from .resources import Resources, grounding_warnings
-from .storage.base import BaseStorage
+from .resources import Resources
 from .types import Persona
 
 
@@ -44,102 +38,30 @@ def content_settings(value: Any) -> Any:
     return value
 
 
-def run_fingerprint(cfg: Config, content: str = "") -> str:
+def run_fingerprint(cfg: Config, content: str = "", served: Mapping[str, str] | None = None) -> str:
     """A hash of everything that decides a row's content (see OPERATIONAL_FIELDS for what is left out).
 
     `content` is a hash of what the config points at (the documents' chunks), so editing a document
-    makes a new run instead of resuming into a mix of old and new rows."""
+    makes a new run instead of resuming into a mix of old and new rows. `served` is what each role's
+    api_base server said it serves (role → id): the URL is operational, the model behind it is not."""
     data = content_settings(cfg)
     if content:
         data["content"] = content
+    if served:
+        data["served"] = dict(served)
     if not cfg.quality.auto_improve:  # the judge decides row content only through the quality gate
         data.pop("quality", None)
         data.pop("evaluation", None)
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def grounded_fingerprint(cfg: Config, resources: Resources, personas: Sequence[Persona]) -> str:
+def grounded_fingerprint(
+    cfg: Config, resources: Resources, personas: Sequence[Persona], served: Mapping[str, str] | None = None
+) -> str:
     """The run fingerprint with what the config points at: the documents' chunks and the personas in use
-    (a regenerated personas file is a new run, not a resume into a mix)."""
+    (a regenerated personas file is a new run, not a resume into a mix), and the served models."""
     drawn = hashlib.sha256(orjson.dumps([[p.description, p.depth] for p in personas])).hexdigest()
-    return run_fingerprint(cfg, resources.content_fingerprint() + (drawn if personas else ""))
-
-
-def with_resources(factory: Any, resources: Resources | None, options: dict[str, Any]) -> dict[str, Any]:
-    """The options, plus `resources` when the factory declares that parameter (built-ins that need documents)."""
-    try:
-        parameter = inspect.signature(factory).parameters.get("resources")
-    except (TypeError, ValueError):
-        return dict(options)
-    if resources is None or parameter is None or parameter.kind is inspect.Parameter.VAR_KEYWORD:
-        return dict(options)
-    return {**options, "resources": resources}
-
-
-def build_instruction_generator(
-    cfg: Config, llm: LLMProvider | None, resources: Resources | None = None
-) -> BaseInstructionGeneratorCallback:
-    factory = instruction_generators.get(cfg.instructions.generator)
-    try:
-        generator = factory(llm, **with_resources(factory, resources, cfg.instructions.options))
-    except TypeError as exc:
-        raise ConfigError(f"instructions.options: {exc}") from None
-    if not isinstance(generator, BaseInstructionGeneratorCallback):
-        raise ConfigError(f"instructions.generator {cfg.instructions.generator!r} is not an instruction generator")
-    return generator
-
-
-def build_modifiers(cfg: Config, resources: Resources | None = None) -> list[BaseRespondentPromptModifierCallback]:
-    out = []
-    for number, mod in enumerate(cfg.modifiers):
-        try:
-            factory = prompt_modifiers.get(mod.name)
-            modifier = factory(**with_resources(factory, resources, mod.options))
-        except TypeError as exc:
-            raise ConfigError(f"modifiers[{number}].options: {exc}") from None
-        if not isinstance(modifier, BaseRespondentPromptModifierCallback):
-            raise ConfigError(f"modifiers[{number}].name {mod.name!r} is not a respondent prompt modifier")
-        out.append(modifier)
-    return out
-
-
-def build_storage(cfg: Config) -> BaseStorage:
-    store = storage.create(cfg.storage.type, cfg.storage.path)
-    if not isinstance(store, BaseStorage):
-        raise ConfigError(f"storage.type {cfg.storage.type!r} is not a BaseStorage")
-    return store
-
-
-def _check_model(where: str, model: ModelConfig) -> None:
-    """Resolve the provider and its keys without calling anything."""
-    try:
-        spec = parse_model(model.model, api_base=model.api_base, provider=model.provider)
-        providers.get(spec.provider)
-        if spec.provider != "offline":
-            build_key_pool(spec, model, os.environ)
-    except AfterimageError as exc:
-        raise type(exc)(f"{where}: {exc}") from None
-
-
-def check_components(cfg: Config, resources: Resources | None = None) -> list[str]:
-    """Resolve every named component (as a run would) and return warnings; raise on errors."""
-    _check_model("respondent", cfg.respondent)
-    if cfg.correspondent:
-        _check_model("correspondent", cfg.correspondent)
-    resources = resources or Resources(cfg)
-    instruction_generator = build_instruction_generator(cfg, None, resources)
-    build_modifiers(cfg, resources)
-    storage.get(cfg.storage.type)
-    require_prices(cfg.budget.max_cost_usd, budgeted_models(cfg))
-    if cfg.personas_file and resources.personas_to_generate:
-        writable_format(cfg.personas_file)  # a suffix the generated personas cannot be saved as
-    warnings: list[str] = []
-    warnings += grounding_warnings(cfg, resources, instruction_generator)
-    if any(m.name == "persona" for m in cfg.modifiers) and not (
-        cfg.personas or cfg.personas_file or cfg.persona_generation
-    ):
-        warnings.append("the 'persona' modifier is listed but no personas are configured")
-    return warnings
+    return run_fingerprint(cfg, resources.content_fingerprint() + (drawn if personas else ""), served)
 
 
 @dataclass
@@ -153,15 +75,20 @@ class Run:
     providers: list[LLMProvider]
     resources: Resources | None = None
     cache: ResponseCache | None = None
+    # role → (raw provider, the provider the run calls), for asking api_base servers what they serve.
+    roles: dict[str, tuple[LLMProvider, LLMProvider]] = field(default_factory=dict)
+    served: dict[str, str] = field(default_factory=dict)
 
     async def aprepare(self, say: Callable[[str], object] | None = None) -> None:
-        """Work a run does before its first item: personas generated (or read) and the retrieval index built."""
+        """Work a run does before its first item: the api_base servers asked which model they serve (before
+        any cached call), personas generated (or read) and the retrieval index built."""
+        self.served = await aidentify_served(self.roles, self.cfg.retry)
         if self.resources is not None:
             personas = await self.resources.aprepare(say)
             if personas is not None:
                 self.generator.personas = personas
             # Only now are the personas known (generated, or read from their file): they shape rows too.
-            self.fingerprint = grounded_fingerprint(self.cfg, self.resources, self.generator.personas)
+            self.fingerprint = grounded_fingerprint(self.cfg, self.resources, self.generator.personas, self.served)
             self.generator.fingerprint = self.fingerprint
 
     async def aclose(self) -> None:
@@ -177,7 +104,7 @@ def open_cache(cfg: Config) -> ResponseCache | None:
     """The run's response cache, unless it is off."""
     if not cfg.cache.enabled:
         return None
-    return ResponseCache(cfg.cache.path or default_cache_path())
+    return open_response_cache(cfg.cache.path or default_cache_path())
 
 
 def server_name(model: ModelConfig) -> str:
@@ -280,6 +207,9 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
         max_rejected_share=cfg.error_budget.max_rejected_share,
     )
     judge_raw, common["quality_gate"] = build_quality_gate(cfg, respondent, budget, monitor, cache)
+    roles = {"respondent": (respondent_raw, respondent), "correspondent": (correspondent_raw, correspondent)}
+    if judge_raw is not None:  # a judge of its own decides rows through the quality gate
+        roles["judge"] = (judge_raw, common["quality_gate"].judge.provider)
     generator: BaseGenerator
     if gen.kind == "structured":
         assert gen.output_schema is not None
@@ -297,4 +227,5 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
         providers=distinct,
         resources=resources,
         cache=cache,
+        roles=roles,
     )

@@ -150,11 +150,13 @@ def preview(cfg: Config, items: int = 3) -> dict[str, Any]:
 
     est = estimate(cfg)
     resolved = cfg.model_dump(mode="json")
+    served_elsewhere = any(m.api_base for m in (cfg.respondent, cfg.user_model))
     lines = [
         "# resolved config",
         yaml.safe_dump(resolved, sort_keys=False).rstrip(),
         "",
-        f"# run fingerprint: {grounded_fingerprint(cfg, Resources(cfg), personas)[:16]}",
+        f"# run fingerprint: {grounded_fingerprint(cfg, Resources(cfg), personas)[:16]}"
+        + (" (a run adds the model its api_base server serves)" if served_elsewhere else ""),
         "# respondent system prompt:",
         *(f"#   {line}" for line in cfg.generation.system_prompt.splitlines()),
         "# first items:",

@@ -2,10 +2,11 @@
 
 It answers chat completions, embeddings and the model list on 127.0.0.1 with deterministic content,
 and misbehaves on demand through knobs (plain attributes that may be flipped while it runs): latency,
-429s, 500s, garbage bodies, schema-violating structured output, hung requests, a fixed failure
-status, rejected keys, a token-bucket admission limit and an outage (after `down_after` requests, every
-request for `down_for` seconds has its connection dropped, or gets `down_status`). Counters in `stats`
-record what happened.
+429s, 500s, garbage bodies, schema-violating structured output, hung requests (all, or every one after
+the first N), a fixed failure status, rejected keys, a token-bucket admission limit and an outage (after
+`down_after` requests, every request for `down_for` seconds has its connection dropped, or gets
+`down_status`); and which model it says it serves (in answers and GET /models, or no model list at all).
+Counters in `stats` record what happened.
 
 Run it standalone with `python -m tests.fakeserver --port 0 --latency 0.05`: the first stdout line
 is its URL. `GET /_stats` returns the counters and `POST /_knobs` (a JSON object) sets knobs, so a
@@ -34,9 +35,9 @@ END_TOKEN = "[END]"
 EMBEDDING_DIM = 16
 
 KNOBS = tuple(
-    "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang fail_status admit_rps end_rate"
-    " reasoning seed responder rate_limit_headers reject_keys model_name context_tokens filter_words"
-    " unprocessable_words rate_truncated down_after down_for down_status".split()
+    "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang hang_after fail_status admit_rps"
+    " end_rate reasoning seed responder rate_limit_headers reject_keys model_name context_tokens filter_words"
+    " unprocessable_words rate_truncated down_after down_for down_status echo_model models_status model_meta".split()
 )
 
 # OpenAI's error "type" and "code" per status, so clients map them to the right exception class.
@@ -182,6 +183,7 @@ class FakeOpenAIServer:
     rate_garbage: float = 0.0
     rate_bad_structured: float = 0.0
     hang: bool = False
+    hang_after: int | None = None  # answer the first N requests, then hang every later one
     fail_status: int | None = None
     admit_rps: float | None = None
     end_rate: float = 0.0
@@ -201,6 +203,13 @@ class FakeOpenAIServer:
     down_after: int | None = None
     down_for: float = 2.0
     down_status: int | None = None
+    # True: answers name the model the request asked for. False: they name `model_name`, as real servers
+    # name what they serve (llama.cpp its --alias or gguf path, vLLM its served-model-name).
+    echo_model: bool = True
+    # GET /models answers with this error status (a server without a model list) instead of the list.
+    models_status: int | None = None
+    # What GET /models says of the weights, as llama.cpp's `meta` does (size, parameters …); None: nothing.
+    model_meta: dict[str, Any] | None = None
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> None:
         unknown = set(knobs) - set(KNOBS)
@@ -307,6 +316,7 @@ class FakeOpenAIServer:
         counts.update(dict.fromkeys(("rejected", "bad_request", "embeddings", "prompt_tokens", "completion_tokens"), 0))
         counts.update(dict.fromkeys(("context_exceeded", "filtered", "unprocessable", "truncated"), 0))
         counts["down"] = 0
+        counts["model_lists"] = 0
         return {**counts, "by_key": {}, "models": {}, "in_flight": in_flight, "max_in_flight": in_flight}
 
     def _on_loop(self, fn: Callable[[], Any]) -> Any:
@@ -410,7 +420,7 @@ class FakeOpenAIServer:
             if body.get("stream"):
                 self.stats["bad_request"] += 1
                 return self._error(400, "This fake server does not stream.")
-            if self.hang:
+            if self.hang or (self.hang_after is not None and self.stats["requests"] > self.hang_after):
                 self.stats["hung"] += 1
                 assert self._released is not None
                 await self._released.wait()
@@ -507,7 +517,8 @@ class FakeOpenAIServer:
         usage["total_tokens"] = prompt_tokens + completion_tokens
         choice = {"index": 0, "message": message, "finish_reason": finish_reason}
         payload = {"id": f"chatcmpl-fake{self._ids}", "object": "chat.completion", "created": int(time.time())}
-        payload.update(model=body.get("model", self.model_name), choices=[choice], usage=usage)
+        served = body.get("model", self.model_name) if self.echo_model else self.model_name
+        payload.update(model=served, choices=[choice], usage=usage)
         return _json(orjson.dumps(payload), 200, self._headers())
 
     def _cut(self, body: dict[str, Any], content: str) -> tuple[str, str]:
@@ -541,7 +552,12 @@ class FakeOpenAIServer:
         return _json(orjson.dumps(payload), 200, self._headers())
 
     async def _models(self, request: web.Request) -> web.Response:
-        model = {"id": self.model_name, "object": "model", "created": 0, "owned_by": "fakeserver"}
+        self.stats["model_lists"] += 1
+        if self.models_status is not None:
+            return self._error(self.models_status)
+        model: dict[str, Any] = {"id": self.model_name, "object": "model", "created": 0, "owned_by": "fakeserver"}
+        if self.model_meta is not None:
+            model["meta"] = self.model_meta
         return web.json_response({"object": "list", "data": [model]})
 
     async def _get_stats(self, request: web.Request) -> web.Response:
@@ -570,8 +586,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--down-after", type=int, default=None)
     parser.add_argument("--down-for", type=float, default=2.0)
     parser.add_argument("--down-status", type=int, default=None)
+    parser.add_argument("--hang-after", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model-name", default="fake-model")
+    parser.add_argument("--models-status", type=int, default=None)
+    parser.add_argument("--no-echo-model", dest="echo_model", action="store_false", help="Answers name model_name.")
     parser.add_argument("--reject-key", dest="reject_keys", action="append", default=[])
     for flag in ("hang", "reasoning", "rate_limit_headers"):
         parser.add_argument("--" + flag.replace("_", "-"), action="store_true")

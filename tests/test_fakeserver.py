@@ -374,3 +374,14 @@ def test_litellm_accepts_the_answers(fake_server: FakeOpenAIServer) -> None:
 
     asyncio.run(run())
     assert fake_server.stats["by_key"] == {"sk-test": 5} and fake_server.stats["models"]["fake-model"] == 4
+
+
+def test_hang_after_answers_the_first_requests_then_hangs() -> None:
+    srv = FakeOpenAIServer(hang_after=2).start()
+    try:
+        assert [chat(srv).status_code for _ in range(2)] == [200, 200]
+        with pytest.raises(httpx.ReadTimeout):
+            chat(srv, timeout=0.2)
+        assert srv.stats["hung"] == 1 and srv.stats["ok"] == 2
+    finally:
+        srv.stop()

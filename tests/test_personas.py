@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,37 @@ def test_tree_size_is_bounded() -> None:
         PersonaGenerationConfig(roots=10, depth=5, branching=5)
     with pytest.raises(ConfigError, match="persona_generation.depth"):
         parse_config("respondent: {model: offline}\npersona_generation: {depth: -1}\n")
+
+
+def test_two_runs_saving_the_personas_file_at_once_both_succeed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    both_written = threading.Barrier(2, timeout=10)
+    write_bytes = Path.write_bytes
+
+    def write_then_wait(self: Path, data: bytes) -> int:
+        written = write_bytes(self, data)
+        both_written.wait()  # neither renames its temp file before the other has written its own
+        return written
+
+    monkeypatch.setattr(Path, "write_bytes", write_then_wait)
+    personas = [Persona(description="a root", depth=0)]
+    errors: list[BaseException] = []
+
+    def save() -> None:
+        try:
+            save_personas(tmp_path / "p.jsonl", personas)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert load_personas(tmp_path / "p.jsonl") == personas
+    assert [p.name for p in tmp_path.iterdir()] == ["p.jsonl"]
 
 
 def test_files_round_trip_and_every_format_loads(tmp_path: Path) -> None:

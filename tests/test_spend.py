@@ -59,7 +59,7 @@ def test_a_priced_model_or_a_token_budget_needs_no_price_map(fake_server, tmp_pa
     cfg = make_config(tmp_path, retry=FAST_RETRY, respondent={"model": "fake-model", **PRICE})
     assert generate(fake_server, cfg, "-n", "2", "--max-cost", "5").exit_code == 0
     unpriced = make_config(tmp_path, retry=FAST_RETRY, respondent={"model": "fake-model"})
-    assert generate(fake_server, unpriced, "-n", "3", "--max-tokens", "100000").exit_code == 0
+    assert generate(fake_server, unpriced, "-n", "3", "--max-total-tokens", "100000").exit_code == 0
 
 
 def test_evaluate_refuses_a_cost_budget_over_an_unpriced_judge(fake_server, tmp_path) -> None:

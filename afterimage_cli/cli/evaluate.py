@@ -28,6 +28,9 @@ def evaluate(
     api_base: str | None = typer.Option(
         None, "--api-base", metavar="URL", help="Send judge calls to this OpenAI-compatible URL."
     ),
+    api_key_env: str | None = typer.Option(
+        None, "--api-key-env", metavar="NAME", help="Send the key in this variable to the --api-base server."
+    ),
     concurrency: int | None = typer.Option(
         None, "--concurrency", min=1, metavar="N", help="Conversations judged at once (default 8)."
     ),
@@ -63,6 +66,7 @@ def evaluate(
             output=output,
             judge_model=judge_model,
             api_base=api_base,
+            api_key_env=api_key_env,
             concurrency=concurrency,
             no_judge=no_judge,
             min_score=min_score,

@@ -20,6 +20,9 @@ def generate(
     model: str | None = typer.Option(None, "--model", help="Respondent model, e.g. openai/gpt-4o-mini."),
     user_model: str | None = typer.Option(None, "--user-model", help="Simulated user's model (default: --model)."),
     api_base: str | None = typer.Option(None, "--api-base", help="Point every model at this OpenAI-compatible URL."),
+    api_key_env: str | None = typer.Option(
+        None, "--api-key-env", metavar="NAME", help="Send the key in this variable to the --api-base server."
+    ),
     concurrency: int | None = typer.Option(None, "--concurrency", min=1, help="Conversations in flight at once."),
     seed: int | None = typer.Option(None, "--seed", help="Seed for every sampling choice."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output instead of resuming it."),
@@ -66,6 +69,7 @@ def generate(
                 no_cache,
                 max_cost,
                 max_total_tokens,
+                api_key_env=api_key_env,
             ),
         )
         if dry_run:

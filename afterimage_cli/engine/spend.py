@@ -1,4 +1,4 @@
-"""Spending budgets (`budget.max_cost_usd`, `budget.max_tokens`): refused up front when they cannot be
+"""Spending budgets (`budget.max_cost_usd`, `budget.max_total_tokens`): refused up front when they cannot be
 measured, and once reached, no new item starts while the items already paid for finish."""
 
 from __future__ import annotations

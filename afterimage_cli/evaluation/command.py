@@ -35,6 +35,7 @@ class EvaluateRequest:
     output: str | None = None
     judge_model: str | None = None
     api_base: str | None = None
+    api_key_env: str | None = None
     concurrency: int | None = None
     no_judge: bool = False
     min_score: float | None = None
@@ -58,9 +59,13 @@ def default_output(source: str) -> str:
 def resolve_judge(request: EvaluateRequest, cfg: Config | None) -> ModelConfig | None:
     """The judge model: --judge-model, else evaluation.judge, else the config's respondent; None with --no-judge."""
     if request.no_judge:
-        if request.judge_model or request.api_base:
-            raise UsageError("--no-judge calls no model: drop --judge-model / --api-base, or drop --no-judge")
+        if request.judge_model or request.api_base or request.api_key_env:
+            raise UsageError(
+                "--no-judge calls no model: drop --judge-model / --api-base / --api-key-env, or drop --no-judge"
+            )
         return None
+    if request.api_key_env and not request.api_base:
+        raise UsageError("--api-key-env names the key variable for the --api-base server: add --api-base URL")
     configured = (cfg.evaluation.judge or cfg.respondent) if cfg else None
     if request.judge_model:
         base = cfg.evaluation.judge if cfg and cfg.evaluation.judge else ModelConfig(model="offline", temperature=0.0)
@@ -72,7 +77,10 @@ def resolve_judge(request: EvaluateRequest, cfg: Config | None) -> ModelConfig |
     if request.api_base:
         if model.model.split("/")[0] == "offline":
             raise UsageError("--api-base needs the model the server serves: add --judge-model NAME")
-        model = model.model_copy(update={"api_base": request.api_base})
+        update = {"api_base": request.api_base}
+        if request.api_key_env:
+            update["api_key_env"] = request.api_key_env
+        model = model.model_copy(update=update)
     return model
 
 
@@ -100,7 +108,7 @@ def evaluate(request: EvaluateRequest, console: Console) -> dict[str, Any]:
 
         require_prices(run_cfg.budget.max_cost_usd, [("evaluation.judge", judge_model)])
     monitor = GenerationMonitor(0, console)
-    fingerprint = evaluation_fingerprint(eval_cfg, judge_model)
+    fingerprint = evaluation_fingerprint(eval_cfg, judge_model, _served_judge(judge_model, run_cfg))
     ledger = RunLedger(ledger_path(output), "evaluate", fingerprint)
     runner = EvaluateRunner(
         eval_cfg,
@@ -157,6 +165,26 @@ def _check_rejections(runner: EvaluateRunner, ledger: RunLedger) -> None:
     )
 
 
+def _served_judge(judge_model: ModelConfig | None, cfg: Config) -> str | None:
+    """The model the judge's api_base server serves (None without one): part of what the verdicts depend on."""
+    if judge_model is None:
+        return None
+    from ..engine.served import aserved_model, asks_for_served_model
+    from ..providers.factory import LLMFactory
+
+    raw: Any = LLMFactory.from_config(judge_model)
+    if not asks_for_served_model(raw):
+        return None
+
+    async def ask() -> str:
+        try:
+            return await aserved_model(raw, cfg.retry)
+        finally:
+            await raw.aclose()
+
+    return asyncio.run(ask())
+
+
 async def _judged(
     runner: EvaluateRunner,
     reader: RowReader,
@@ -168,6 +196,7 @@ async def _judged(
 ) -> None:
     """Build the judge through the shared provider stack (cache, retries, limiter), run, close."""
     from ..engine.retry import ErrorBudget
+    from ..engine.served import aidentify_served
     from ..pipeline import build_provider, open_cache
     from .judge import ConversationJudge
 
@@ -177,6 +206,8 @@ async def _judged(
     runner.judge = ConversationJudge(provider, runner.cfg)
     runner.budget = budget
     try:
+        # Before any cached call: another model loaded behind the judge's URL must not get the old verdicts.
+        await aidentify_served({"judge": (raw, provider)}, cfg.retry)
         await runner.run_judged(reader, progress, threaded_read=source == "-")
     finally:
         await raw.aclose()

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import prompts
+from ..engine.served import models_metadata
 from ..errors import ItemRejected, ProviderError, RunAborted
 from ..instructions.base import BaseInstructionGeneratorCallback
 from ..modifiers.base import BaseRespondentPromptModifierCallback
@@ -136,7 +137,7 @@ class ConversationGenerator(BaseGenerator):
             "num_turns": len(turns) // 2,
             "planned_turns": plan.num_turns,
             "ended_by": ended_by,
-            "models": {"respondent": self.respondent.model_name, "correspondent": self.correspondent.model_name},
+            "models": models_metadata(self.respondent, self.correspondent),
         }
         if cut_off:
             extra["cut_off_turns"] = [i for i in cut_off if i < len(turns)]

@@ -8,6 +8,8 @@ description per line (depth and parents are not kept). `load_personas` reads eac
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -104,6 +106,8 @@ def save_personas(path: str | Path, personas: Sequence[Persona], parents: Sequen
         lines = ["# personas, one per line (a .txt file keeps no depth or parents; use .jsonl for the tree)"]
         lines += [" ".join(persona.description.split()) for persona in personas]
         data = ("\n".join(lines) + "\n").encode()
-    tmp = p.with_name(p.name + ".tmp")
+    # A temp name of its own: two runs that start at once both write the file, and one's rename must not
+    # take the other's half-written temp file (or leave it nothing to rename).
+    tmp = p.with_name(f"{p.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     tmp.write_bytes(data)
     tmp.replace(p)

@@ -57,13 +57,13 @@ def status_error(
             headers=headers,
         )
     if status in (401, 403):
-        hint = f" (key from {key.env_name})" if key else ""
-        return ProviderError(
-            f"{model}: the API key was rejected ({status}){hint}: check the key variable",
-            retryable=False,
-            status_code=status,
-            kind="auth",
-        )
+        if key is None and api_base:  # a server of yours gets a key only when its variable is named
+            message = f"{model}: {api_base} wants a key ({status}) and none was sent: name its variable with "
+            message += "api_key_env in the model block, or --api-key-env NAME"
+        else:
+            hint = f" (key from {key.env_name})" if key else ""
+            message = f"{model}: the API key was rejected ({status}){hint}: check the key variable"
+        return ProviderError(message, retryable=False, status_code=status, kind="auth")
     if status == 404:
         where = f" at {api_base}" if api_base else ""
         return ProviderError(

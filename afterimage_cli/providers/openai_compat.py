@@ -13,7 +13,7 @@ import orjson
 from ..errors import ProviderError
 from .base import LLMResponse, Messages, StructuredLLMResponse
 from .http_errors import status_error
-from .remote import RemoteProvider
+from .remote import PROBE_MESSAGES, RemoteProvider
 from .structured import Schema, response_format
 
 
@@ -40,7 +40,7 @@ class OpenAICompatProvider(RemoteProvider):
                 kind="bad_request",
             )
         # 'openai/llama3' or 'hosted_vllm/llama3' → the server is asked for 'llama3'.
-        self.served_model = model.split("/", 1)[1] if "/" in model else model
+        self.served_model = self.requested_model
         self.url = self.api_base.rstrip("/") + "/chat/completions"
         self._session: Any = None
 
@@ -136,6 +136,12 @@ class OpenAICompatProvider(RemoteProvider):
         }
         plain = self._to_response(*await self._post(payload))
         return self.parse_answer(plain, schema)
+
+    async def aprobe_model(self) -> str | None:
+        payload = {**self.params, "model": self.served_model, "messages": PROBE_MESSAGES, "max_tokens": 1}
+        data, _ = await self._post(payload)
+        model = data.get("model")
+        return model if isinstance(model, str) and model else None
 
     async def aclose(self) -> None:
         if self._session is not None:
