@@ -117,3 +117,21 @@ def test_a_config_whose_every_item_overflows_stops_with_exit_1(tmp_path: Path, l
     output = tmp_path / "rows.jsonl"
     assert not output.exists() or read_jsonl(output) == []
     assert len(rejections(tmp_path)) >= 1
+
+
+def test_a_server_restarted_with_a_larger_context_resumes_the_run(
+    tmp_path: Path, llama_512: LlamaServer, llama: LlamaServer
+) -> None:
+    """The fix for a context too small is to restart the server with a larger one: same weights, same
+    alias, another URL and n_ctx. That is the same served model, so the run resumes rather than being
+    refused as another model's output."""
+    config = dialog_config(tmp_path, llama_512, SHORT, respondent={"max_tokens": 32}, on_truncated="keep")
+    first = afterimage("generate", config, "-n", 1, "--json", cwd=tmp_path)
+    assert first.returncode == 0, describe(first)
+
+    again = afterimage("generate", config, "-n", 2, "--api-base", llama.url, "--json", cwd=tmp_path)
+
+    assert again.returncode == 0, describe(again)
+    summary = orjson.loads(again.stdout)
+    assert summary["rows_resumed"] == 1 and summary["rows_total"] == 2
+    assert len(read_jsonl(tmp_path / "rows.jsonl")) == 2

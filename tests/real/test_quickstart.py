@@ -70,6 +70,8 @@ def test_quickstart_rows_are_well_formed_dialogs(quickstart_run: tuple[Path, Run
         assert 1 <= meta["num_turns"] == len(turns) // 2 <= meta["planned_turns"] <= 3
         assert all(isinstance(t["content"], str) for t in turns)
         assert meta["models"]["respondent"].endswith(llama.model)
+        # What the server said it serves (its /v1/models id, the alias), not what was asked for.
+        assert meta["models"]["served"]["respondent"].startswith(llama.model), meta["models"]
         assert meta["persona_name"] in {p["description"] for p in PERSONAS}
         assert meta["retrieval"]["hits"], "the rag modifier retrieved nothing from the quickstart corpus"
         assert meta["usage"]["calls"] >= meta["num_turns"]
