@@ -7,13 +7,15 @@ Nothing is downloaded at run time. `make test-real` installs both; run it by han
     .venv/bin/python -m tests.real.llamaserver --port 8080 [--ctx 4096] [--parallel 1] [--threads 1]
 
 It prints `READY http://127.0.0.1:PORT/v1 model=ALIAS` on stdout once /health answers, and serves
-until SIGINT/SIGTERM. `--port 0` picks a free port (the READY line names it).
+until SIGINT/SIGTERM or until the process that started it exits. `--port 0` picks a free port (the
+READY line names it).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import signal
 import socket
 import threading
@@ -90,7 +92,9 @@ def main() -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    while not stop.is_set():
+    parent = os.getppid()
+    # A test session killed with -9 cannot stop its server: the server stops when its parent is gone.
+    while not stop.is_set() and os.getppid() == parent:
         stop.wait(1.0)
     del server
 
