@@ -226,3 +226,17 @@ def test_a_hostile_server_still_gives_exactly_n_valid_rows(fake_server, tmp_path
     assert report["finished"] and report["state"] == "finished" and report["rows"] == 60
     assert report["rejected_by_cause"].get("content_filter") == stats["filtered"]
     assert report["cost_usd"] > 0 and report["cost_usd"] >= report["rows_cost_usd"]
+
+
+def test_an_answer_cut_by_the_end_of_the_context_ends_the_dialog_not_the_item(fake_server, tmp_path):
+    """finish_reason "length" with fewer tokens than max_tokens: the context window, not max_tokens, cut it
+    (llama.cpp stops there when the dialog fills its slot); asking again cannot help."""
+    fake_server.rate_truncated = 0.3  # halves answers, far below max_tokens
+    gen = {"min_turns": 1, "max_turns": 4, "concurrency": 2}
+    result = run(fake_server, tmp_path, "-n", "20", respondent={"max_tokens": 1000}, generation=gen)
+    assert result.exit_code == 0, result.stderr
+    rows = read_rows(tmp_path / "out.jsonl")
+    assert len(rows) == 20 and "context_limit" in {r["metadata"]["ended_by"] for r in rows}
+    assert not [r for r in rejections(tmp_path) if r["cause"] == "truncated"]
+    for row in rows:  # the cut answer is not written: the dialog ends at its last whole turn
+        assert all(t["content"].endswith("." if t["role"] == "assistant" else "?") for t in row["conversations"][1:])

@@ -130,6 +130,10 @@ def test_served_id_describes_the_weights_when_the_server_does() -> None:
     assert served_id(vllm).startswith("default#")
     assert served_id({**vllm, "created": 456}) == served_id(vllm)  # the request time is not the model
     assert served_id({**vllm, "root": "Qwen/Qwen2.5-3B-Instruct"}) != served_id(vllm)
+    llama = {"id": "smollm2", "meta": {"n_vocab": 49152, "n_ctx": 512, "n_ctx_train": 8192, "n_params": 134515008}}
+    bigger_context = {**llama, "meta": {**llama["meta"], "n_ctx": 4096}}  # the same weights, restarted
+    assert served_id(bigger_context) == served_id(llama)
+    assert served_id({**llama, "meta": {**llama["meta"], "n_params": 360000000}}) != served_id(llama)
     assert (
         served_id({"id": "Qwen/Qwen2.5-7B-Instruct", "root": "Qwen/Qwen2.5-7B-Instruct"}) == "Qwen/Qwen2.5-7B-Instruct"
     )

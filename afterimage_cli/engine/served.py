@@ -28,6 +28,9 @@ T = TypeVar("T")
 # served-model-name stands for) and `parent` (a LoRA's base), llama.cpp's `meta` (size, parameters,
 # vocabulary). With them, another model loaded under the same alias is still told apart.
 DESCRIBING_FIELDS = ("root", "parent", "meta")
+# What llama.cpp's `meta` says of how the server was started, not of the weights: a restart with a larger
+# context serves the same model, and its run resumes.
+SERVER_SETTINGS = frozenset({"n_ctx", "n_batch", "n_ubatch", "n_parallel", "n_threads", "n_slots"})
 
 
 def asks_for_served_model(provider: LLMProvider) -> bool:
@@ -49,6 +52,8 @@ def pick_listed(entries: list[Any], requested: str) -> dict[str, Any] | None:
 def served_id(entry: dict[str, Any]) -> str:
     """The entry's id, followed by '#' and a short hash of what describes its weights when the server says."""
     details = {k: entry[k] for k in DESCRIBING_FIELDS if entry.get(k) not in (None, "", entry["id"])}
+    if isinstance(details.get("meta"), dict):
+        details["meta"] = {k: v for k, v in details["meta"].items() if k not in SERVER_SETTINGS}
     if not details:
         return str(entry["id"])
     digest = hashlib.sha256(orjson.dumps(details, option=orjson.OPT_SORT_KEYS)).hexdigest()[:8]

@@ -192,7 +192,7 @@ class LiteLLMProvider(RemoteProvider):
 
     async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
         response, _ = await self._call(messages, kwargs)
-        return self._to_response(response)
+        return self.whole(self._to_response(response))
 
     async def acomplete_structured(self, messages: Messages, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
         raw, _ = await self._call(messages, {**kwargs, "response_format": response_format(schema)})

@@ -124,7 +124,7 @@ class OpenAICompatProvider(RemoteProvider):
 
     async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
         payload = {**self.params, **kwargs, "model": self.served_model, "messages": messages}
-        return self._to_response(*await self._post(payload))
+        return self.whole(self._to_response(*await self._post(payload)))
 
     async def acomplete_structured(self, messages: Messages, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
         payload = {

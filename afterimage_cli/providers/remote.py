@@ -93,7 +93,26 @@ class RemoteProvider(BaseProvider):
         if error.kind == "auth" and self.keys.has_live_keys():
             error.retryable = True  # another key may work; the rejected one is out of the pool
 
+    def whole(self, response: LLMResponse) -> LLMResponse:
+        """The answer, unless the end of the context window cut it: `finish_reason: length` with fewer
+        tokens than max_tokens allows (llama.cpp stops there when the dialog fills its slot). Asking again
+        cannot help, so it is a context limit (the dialog ends at its last whole turn), not a truncation."""
+        limit = self.params.get("max_tokens")
+        used = response.completion_token_count
+        if response.finish_reason == "length" and isinstance(limit, int) and 0 < used < limit:
+            error = ProviderError(
+                f"{self.model_name}: the answer was cut off by the end of the context window after {used} tokens "
+                f"(max_tokens is {limit})",
+                retryable=False,
+                kind="context_limit",
+            )
+            error.response = response  # its tokens were paid for
+            raise error
+        return response
+
     def parse_answer(self, plain: LLMResponse, schema: Schema) -> StructuredLLMResponse:
         """An answer parsed by `schema`; one cut off by the token limit fails naming the setting to raise."""
         setting = f"{self.config_path}.max_tokens" if self.config_path else "max_tokens"
-        return StructuredLLMResponse.parse(plain, schema, max_tokens=self.params.get("max_tokens"), setting=setting)
+        return StructuredLLMResponse.parse(
+            self.whole(plain), schema, max_tokens=self.params.get("max_tokens"), setting=setting
+        )
