@@ -23,11 +23,11 @@ import orjson
 from ..config import EvaluationConfig
 from ..engine.ledger import Rejection, RejectionBudget, RunLedger
 from ..engine.retry import ErrorBudget
-from ..errors import DamagedOutputError, InputError, OutputConflictError, ProviderError, RunAborted, is_item_level
+from ..errors import OutputConflictError, ProviderError, RunAborted, is_item_level
 from ..export.reader import RowReader
 from ..export.rows import row_score
 from ..monitor import GenerationMonitor, Usage, current_usage
-from ..storage.jsonl import lock_for_writing
+from ..storage.jsonl import lock_for_writing, resume_errors
 from .duplicates import NearDuplicateIndex
 from .judge import ConversationJudge, Verdict
 from .metrics import RowMetrics
@@ -130,7 +130,7 @@ class EvaluateRunner:
     def _resume(self, path: Path) -> None:
         """Take in the rows an earlier run of the same settings wrote; refuse rows of other settings."""
         digests = array("Q")
-        try:
+        with resume_errors():
             for number, row in scan_output(path):
                 if row_evaluation_fingerprint(row) != self.fingerprint:
                     raise OutputConflictError(
@@ -141,12 +141,6 @@ class EvaluateRunner:
                 digests.append(digest_of(row))
                 self.stats.add(row, self._measure(row))
                 self.counts.resumed += 1
-        except DamagedOutputError:
-            raise  # its own advice: --overwrite would destroy the complete rows
-        except InputError as exc:
-            raise OutputConflictError(
-                f"{exc}: pass --overwrite to replace the file, or write to another -o path"
-            ) from None
         self.done = DoneKeys(digests)
 
     def close_output(self) -> None:

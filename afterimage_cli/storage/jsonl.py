@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -90,6 +91,18 @@ def _check_nul_tail(path: Path, number: int, rest_of_line: bytes, fh: BinaryIO) 
         chunk = fh.read(_SCAN_CHUNK)
 
 
+@contextmanager
+def resume_errors() -> Iterator[None]:
+    """A bad line in an output being resumed means the output is not ours to resume: say how to replace
+    it. Damage in the middle keeps its own advice (--overwrite would destroy the complete rows)."""
+    try:
+        yield
+    except DamagedOutputError:
+        raise
+    except InputError as exc:
+        raise OutputConflictError(f"{exc}: pass --overwrite to replace the file, or write to another -o path") from None
+
+
 def iter_rows(path: Path) -> Iterator[tuple[int, Row]]:
     """(line number, row) for each non-empty line; a bad line raises InputError naming it."""
     with open(path, "rb") as fh:
@@ -156,7 +169,7 @@ class JSONLStorage(BaseStorage):
     def _scan(self, fingerprint: str) -> set[str]:
         """The ids already written; refuses a file that holds anything but this run's rows."""
         existing: set[str] = set()
-        try:
+        with resume_errors():
             for number, row in resumable_rows(self.path):
                 if row_fingerprint(row) != fingerprint:
                     raise OutputConflictError(
@@ -164,12 +177,6 @@ class JSONLStorage(BaseStorage):
                         "seed changed): pass --overwrite to replace the file, or write to another -o path"
                     )
                 existing.add(str(row.get("id")))
-        except DamagedOutputError:
-            raise  # its own advice: --overwrite would destroy the complete rows
-        except InputError as exc:
-            raise OutputConflictError(
-                f"{exc}: pass --overwrite to replace the file, or write to another -o path"
-            ) from None
         return existing
 
     def append(self, row: Row) -> None:
