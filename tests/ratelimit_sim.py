@@ -10,6 +10,7 @@ one CPU before the client sees it (requests then pile up in flight, as they do u
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ class ModelServer:
     """An API as the client meets it: an admission limit, a latency, and 429s that are not about load."""
 
     admit_rps: float | None = None  # token bucket holding one second's worth, full at start (as tests/fakeserver.py)
+    admit_until: float = math.inf  # when the admission limit is lifted
     latency: float = 0.05  # an admitted request's answer
     refuse_latency: float = 0.001  # a refusal comes back at once
     stray_429: float = 0.0  # share of admitted requests answered 429 anyway, after the latency
@@ -36,7 +38,7 @@ class ModelServer:
 
     def admit(self, now: float) -> bool:
         """Take a token from the bucket if there is one."""
-        if self.admit_rps is None:
+        if self.admit_rps is None or now >= self.admit_until:
             return True
         self._tokens = min(self.admit_rps, self._tokens + (now - self._stamp) * self.admit_rps)
         self._stamp = now
@@ -50,9 +52,11 @@ class ModelServer:
 class Outcome:
     """What a simulated run did."""
 
+    limiter: RateLimiter
     ok: int = 0
     refused: int = 0
     elapsed: float = 0.0
+    successes_at: list[float] = field(default_factory=list)
     limits: list[tuple[float, float]] = field(default_factory=list)  # (time, limit) after every response
 
     @property
@@ -62,6 +66,10 @@ class Outcome:
     @property
     def ok_per_s(self) -> float:
         return self.ok / self.elapsed if self.elapsed else 0.0
+
+    def ok_per_s_since(self, since: float) -> float:
+        """Successes per second from `since` to the end."""
+        return sum(1 for t in self.successes_at if t >= since) / (self.elapsed - since)
 
     def mean_limit(self, since: float) -> float:
         """The concurrency limit averaged over time from `since` to the end."""
@@ -106,8 +114,9 @@ def simulate(
     """`workers` workers make calls until `successes` succeeded; each 429 is retried after the delay
     RetryingProvider would wait. Keyword arguments beyond these configure the RateLimiter."""
     retry = retry or RetryConfig()
-    clock, rng, outcome = _Clock(), random.Random(seed), Outcome()
+    clock, rng = _Clock(), random.Random(seed)
     limits = RateLimiter(clock=clock, **limiter)
+    outcome = Outcome(limits)
     waiting: list[Callable[[], None]] = []
     cpu_free = 0.0
 
@@ -116,7 +125,7 @@ def simulate(
 
         def start() -> None:
             delay = limits.try_acquire()
-            if delay == float("inf"):
+            if math.isinf(delay):
                 waiting.append(start)
             elif delay > 0:
                 clock.at(clock.now + delay, start)
@@ -140,6 +149,7 @@ def simulate(
                 resume()
             if ok:
                 outcome.ok += 1
+                outcome.successes_at.append(clock.now)
                 throttled = 0
                 start()
             else:

@@ -80,7 +80,7 @@ class _Cut:
     def bound(self, after: _Epoch) -> bool:
         """Whether the new limit held the load down in `after`. If not, the load fell by itself (requests
         waiting out their backoff) and what happened to successes says nothing about the cut."""
-        return after.in_use >= BINDING * max(1, int(self.limit_after))
+        return after.in_use >= BINDING * max(1, round(self.limit_after))
 
 
 @dataclass

@@ -126,7 +126,7 @@ class RateLimiter:
             delay = self.tokens.wait_time(estimated_tokens, now)
         if delay > 0:
             return delay
-        if self.in_flight >= max(self.min_concurrency, int(self.limit)):
+        if self.in_flight >= max(self.min_concurrency, round(self.limit)):
             return self._held[0] - now if self._held else math.inf
         self.in_flight += 1
         if self.requests is not None:
