@@ -57,7 +57,9 @@ class _Bucket:
         self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
         self.stamp = now
         amount = min(amount, self.capacity)
-        return 0.0 if self.level >= amount else (amount - self.level) / self.rate
+        # Within rounding of the amount counts as there: a wait of 1e-17 s would never end on a clock
+        # that adds it to 0.6.
+        return 0.0 if self.level >= amount - 1e-9 else (amount - self.level) / self.rate
 
     def take(self, amount: float) -> None:
         self.level -= amount
