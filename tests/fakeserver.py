@@ -2,8 +2,10 @@
 
 It answers chat completions, embeddings and the model list on 127.0.0.1 with deterministic content,
 and misbehaves on demand through knobs (plain attributes that may be flipped while it runs): latency,
-429s, 500s, garbage bodies, schema-violating structured output, hung requests, a fixed failure
-status, rejected keys and a token-bucket admission limit. Counters in `stats` record what happened.
+429s, 500s, garbage bodies, schema-violating structured output, hung requests (all of them, or every
+one after the first `hang_after`), a fixed failure status, rejected keys, a token-bucket admission
+limit (timed by `clock`, which a test may replace) and `gather` (hold requests until that many are in
+flight together, so a test of concurrency needs no timing). Counters in `stats` record what happened.
 
 Run it standalone with `python -m tests.fakeserver --port 0 --latency 0.05`: the first stdout line
 is its URL. `GET /_stats` returns the counters and `POST /_knobs` (a JSON object) sets knobs, so a
@@ -33,8 +35,9 @@ EMBEDDING_DIM = 16
 
 KNOBS = tuple(
     "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang fail_status admit_rps end_rate"
-    " reasoning seed responder rate_limit_headers reject_keys model_name".split()
+    " reasoning seed responder rate_limit_headers reject_keys model_name gather hang_after".split()
 )
+GATHER_TIMEOUT = 30.0  # seconds a gathering request waits for the others before it goes on alone
 
 # OpenAI's error "type" and "code" per status, so clients map them to the right exception class.
 _ERRORS: dict[int, tuple[str, str, str | None]] = {
@@ -179,8 +182,10 @@ class FakeOpenAIServer:
     rate_garbage: float = 0.0
     rate_bad_structured: float = 0.0
     hang: bool = False
+    hang_after: int | None = None  # every request after this many hangs (a server dying mid-run, by count)
     fail_status: int | None = None
     admit_rps: float | None = None
+    gather: int = 0
     end_rate: float = 0.0
     reasoning: bool = False
     seed: int = 0
@@ -194,6 +199,7 @@ class FakeOpenAIServer:
         if unknown:
             raise TypeError(f"unknown knobs: {sorted(unknown)}")
         self.host, self.port = host, port
+        self.clock: Callable[[], float] = time.monotonic
         for key, value in knobs.items():
             setattr(self, key, value)
         self.stats: dict[str, Any] = self._fresh_stats()
@@ -204,6 +210,7 @@ class FakeOpenAIServer:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._released: asyncio.Event | None = None
+        self._gathered: asyncio.Event | None = None
 
     @property
     def url(self) -> str:
@@ -261,6 +268,7 @@ class FakeOpenAIServer:
         await site.start()
         self.port = self._runner.addresses[0][1]
         self._released = asyncio.Event()
+        self._gathered = asyncio.Event()
 
     def stop(self) -> None:
         """Drop hung requests, close the server and end its thread."""
@@ -324,13 +332,26 @@ class FakeOpenAIServer:
         rps = self.admit_rps
         if rps is None:
             return True
-        now = time.monotonic()
+        now = self.clock()
         self._tokens_left = min(max(rps, 1.0), self._tokens_left + (now - self._bucket_at) * rps)
         self._bucket_at = now
         if self._tokens_left >= 1.0:
             self._tokens_left -= 1.0
             return True
         return False
+
+    async def _gather(self) -> None:
+        """Until `gather` requests have been in flight together, hold each one; then let all go."""
+        assert self._gathered is not None
+        if not self.gather or self._gathered.is_set():
+            return
+        if self.stats["in_flight"] >= self.gather:
+            self._gathered.set()
+            return
+        try:
+            await asyncio.wait_for(self._gathered.wait(), GATHER_TIMEOUT)
+        except TimeoutError:
+            pass
 
     def _headers(self) -> dict[str, str]:
         """Rate-limit headers like OpenAI's, when the knob asks for them."""
@@ -351,7 +372,8 @@ class FakeOpenAIServer:
         return _json(_error_body(status, message), status, headers)
 
     async def _handle(self, request: web.Request, answer: Callable[[dict[str, Any]], web.Response]) -> web.Response:
-        """The knobs, in order: auth, fail_status, bad request, hang, admission, latency, random failures."""
+        """The knobs, in order: auth, fail_status, bad request, hang, admission, gather, latency, random
+        failures."""
         stats = self.stats  # no await before the try: a reset cannot slip in between
         stats["requests"] += 1
         stats["in_flight"] += 1
@@ -375,7 +397,7 @@ class FakeOpenAIServer:
             if body.get("stream"):
                 self.stats["bad_request"] += 1
                 return self._error(400, "This fake server does not stream.")
-            if self.hang:
+            if self.hang or (self.hang_after is not None and stats["requests"] > self.hang_after):
                 self.stats["hung"] += 1
                 assert self._released is not None
                 await self._released.wait()
@@ -385,6 +407,7 @@ class FakeOpenAIServer:
             if not self._admit():
                 self.stats["429"] += 1
                 return self._error(429)
+            await self._gather()
             if self.latency > 0:
                 await asyncio.sleep(self.latency)
             draw = self._random()
