@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     if limits:
         from tests.bench_ratelimit import table_lines
 
-        print("\n#### Rate limits (direct transport, 50 ms latency)\n")
+        print("\n#### Rate limits (direct transport, 50 ms latency unless said)\n")
         print("\n".join(table_lines(limits)))
     print("\n### Targets\n")
     verdicts = targets(runs, help_s, rss, export, evaluate)
