@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -69,40 +70,51 @@ def busy_core(busy: bool) -> Iterator[None]:
         os.sched_setaffinity(0, cores)
 
 
+def steady_rate(samples: list[tuple[float, int]], total: int) -> float | None:
+    """Successes/s between 10 % and 90 % of them: neither start-up nor the draining tail counts."""
+    start = next((s for s in samples if s[1] >= 0.1 * total), None)
+    end = next((s for s in samples if s[1] >= 0.9 * total), None)
+    if start is None or end is None or end[0] <= start[0]:
+        return None
+    return (end[1] - start[1]) / (end[0] - start[0])
+
+
 def run_scenarios(server_url: str, workdir: Path) -> list[dict[str, object]]:
-    """One row per scenario: successful calls/s against what the server allows, and the share refused."""
-    rows: list[dict[str, object]] = []
+    """One row per scenario: successful calls/s in the steady state against what the server allows, and
+    how many requests were refused over the whole run (its start included)."""
     try:
-        for sc in SCENARIOS:
-            note(f"rate limits: {sc.name}, concurrency {sc.concurrency}, n={sc.conversations} …")
-            http(f"{server_url}/_knobs", {"latency": sc.latency, **sc.knobs})
-            before = http(f"{server_url}/_stats")
-            config = workdir / f"ratelimit-{len(rows)}.yaml"
-            respondent = {"model": "openai/fake-model", "api_base": f"{server_url}/v1"}
-            write_config(config, respondent, sc.concurrency)
-            if sc.retry:
-                config.write_text(config.read_text() + yaml.safe_dump({"retry": sc.retry}))
-            with busy_core(sc.busy_core):
-                summary, _ = generate(config, sc.conversations, sc.concurrency, workdir, allow_errors=True)
-            after = http(f"{server_url}/_stats")
-            ok = after["ok"] - before["ok"]
-            refused = after["429"] - before["429"]
-            elapsed = float(summary["elapsed_s"])
-            allowed = sc.knobs["admit_rps"] or sc.concurrency / sc.latency * (1 - float(sc.knobs["rate_429"] or 0))
-            rows.append(
-                {
-                    "scenario": sc.name,
-                    "concurrency": sc.concurrency,
-                    "ok_per_s": ok / elapsed,
-                    "allowed_per_s": float(allowed),
-                    "refused_share": refused / max(ok + refused, 1),
-                    "refused_per_success": refused / max(ok, 1),
-                    "cuts": summary["concurrency_cuts"],
-                }
-            )
+        return [run_scenario(server_url, sc, workdir / f"ratelimit-{i}.yaml") for i, sc in enumerate(SCENARIOS)]
     finally:
         http(f"{server_url}/_knobs", {"latency": 0.05, "admit_rps": None, "rate_429": 0.0, "retry_after": 0.05})
-    return rows
+
+
+def run_scenario(server_url: str, sc: Scenario, config: Path) -> dict[str, object]:
+    """One scenario's row."""
+    note(f"rate limits: {sc.name}, concurrency {sc.concurrency}, n={sc.conversations} …")
+    http(f"{server_url}/_knobs", {"latency": sc.latency, **sc.knobs})
+    before = http(f"{server_url}/_stats")
+    write_config(config, {"model": "openai/fake-model", "api_base": f"{server_url}/v1"}, sc.concurrency)
+    if sc.retry:
+        config.write_text(config.read_text() + yaml.safe_dump({"retry": sc.retry}))
+    samples: list[tuple[float, int]] = []  # (time, successes so far)
+
+    def sample(pid: int) -> None:
+        samples.append((time.monotonic(), http(f"{server_url}/_stats")["ok"] - before["ok"]))
+
+    with busy_core(sc.busy_core):
+        summary, _ = generate(config, sc.conversations, sc.concurrency, config.parent, sample, allow_errors=True)
+    after = http(f"{server_url}/_stats")
+    ok, refused = after["ok"] - before["ok"], after["429"] - before["429"]
+    allowed = sc.knobs["admit_rps"] or sc.concurrency / sc.latency * (1 - float(sc.knobs["rate_429"] or 0))
+    return {
+        "scenario": sc.name,
+        "concurrency": sc.concurrency,
+        "ok_per_s": steady_rate(samples, ok) or ok / float(summary["elapsed_s"]),
+        "allowed_per_s": float(allowed),
+        "refused_share": refused / max(ok + refused, 1),
+        "refused_per_success": refused / max(ok, 1),
+        "cuts": summary["concurrency_cuts"],
+    }
 
 
 def table_lines(rows: list[dict[str, object]]) -> list[str]:
