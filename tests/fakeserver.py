@@ -286,6 +286,17 @@ class FakeOpenAIServer:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
+    def release_hung(self) -> None:
+        """Stop hanging: requests hung so far end with a dropped connection, later ones are answered."""
+
+        def release() -> None:
+            self.hang, self.hang_after = False, None
+            assert self._released is not None
+            self._released.set()
+            self._released = asyncio.Event()
+
+        self._on_loop(release)
+
     def __enter__(self) -> FakeOpenAIServer:
         return self.start()
 
