@@ -64,9 +64,24 @@ class RetryConfig(_Strict):
 class ErrorBudgetConfig(_Strict):
     """When a failing run gives up instead of burning time and money."""
 
-    max_consecutive_failures: int = Field(default=10, ge=1)
+    max_consecutive_failures: int = Field(
+        default=10,
+        ge=1,
+        description="Failed attempts in a row to one server (refused or dropped connections, timeouts, 5xx) "
+        "that declare it down: calls pause while one probe at a time checks it. A server that never answered "
+        "stops the run instead.",
+    )
+    max_outage_s: float = Field(
+        default=60.0, gt=0, description="Seconds a server may stay down before the run stops (exit 1)."
+    )
     window: int = Field(default=50, ge=1, description="Number of recent items the failure rate covers.")
     max_failure_rate: float = Field(default=0.5, gt=0, le=1)
+    max_rejected_share: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,  # at 1, a run whose every item is rejected would take new item numbers forever
+        description="Share of finished items that may be rejected (checked once 10 are) before the run stops.",
+    )
 
 
 class InstructionsConfig(_Strict):
@@ -120,6 +135,10 @@ class GenerationConfig(_Strict):
     )
     stop_when: StopWhenConfig | None = Field(
         default=None, description="A stopping rule instead of num_conversations (a -n flag overrides it)."
+    )
+    on_truncated: Literal["retry", "keep", "reject"] = Field(
+        default="retry",
+        description="An answer cut off by max_tokens: ask again (then reject the item), keep it (marked), or reject.",
     )
 
     @model_validator(mode="after")
@@ -309,7 +328,21 @@ class BudgetConfig(_Strict):
     """Spending limits: the run stops cleanly (flushed, resumable) when one is reached."""
 
     max_cost_usd: float | None = Field(default=None, gt=0, description="Stop before spending more than this.")
-    max_tokens: int | None = Field(default=None, gt=0, description="Stop after this many tokens (in + out).")
+    max_total_tokens: int | None = Field(
+        default=None, gt=0, description="Stop after the run has used this many tokens (prompt + completion)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        # `max_tokens` is a per-call completion limit in a model block; as a run budget it read as the same
+        # thing, so the budget was renamed, and the old name is refused rather than silently meaning either.
+        if isinstance(data, dict) and "max_tokens" in data:
+            raise ValueError(
+                "budget.max_tokens was renamed budget.max_total_tokens (the run's token budget, prompt + "
+                "completion); a per-call completion limit is max_tokens in a model block"
+            )
+        return data
 
 
 class Config(_Strict):
@@ -346,6 +379,7 @@ class Config(_Strict):
 
 # Fields that change how a run goes, not what its rows say. They are left out of the run fingerprint, so
 # changing them (more rows, more concurrency, another endpoint or key, a budget) resumes the same run.
+# The model an api_base server serves is not a field: the run asks the server and adds it (engine/served.py).
 OPERATIONAL_FIELDS: dict[type[BaseModel], frozenset[str]] = {
     Config: frozenset({"storage", "retry", "error_budget", "cache", "budget"}),
     GenerationConfig: frozenset({"num_conversations", "concurrency", "stop_when"}),

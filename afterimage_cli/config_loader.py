@@ -16,7 +16,8 @@ from .config import Config
 from .errors import ConfigError
 from .registry import did_you_mean
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# ${VAR} and ${VAR:-default}; a doubled dollar ($${VAR}) is the escape that writes a literal ${VAR}.
+_VAR = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 Loc = tuple[str | int, ...]
 
 
@@ -78,11 +79,13 @@ def _dotted(loc: Loc) -> str:
 
 
 def _interpolate(value: Any, where: str, env: typing.Mapping[str, str]) -> Any:
-    """Replace ${VAR} and ${VAR:-default} in every string of the loaded tree."""
+    """Replace ${VAR} and ${VAR:-default} in every string of the loaded tree; $${VAR} stays ${VAR}."""
     if isinstance(value, str):
 
         def sub(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
+            escaped, name, default = match.group(1), match.group(2), match.group(3)
+            if escaped:
+                return match.group(0)[1:]
             if name in env:
                 return env[name]
             if default is not None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .providers.base import LLMResponse
+
 
 class AfterimageError(Exception):
     """Base of every error afterimage raises on purpose."""
@@ -37,6 +42,10 @@ class InputError(AfterimageError):
     exit_code = 1
 
 
+class DamagedOutputError(InputError):
+    """An output to resume is damaged in the middle (not just a torn tail); the message says how to save its rows."""
+
+
 class ProviderError(AfterimageError):
     """An LLM call failed. `retryable` says whether trying again can help."""
 
@@ -56,6 +65,17 @@ class ProviderError(AfterimageError):
         self.status_code = status_code
         self.retry_after = retry_after
         self.kind = kind
+        # The answer, when the server gave one that is unusable: its tokens were billed all the same.
+        self.response: LLMResponse | None = None
+
+
+# Refusals that belong to one item's request, not to the run: the item is rejected and the run goes on.
+ITEM_LEVEL_KINDS = frozenset({"context_limit", "content_filter", "bad_request", "truncated"})
+
+
+def is_item_level(error: ProviderError) -> bool:
+    """Whether the error condemns only the item whose request caused it (a 401 or 404 condemns the run)."""
+    return not error.retryable and error.kind in ITEM_LEVEL_KINDS
 
 
 class OutputValidationError(ProviderError):
@@ -63,6 +83,14 @@ class OutputValidationError(ProviderError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=True, kind="invalid_output")
+
+
+class ItemRejected(AfterimageError):
+    """One item cannot make a row (its dialog overflows before min_turns, its answers stay truncated, …)."""
+
+    def __init__(self, message: str, *, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class RunAborted(AfterimageError):

@@ -67,17 +67,19 @@ class GenerationMonitor:
         self.rows_written = 0
         self.rows_resumed = 0
         self.items_failed = 0
+        self.rejected: Counter[str] = Counter()
         self.retries = 0
         self.errors: Counter[str] = Counter()
         self.started = time.monotonic()
         self.limiters: dict[str, Any] = {}
+        self.outage_gates: dict[str, Any] = {}  # OutageGate by server, for "down" in the status line
         self.cache_hits = 0
         self._progress: Progress | None = None
         self._next_refresh = 0.0
         self._task: Any = None
 
     def record_response(self, response: LLMResponse) -> None:
-        """One successful LLM call."""
+        """One answered LLM call: a success, or an answer rejected as unusable (its tokens were billed)."""
         self.usage.add(response)
         item = current_usage.get()
         if item is not None:
@@ -100,6 +102,11 @@ class GenerationMonitor:
         self.rows_written += 1
         self._refresh()
 
+    def record_rejected(self, cause: str) -> None:
+        """An item rejected (it makes no row; another item number takes its place)."""
+        self.rejected[cause] += 1
+        self._refresh()
+
     def record_item_failed(self) -> None:
         self.items_failed += 1
         self._refresh()
@@ -118,7 +125,17 @@ class GenerationMonitor:
             f"{u.calls / self.elapsed:.1f} calls/s · tok {_short(u.prompt_tokens)} in/{_short(u.completion_tokens)} out"
             f" · {self.cost_text()} · retries {self.retries} · errors {errors}{self._limits_text()}"
             + (f" · cached {self.cache_hits}" if self.cache_hits else "")
+            + (f" · rejected {sum(self.rejected.values())}" if self.rejected else "")
+            + self._outage_text()
         )
+
+    def _outage_text(self) -> str:
+        """' · server down 12s, probing' while a server is waited out, so a stalled bar explains itself."""
+        down = [gate for gate in self.outage_gates.values() if gate.down]
+        if not down:
+            return ""
+        silent = max(gate.max_outage_s - gate.remaining() for gate in down)
+        return f" · server down {silent:.0f}s, probing"
 
     def _limits_text(self) -> str:
         """' · limit 12' when 429s have cut a model's concurrency."""
@@ -204,11 +221,14 @@ class GenerationMonitor:
             "rows_resumed": self.rows_resumed,
             "rows_total": self.rows_written + self.rows_resumed,
             "items_failed": self.items_failed,
+            "items_rejected": sum(self.rejected.values()),
+            "rejected_by_cause": dict(self.rejected),
             **self.usage.as_dict(),
             "retries": self.retries,
             "errors": dict(self.errors),
             "cache_hits": self.cache_hits,
             "concurrency_cuts": sum(lim.cuts for lim in self.limiters.values()),
+            "outages": sum(gate.outages for gate in self.outage_gates.values()),
             "elapsed_s": round(self.elapsed, 3),
             "calls_per_s": round(self.usage.calls / self.elapsed, 2),
             "models": sorted(self.usage.models),
@@ -221,9 +241,15 @@ class GenerationMonitor:
             f"{s['rows_resumed']} resumed) in {s['elapsed_s']:.1f}s · {s['calls']} calls · tokens "
             f"{s['prompt_tokens']:,} in / {s['completion_tokens']:,} out · cost {self.cost_text()} · "
             f"retries {s['retries']} · errors {sum(self.errors.values())}"
-            + (f" · {self.cache_hits} answered from the cache" if self.cache_hits else ""),
+            + (f" · {self.cache_hits} answered from the cache" if self.cache_hits else "")
+            + (f" · rejected {self._rejected_text()}" if self.rejected else ""),
             highlight=False,
         )
+
+    def _rejected_text(self) -> str:
+        """'3 items (context_limit 2, content_filter 1)'."""
+        causes = ", ".join(f"{cause} {n}" for cause, n in self.rejected.most_common())
+        return f"{sum(self.rejected.values())} items ({causes})"
 
 
 def _short(count: int) -> str:

@@ -20,6 +20,7 @@ FLAG_OF = {
     "respondent.model": "--model",
     "correspondent.model": "--user-model",
     "api_base": "--api-base",
+    "api_key_env": "--api-key-env",
     "generation.num_conversations": "-n",
     "generation.max_turns": "--max-turns",
     "generation.min_turns": "--max-turns",
@@ -27,7 +28,7 @@ FLAG_OF = {
     "generation.seed": "--seed",
     "storage.path": "-o",
     "budget.max_cost_usd": "--max-cost",
-    "budget.max_tokens": "--max-tokens",
+    "budget.max_total_tokens": "--max-total-tokens",
 }
 
 
@@ -45,7 +46,8 @@ class Overrides:
     seed: int | None = None
     no_cache: bool = False
     max_cost: float | None = None
-    max_tokens: int | None = None
+    max_total_tokens: int | None = None
+    api_key_env: str | None = None
 
 
 def apply_overrides(cfg: Config, flags: Overrides) -> Config:
@@ -76,13 +78,15 @@ def apply_overrides(cfg: Config, flags: Overrides) -> Config:
         data["cache"]["enabled"] = False
     if flags.max_cost is not None:
         data["budget"]["max_cost_usd"] = flags.max_cost
-    if flags.max_tokens is not None:
-        data["budget"]["max_tokens"] = flags.max_tokens
+    if flags.max_total_tokens is not None:
+        data["budget"]["max_total_tokens"] = flags.max_total_tokens
 
     if flags.model is not None:
         data["respondent"]["model"] = flags.model
     if flags.user_model is not None:
         data["correspondent"] = {**(data.get("correspondent") or data["respondent"]), "model": flags.user_model}
+    if flags.api_key_env is not None and flags.api_base is None:
+        raise UsageError("--api-key-env names the key variable for the --api-base server: add --api-base URL")
     if flags.api_base is not None:
         for role in ("respondent", "correspondent"):
             if data.get(role):
@@ -91,6 +95,8 @@ def apply_overrides(cfg: Config, flags: Overrides) -> Config:
                         f"--api-base needs the model the server serves: add --model NAME (the {role} is 'offline')"
                     )
                 data[role]["api_base"] = flags.api_base
+                if flags.api_key_env is not None:
+                    data[role]["api_key_env"] = flags.api_key_env
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

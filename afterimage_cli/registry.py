@@ -2,18 +2,23 @@
 
 Built-ins are registered as "module:attr" strings, exactly like third-party plugins declared in the
 entry-point group ``afterimage.<kind>``, so nothing is imported until it is used. A ``module:Class``
-path loads a user's class directly.
+path loads a user's class directly: importing it runs that module's code, so what it names is checked
+before anything calls it — it must be a class implementing the kind's interface (or, for a kind whose
+README documents a factory, a Python function outside the standard library). Nothing a config names is
+called by a lookup; `validate` and `--dry-run` never call plugins at all (see `is_builtin`).
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
+import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
-from .errors import UnknownComponentError
+from .errors import ConfigError, UnknownComponentError
 
 
 def load_dotted(path: str) -> Any:
@@ -36,6 +41,24 @@ def load_dotted(path: str) -> Any:
     return obj
 
 
+def is_builtin(component: Any) -> bool:
+    """Whether a component is afterimage's own (safe to construct while only checking a config)."""
+    return str(getattr(component, "__module__", "")).split(".")[0] == __name__.split(".")[0]
+
+
+def implements(cls: type, interface: type) -> bool:
+    """A subclass of `interface`, or for a Protocol, a class with every method it declares."""
+    if not getattr(interface, "_is_protocol", False):
+        return issubclass(cls, interface)
+    methods = [name for name, value in vars(interface).items() if inspect.isfunction(value) and name[0] != "_"]
+    return all(callable(getattr(cls, name, None)) for name in methods)
+
+
+def _describe(obj: Any) -> str:
+    kind = "a built-in function" if inspect.isbuiltin(obj) else f"a {type(obj).__name__}"
+    return f"{kind} ({getattr(obj, '__module__', None) or '?'}.{getattr(obj, '__qualname__', repr(obj))})"
+
+
 def did_you_mean(name: str, known: list[str]) -> str:
     """Return ' (did you mean 'x'?)' for the closest known name, or ''."""
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
@@ -45,9 +68,14 @@ def did_you_mean(name: str, known: list[str]) -> str:
 class Registry:
     """Maps names of one kind to lazily imported factories."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, interface: str | None = None, *, factories: bool = False) -> None:
+        """`interface`: the "module:Class" every component of this kind must implement (None: anything);
+        `factories`: a plain function that builds one is accepted too."""
         self.kind = kind
+        self.interface = interface
+        self.factories = factories
         self._targets: dict[str, str | Callable[..., Any]] = {}
+        self._checked: set[str] = set()
         self._entry_points_loaded = False
 
     def register(self, name: str, target: str | Callable[..., Any]) -> None:
@@ -67,12 +95,13 @@ class Registry:
         return sorted(self._targets)
 
     def get(self, name: str) -> Any:
-        """Return the factory for ``name``; a ``module:attr`` name is imported directly."""
+        """Return the factory for ``name``, checked against the kind's interface (never called);
+        a ``module:attr`` name is imported directly."""
         self._load_entry_points()
         target = self._targets.get(name)
         if target is None:
             if ":" in name:
-                return load_dotted(name)
+                return self.check(name, load_dotted(name))
             known = self.names()
             raise UnknownComponentError(
                 f"unknown {self.kind} {name!r}{did_you_mean(name, known)}; known: {', '.join(known)}"
@@ -80,18 +109,49 @@ class Registry:
         if isinstance(target, str):
             target = load_dotted(target)
             self._targets[name] = target
+        if name not in self._checked:
+            self.check(name, target)
+            self._checked.add(name)
         return target
+
+    def resolve(self, name: str, field: str) -> Any:
+        """`get` for the name a config field gives; errors start with the field to fix."""
+        try:
+            return self.get(name)
+        except ConfigError as exc:
+            raise type(exc)(f"{field}: {exc}") from None
+
+    def check(self, name: str, target: Any) -> Any:
+        """`target` if it may stand for a component of this kind; ConfigError saying what it is otherwise."""
+        if self.interface is None:
+            return target
+        interface = load_dotted(self.interface)
+        expected = f"{interface.__module__}.{interface.__qualname__}"
+        if isinstance(target, type):
+            if implements(target, interface):
+                return target
+            raise ConfigError(
+                f"{name!r} is the class {target.__module__}.{target.__qualname__}, which does not implement {expected}"
+            )
+        if self.factories and inspect.isfunction(target):
+            if str(target.__module__).split(".")[0] not in sys.stdlib_module_names:
+                return target
+        wanted = f"a class implementing {expected}" + (" or a factory function of your own" if self.factories else "")
+        raise ConfigError(f"{name!r} is {_describe(target)}, not {wanted}")
 
     def create(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Build the component named ``name``."""
         return self.get(name)(*args, **kwargs)
 
 
-providers = Registry("providers")
-instruction_generators = Registry("instruction_generators")
-prompt_modifiers = Registry("prompt_modifiers")
-retrievers = Registry("retrievers")
-storage = Registry("storage")
+providers = Registry("providers", "afterimage_cli.providers.base:LLMProvider")
+instruction_generators = Registry(
+    "instruction_generators", "afterimage_cli.instructions.base:BaseInstructionGeneratorCallback"
+)
+prompt_modifiers = Registry("prompt_modifiers", "afterimage_cli.modifiers.base:BaseRespondentPromptModifierCallback")
+# The README documents `retriever.type: module:factory`, a function called as factory(config, chunks).
+retrievers = Registry("retrievers", "afterimage_cli.retrieval.base:Retriever", factories=True)
+storage = Registry("storage", "afterimage_cli.storage.base:BaseStorage")
 
 REGISTRIES: dict[str, Registry] = {
     r.kind: r for r in (providers, instruction_generators, prompt_modifiers, retrievers, storage)

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Config, RetrieverConfig
 from .documents import Corpus, load_corpus
 from .errors import ConfigError
 from .personas import PersonaTree, PersonaTreeBuilder, load_personas, save_personas
+from .personas.store import writable_format
 from .providers.base import LLMProvider
-from .registry import retrievers
+from .registry import is_builtin, retrievers
 from .types import Persona
+
+if TYPE_CHECKING:
+    from .engine.retry import ErrorBudget
 
 
 class Resources:
@@ -29,8 +33,10 @@ class Resources:
         self.persona_llm = persona_llm
         self.persona_tree: PersonaTree | None = None
         self.owned_providers: list[LLMProvider] = []  # made for this run only (a persona_generation.model)
+        self.budget: ErrorBudget | None = None  # the run's, for calls made outside the providers (embeddings)
         self._corpus: Corpus | None = None
         self._retriever: Any = None
+        self._retriever_needed_by: str | None = None
 
     # --- documents and retrieval -------------------------------------------------------------
 
@@ -42,13 +48,25 @@ class Resources:
             self._corpus = load_corpus(self.cfg.documents)
         return self._corpus
 
+    def require_retriever(self, needed_by: str = "the retriever") -> None:
+        """Note that the run needs the retriever. The built-in one is built now (checking its settings and
+        keys; the index is built in `aprepare`); a plugin's factory is checked, and called only by the run."""
+        cfg = self.cfg.retriever or RetrieverConfig()
+        self._retriever_needed_by = needed_by
+        if is_builtin(retrievers.resolve(cfg.type, "retriever.type")):
+            self.retriever(needed_by)
+        else:
+            self.corpus(needed_by)
+
     def retriever(self, needed_by: str = "the retriever") -> Any:
         """The configured retriever (Qdrant in local mode when `retriever:` is absent); not yet indexed."""
         if self._retriever is None:
             cfg = self.cfg.retriever or RetrieverConfig()
-            factory = retrievers.get(cfg.type)
+            from .components import with_resources  # components imports this module
+
+            factory = retrievers.resolve(cfg.type, "retriever.type")
             try:
-                self._retriever = factory(cfg, self.corpus(needed_by).chunks)
+                self._retriever = factory(cfg, self.corpus(needed_by).chunks, **with_resources(factory, self, {}))
             except TypeError as exc:
                 raise ConfigError(f"retriever.type {cfg.type!r}: {exc}") from None
             if not any(hasattr(self._retriever, m) for m in ("get_context", "aget_context_with_metadata")):
@@ -93,10 +111,16 @@ class Resources:
         """Every persona of the run; a generated tree is saved to `personas_file` (when set) for reuse."""
         if not self.personas_to_generate:
             return self.known_personas()
+        saved = self.cfg.personas_file
+        if saved:
+            writable_format(saved)
         tree = await self.agenerate_persona_tree()
-        if self.cfg.personas_file:
-            save_personas(self.cfg.personas_file, tree.personas, tree.parents)
-        return [Persona(description=p) for p in self.cfg.personas] + tree.personas
+        if not saved:
+            return [Persona(description=p) for p in self.cfg.personas] + tree.personas
+        save_personas(saved, tree.personas, tree.parents)
+        # This run uses the personas exactly as the file holds them (a .txt keeps no depth), so the next
+        # run, which reads the file, has the same run fingerprint and resumes.
+        return self.known_personas()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -109,12 +133,17 @@ class Resources:
             if say is not None and pg is not None:
                 say(f"generating {pg.tree_size} personas (depth {pg.depth}) …")
             personas = await self.apersonas()
+        if self._retriever_needed_by is not None:
+            self.retriever(self._retriever_needed_by)  # a plugin's is built only now, by the run
         ensure = getattr(self._retriever, "aensure_index", None)
         if ensure is not None:
             await ensure()
             built, chunks = getattr(self._retriever, "build_seconds", None), len(self.corpus().chunks)
-            if say is not None:
-                say(f"indexed {chunks} chunks in {built:.1f}s" if built else f"reusing the index of {chunks} chunks")
+            loaded = getattr(self._retriever, "load_seconds", None)
+            if say is not None and built is not None:
+                say(f"indexed {chunks} chunks in {built:.1f}s")
+            elif say is not None:
+                say(f"reusing the index of {chunks} chunks" + (f" (loaded in {loaded:.1f}s)" if loaded else ""))
         return personas
 
     async def aclose(self) -> None:
@@ -129,8 +158,10 @@ class Resources:
 
 
 def grounding_warnings(cfg: Config, resources: Resources, instruction_generator: Any) -> list[str]:
-    """Check documents, personas and stopping rules as a run would (raising ConfigError); return warnings."""
-    from .stopping import chunk_coverage_target
+    """Check documents, personas and stopping rules as a run would (raising ConfigError); return warnings.
+
+    `instruction_generator` is the built generator, or a plugin's class (plugins are not built to check)."""
+    from .stopping import chunk_coverage_target, coverage_method
 
     warnings = []
     if cfg.documents is not None:
@@ -146,7 +177,10 @@ def grounding_warnings(cfg: Config, resources: Resources, instruction_generator:
         warnings.append(f"instructions.generator {cfg.instructions.generator!r} writes as a persona, but none are set")
     rule = cfg.generation.stop_when
     if rule is not None and rule.chunk_coverage is not None:
-        chunk_coverage_target(instruction_generator, rule.chunk_coverage)
+        if isinstance(instruction_generator, type):  # a plugin's class: it is not built just to check
+            coverage_method(instruction_generator)
+        else:
+            chunk_coverage_target(instruction_generator, rule.chunk_coverage)
     if rule is not None and rule.all_personas_used and not has_personas:
         raise ConfigError(
             "generation.stop_when.all_personas_used needs personas (personas, personas_file or persona_generation)"

@@ -9,11 +9,12 @@ import yaml
 from rich.console import Console
 
 from .config import Config
-from .errors import RunAborted
+from .errors import BudgetExceeded, RunAborted
 from .generators.base import ItemPlanner
 from .monitor import GenerationMonitor
 from .pipeline import build_run, check_components, grounded_fingerprint
 from .providers.factory import model_price
+from .providers.logging import warn
 from .resources import Resources
 from .stopping import target_items, with_planned_target
 
@@ -21,7 +22,9 @@ ASSUMED_ANSWER_TOKENS = 300
 ASSUMED_QUESTION_TOKENS = 40
 
 
-def execute(cfg: Config, *, overwrite: bool, quiet: bool, console: Console) -> dict[str, Any]:
+def execute(
+    cfg: Config, *, overwrite: bool, quiet: bool, console: Console, retry_rejected: bool = False
+) -> dict[str, Any]:
     """Run to exactly num_conversations rows (resuming), print the summary, return it."""
     monitor = GenerationMonitor(cfg.generation.num_conversations, console)
     run = build_run(cfg, monitor)
@@ -32,29 +35,57 @@ def execute(cfg: Config, *, overwrite: bool, quiet: bool, console: Console) -> d
             target = target_items(cfg, run.generator)  # num_conversations, or what generation.stop_when needs
             monitor.target = target
             with monitor.display("quiet" if quiet else "progress"):
-                return await run.generator.run(target, overwrite=overwrite)
+                return await run.generator.run(target, overwrite=overwrite, retry_rejected=retry_rejected)
         finally:
             await run.aclose()
 
     try:
-        result = asyncio.run(main())
+        asyncio.run(main())
     except RunAborted as exc:
         if not quiet:
             monitor.print_summary("stopped")
+        which = _budget_named(cfg, monitor) if isinstance(exc, BudgetExceeded) else ""
         raise RunAborted(
-            f"{exc}; the {monitor.rows_written + monitor.rows_resumed} rows written are kept "
+            f"{exc}{which}; the {monitor.rows_written + monitor.rows_resumed} rows written are kept "
             "(re-run the same command to resume)"
         ) from None
     if not quiet:
         monitor.print_summary()
-    if result.failed_items:
-        raise RunAborted(
-            f"{len(result.failed_items)} conversation(s) failed after {run.generator.max_item_attempts} attempts "
-            f"each (items {', '.join(map(str, result.failed_items[:10]))});"
-            f" last error: {run.generator.budget.last_error}"
-            "; re-run the same command to retry them"
-        )
-    return monitor.summary()
+    beyond = rows_beyond_target(run.generator.storage.rows_on_open, monitor)
+    if beyond:
+        _warn_beyond_target(cfg, monitor.target, beyond)
+    return {**monitor.summary(), "rows_beyond_target": beyond}
+
+
+def rows_beyond_target(rows_on_open: int | None, monitor: GenerationMonitor) -> int:
+    """Rows the output holds beyond the target: a smaller -n never deletes rows a larger one wrote."""
+    if rows_on_open is None:
+        return 0
+    return max(0, rows_on_open + monitor.rows_written - monitor.target)
+
+
+def _warn_beyond_target(cfg: Config, target: int, beyond: int) -> None:
+    """Say so, loudly (even with -q): the output is not the exact count the user asked for."""
+    path = cfg.storage.path
+    how = (
+        f" For exactly {target:,}: afterimage export {path} --limit {target} --format …, or for the rows "
+        f"themselves: head -n {target} {path}"
+        if cfg.storage.type == "jsonl"
+        else ""
+    )
+    warn(
+        f"{path} holds {target + beyond:,} rows, {beyond:,} more than the {target:,} asked for "
+        f"(a smaller -n never deletes rows).{how}",
+        once=False,
+    )
+
+
+def _budget_named(cfg: Config, monitor: GenerationMonitor) -> str:
+    """Which setting the budget that stopped the run is, so the user knows what to raise."""
+    limit = cfg.budget.max_total_tokens
+    if limit is not None and monitor.usage.prompt_tokens + monitor.usage.completion_tokens >= limit:
+        return " (--max-total-tokens, budget.max_total_tokens)"
+    return " (--max-cost, budget.max_cost_usd)"
 
 
 def _expected_turns(cfg: Config) -> float:
@@ -119,11 +150,13 @@ def preview(cfg: Config, items: int = 3) -> dict[str, Any]:
 
     est = estimate(cfg)
     resolved = cfg.model_dump(mode="json")
+    served_elsewhere = any(m.api_base for m in (cfg.respondent, cfg.user_model))
     lines = [
         "# resolved config",
         yaml.safe_dump(resolved, sort_keys=False).rstrip(),
         "",
-        f"# run fingerprint: {grounded_fingerprint(cfg, Resources(cfg), personas)[:16]}",
+        f"# run fingerprint: {grounded_fingerprint(cfg, Resources(cfg), personas)[:16]}"
+        + (" (a run adds the model its api_base server serves)" if served_elsewhere else ""),
         "# respondent system prompt:",
         *(f"#   {line}" for line in cfg.generation.system_prompt.splitlines()),
         "# first items:",

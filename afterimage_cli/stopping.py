@@ -23,15 +23,20 @@ def items_until_all_used(personas: Sequence[Persona], persona_of: Callable[[int]
     raise ConfigError(f"generation.stop_when.all_personas_used: not every persona is drawn in {MAX_ITEMS:,} items")
 
 
-def chunk_coverage_target(instruction_generator: Any, times: int) -> int:
-    """Items needed for every chunk to be the context `times` times."""
+def coverage_method(instruction_generator: Any) -> Any:
+    """The generator's `items_to_cover` (bound, or on its class); ConfigError when it has none."""
     cover = getattr(instruction_generator, "items_to_cover", None)
     if cover is None:
         raise ConfigError(
             "generation.stop_when.chunk_coverage needs an instruction generator that samples document chunks "
             "(instructions.generator: contextual or persona)"
         )
-    return int(cover(times))
+    return cover
+
+
+def chunk_coverage_target(instruction_generator: Any, times: int) -> int:
+    """Items needed for every chunk to be the context `times` times."""
+    return int(coverage_method(instruction_generator)(times))
 
 
 def target_items(cfg: Config, generator: Any) -> int:
@@ -52,8 +57,8 @@ def target_items(cfg: Config, generator: Any) -> int:
 def with_planned_target(cfg: Config) -> Config:
     """For --dry-run: the config with num_conversations set to what its stopping rule needs, when that is
     known without a model (chunk coverage always; personas once they are inline or saved)."""
+    from .components import checked_instruction_generator
     from .generators.base import ItemPlanner
-    from .pipeline import build_instruction_generator
     from .resources import Resources
 
     rule = cfg.generation.stop_when
@@ -61,7 +66,9 @@ def with_planned_target(cfg: Config) -> Config:
         return cfg
     resources = Resources(cfg)
     if rule.chunk_coverage is not None:
-        generator = build_instruction_generator(cfg, None, resources)
+        generator = checked_instruction_generator(cfg, resources)
+        if isinstance(generator, type):  # a plugin: only the run builds it, and only it can count
+            return cfg
         target = chunk_coverage_target(generator, rule.chunk_coverage)
     else:
         personas = resources.known_personas()

@@ -1,7 +1,8 @@
 """`make bench`: throughput, CPU and memory of `afterimage generate` against the fake server on 127.0.0.1.
 
-Run it with `python -m tests.bench [--quick] [--only litellm|openai_compat]`. The Markdown table goes to
-stdout, progress notes to stderr. A missed target is reported (exit 0); a run that errors exits 1.
+Run it with `python -m tests.bench [--quick] [--only litellm|openai_compat]` (`--only` measures one
+transport's runs and skips the sharing scenarios of bench_sharing). The Markdown table goes to stdout,
+progress notes to stderr. A missed target is reported (exit 0); a run that errors exits 1.
 
 Throughput is measured in the steady state, not over the process lifetime: the bench polls the server's
 `/_stats` and the child's CPU (/proc) every `poll` seconds and takes the slope between 10 % and 90 % of the
@@ -346,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
             from tests.bench_ratelimit import run_scenarios
 
             limits = [] if args.only == "litellm" else run_scenarios(server.url, workdir)
+            from tests.bench_sharing import run_all as sharing_scenarios
+
+            sharing = [] if args.only else sharing_scenarios(server.url, workdir, args.quick)
             note("afterimage --help …")
             help_s = help_time()
             sizes = (1_000, 10_000) if args.quick else (10_000, 100_000)
@@ -393,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print("\n#### Rate limits (direct transport, 50 ms latency unless said)\n")
         print("\n".join(table_lines(limits)))
+    if sharing:
+        print("\n" + "\n".join(sharing))
     print("\n### Targets\n")
     verdicts = targets(runs, help_s, rss, export, evaluate)
     print(table([["target", "measured", "verdict"], *[[t, m, "PASS" if ok else "FAIL"] for t, m, ok in verdicts]]))

@@ -2,10 +2,12 @@
 
 It answers chat completions, embeddings and the model list on 127.0.0.1 with deterministic content,
 and misbehaves on demand through knobs (plain attributes that may be flipped while it runs): latency,
-429s, 500s, garbage bodies, schema-violating structured output, hung requests (all of them, or every
-one after the first `hang_after`), a fixed failure status, rejected keys, a token-bucket admission
-limit (timed by `clock`, which a test may replace) and `gather` (hold requests until that many are in
-flight together, so a test of concurrency needs no timing). Counters in `stats` record what happened.
+429s, 500s, garbage bodies, schema-violating structured output, hung requests (all, or every one after
+the first N), a fixed failure status, rejected keys, a token-bucket admission limit (timed by `clock`,
+which a test may replace), `gather` (hold requests until that many are in flight together, so a test of
+concurrency needs no timing) and an outage (after `down_after` requests, every request for `down_for`
+seconds has its connection dropped, or gets `down_status`); and which model it says it serves (in
+answers and GET /models, or no model list at all). Counters in `stats` record what happened.
 
 Run it standalone with `python -m tests.fakeserver --port 0 --latency 0.05`: the first stdout line
 is its URL. `GET /_stats` returns the counters and `POST /_knobs` (a JSON object) sets knobs, so a
@@ -34,8 +36,10 @@ END_TOKEN = "[END]"
 EMBEDDING_DIM = 16
 
 KNOBS = tuple(
-    "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang fail_status admit_rps end_rate"
-    " reasoning seed responder rate_limit_headers reject_keys model_name gather hang_after".split()
+    "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang hang_after fail_status admit_rps"
+    " end_rate reasoning seed responder rate_limit_headers reject_keys model_name context_tokens filter_words"
+    " unprocessable_words rate_truncated down_after down_for down_status echo_model models_status model_meta"
+    " gather".split()
 )
 GATHER_TIMEOUT = 30.0  # seconds a gathering request waits for the others before it goes on alone
 
@@ -182,7 +186,7 @@ class FakeOpenAIServer:
     rate_garbage: float = 0.0
     rate_bad_structured: float = 0.0
     hang: bool = False
-    hang_after: int | None = None  # every request after this many hangs (a server dying mid-run, by count)
+    hang_after: int | None = None  # answer the first N requests, then hang every later one
     fail_status: int | None = None
     admit_rps: float | None = None
     gather: int = 0
@@ -193,6 +197,23 @@ class FakeOpenAIServer:
     rate_limit_headers: bool = False
     reject_keys: set[str] | frozenset[str] = frozenset()
     model_name: str = "fake-model"
+    # Per-item refusals, as real servers make them: a prompt longer than the context (llama.cpp's 400), a
+    # prompt containing a filtered word (Azure/OpenAI's content-filter 400), or one the server cannot
+    # process (422); and answers cut off by the token limit (finish_reason "length").
+    context_tokens: int | None = None
+    filter_words: tuple[str, ...] = ()
+    unprocessable_words: tuple[str, ...] = ()
+    rate_truncated: float = 0.0
+    down_after: int | None = None
+    down_for: float = 2.0
+    down_status: int | None = None
+    # True: answers name the model the request asked for. False: they name `model_name`, as real servers
+    # name what they serve (llama.cpp its --alias or gguf path, vLLM its served-model-name).
+    echo_model: bool = True
+    # GET /models answers with this error status (a server without a model list) instead of the list.
+    models_status: int | None = None
+    # What GET /models says of the weights, as llama.cpp's `meta` does (size, parameters …); None: nothing.
+    model_meta: dict[str, Any] | None = None
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> None:
         unknown = set(knobs) - set(KNOBS)
@@ -206,6 +227,8 @@ class FakeOpenAIServer:
         self._rng, self._rng_seed = random.Random(self.seed), self.seed
         self._tokens_left, self._bucket_at = 0.0, 0.0
         self._ids = 0
+        self._seen = 0
+        self._down_until: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -309,6 +332,9 @@ class FakeOpenAIServer:
         """Zeroed counters (in-flight requests are still in flight)."""
         counts = dict.fromkeys(("requests", "ok", "429", "500", "garbage", "bad_structured", "hung"), 0)
         counts.update(dict.fromkeys(("rejected", "bad_request", "embeddings", "prompt_tokens", "completion_tokens"), 0))
+        counts.update(dict.fromkeys(("context_exceeded", "filtered", "unprocessable", "truncated"), 0))
+        counts["down"] = 0
+        counts["model_lists"] = 0
         return {**counts, "by_key": {}, "models": {}, "in_flight": in_flight, "max_in_flight": in_flight}
 
     def _on_loop(self, fn: Callable[[], Any]) -> Any:
@@ -364,6 +390,17 @@ class FakeOpenAIServer:
         except TimeoutError:
             pass
 
+    def _is_down(self) -> bool:
+        """Whether the outage is on: it starts at request number down_after + 1 and lasts down_for seconds."""
+        self._seen += 1
+        if self.down_after is None:
+            return False
+        if self._down_until is None:
+            if self._seen <= self.down_after:
+                return False
+            self._down_until = time.monotonic() + self.down_for
+        return time.monotonic() < self._down_until
+
     def _headers(self) -> dict[str, str]:
         """Rate-limit headers like OpenAI's, when the knob asks for them."""
         if not self.rate_limit_headers:
@@ -383,13 +420,20 @@ class FakeOpenAIServer:
         return _json(_error_body(status, message), status, headers)
 
     async def _handle(self, request: web.Request, answer: Callable[[dict[str, Any]], web.Response]) -> web.Response:
-        """The knobs, in order: auth, fail_status, bad request, hang, admission, gather, latency, random
-        failures."""
+        """The knobs, in order: outage, auth, fail_status, bad request, hang, admission, gather, latency,
+        random failures."""
         stats = self.stats  # no await before the try: a reset cannot slip in between
         stats["requests"] += 1
         stats["in_flight"] += 1
         stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
         try:
+            if self._is_down():
+                stats["down"] += 1
+                if self.down_status is not None:
+                    return self._error(self.down_status)
+                if request.transport is not None:
+                    request.transport.abort()  # a restarting server: the client sees a dropped connection
+                return web.Response(status=503)
             auth = request.headers.get("Authorization", "")
             key = auth[7:] if auth[:7].lower() == "bearer " else auth
             self.stats["by_key"][key] = self.stats["by_key"].get(key, 0) + 1
@@ -408,7 +452,7 @@ class FakeOpenAIServer:
             if body.get("stream"):
                 self.stats["bad_request"] += 1
                 return self._error(400, "This fake server does not stream.")
-            if self.hang or (self.hang_after is not None and stats["requests"] > self.hang_after):
+            if self.hang or (self.hang_after is not None and self.stats["requests"] > self.hang_after):
                 self.stats["hung"] += 1
                 assert self._released is not None
                 await self._released.wait()
@@ -436,7 +480,31 @@ class FakeOpenAIServer:
             self.stats["in_flight"] -= 1
 
     async def _chat(self, request: web.Request) -> web.Response:
-        return await self._handle(request, self._chat_answer)
+        return await self._handle(request, self._chat_or_refusal)
+
+    def _chat_or_refusal(self, body: dict[str, Any]) -> web.Response:
+        """Refuse this one request for what it says (context, filter, 422), or answer it."""
+        messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
+        texts = [_text(m.get("content")) for m in messages]
+        prompt_tokens = sum(_tokens(t) for t in texts)
+        if self.context_tokens is not None and prompt_tokens > self.context_tokens:
+            self.stats["context_exceeded"] += 1
+            message = (
+                f"request ({prompt_tokens} tokens) exceeds the available context size "
+                f"({self.context_tokens} tokens), try increasing it"
+            )
+            body_ = {"error": {"code": 400, "message": message, "type": "exceed_context_size_error"}}
+            return _json(orjson.dumps(body_), 400)
+        joined = " ".join(texts).lower()
+        if any(word.lower() in joined for word in self.filter_words):
+            self.stats["filtered"] += 1
+            message = "The response was filtered due to the prompt triggering Azure OpenAI's content management policy."
+            body_ = {"error": {"message": message, "type": None, "param": "prompt", "code": "content_filter"}}
+            return _json(orjson.dumps(body_), 400)
+        if any(word.lower() in joined for word in self.unprocessable_words):
+            self.stats["unprocessable"] += 1
+            return self._error(422, "Unprocessable Entity: the input could not be processed.")
+        return self._chat_answer(body)
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         return await self._handle(request, self._embedding_answer)
@@ -468,7 +536,7 @@ class FakeOpenAIServer:
 
     def _chat_answer(self, body: dict[str, Any]) -> web.Response:
         messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
-        content = self._content(body, messages)
+        content, finish_reason = self._cut(body, self._content(body, messages))
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if self.reasoning:
             message["reasoning_content"] = f"Thinking about {len(messages)} messages before answering."
@@ -480,10 +548,22 @@ class FakeOpenAIServer:
         self.stats["completion_tokens"] += completion_tokens
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
         usage["total_tokens"] = prompt_tokens + completion_tokens
-        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        choice = {"index": 0, "message": message, "finish_reason": finish_reason}
         payload = {"id": f"chatcmpl-fake{self._ids}", "object": "chat.completion", "created": int(time.time())}
-        payload.update(model=body.get("model", self.model_name), choices=[choice], usage=usage)
+        served = body.get("model", self.model_name) if self.echo_model else self.model_name
+        payload.update(model=served, choices=[choice], usage=usage)
         return _json(orjson.dumps(payload), 200, self._headers())
+
+    def _cut(self, body: dict[str, Any], content: str) -> tuple[str, str]:
+        """The answer as the token limit leaves it: cut at max_tokens, or at random (rate_truncated)."""
+        limit = body.get("max_tokens") or body.get("max_completion_tokens")
+        if isinstance(limit, int) and _tokens(content) > limit:
+            self.stats["truncated"] += 1
+            return content[: max(0, limit * 4 - 4)], "length"
+        if self.rate_truncated and self._random() < self.rate_truncated:
+            self.stats["truncated"] += 1
+            return content[: len(content) // 2], "length"
+        return content, "stop"
 
     def _embedding_answer(self, body: dict[str, Any]) -> web.Response:
         raw = body.get("input", "")
@@ -505,7 +585,12 @@ class FakeOpenAIServer:
         return _json(orjson.dumps(payload), 200, self._headers())
 
     async def _models(self, request: web.Request) -> web.Response:
-        model = {"id": self.model_name, "object": "model", "created": 0, "owned_by": "fakeserver"}
+        self.stats["model_lists"] += 1
+        if self.models_status is not None:
+            return self._error(self.models_status)
+        model: dict[str, Any] = {"id": self.model_name, "object": "model", "created": 0, "owned_by": "fakeserver"}
+        if self.model_meta is not None:
+            model["meta"] = self.model_meta
         return web.json_response({"object": "list", "data": [model]})
 
     async def _get_stats(self, request: web.Request) -> web.Response:
@@ -531,8 +616,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--retry-after", type=lambda v: None if v.lower() == "none" else float(v), default=0.05)
     parser.add_argument("--admit-rps", type=float, default=None)
     parser.add_argument("--fail-status", type=int, default=None)
+    parser.add_argument("--down-after", type=int, default=None)
+    parser.add_argument("--down-for", type=float, default=2.0)
+    parser.add_argument("--down-status", type=int, default=None)
+    parser.add_argument("--hang-after", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model-name", default="fake-model")
+    parser.add_argument("--models-status", type=int, default=None)
+    parser.add_argument("--no-echo-model", dest="echo_model", action="store_false", help="Answers name model_name.")
     parser.add_argument("--reject-key", dest="reject_keys", action="append", default=[])
     for flag in ("hang", "reasoning", "rate_limit_headers"):
         parser.add_argument("--" + flag.replace("_", "-"), action="store_true")

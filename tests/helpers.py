@@ -46,14 +46,11 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
 
 
-def cli_subprocess(*args: str, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.Popen[bytes]:
-    """Start the CLI as a real process (for signals and pipes)."""
+def cli_subprocess(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT, **kwargs: Any
+) -> subprocess.Popen[bytes]:
+    """Start the CLI as a real process (for signals and pipes); stdout and stderr are pipes unless given."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.Popen(
-        [sys.executable, "-m", "afterimage_cli", *args],
-        cwd=ROOT,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        **kwargs,
-    )
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen([sys.executable, "-m", "afterimage_cli", *args], cwd=cwd, env=full_env, **kwargs)

@@ -62,3 +62,41 @@ class MisconfiguredOpenings(BaseInstructionGeneratorCallback):
         from afterimage_cli.errors import ConfigError
 
         raise ConfigError("instructions.options.path: tickets.txt does not exist")
+
+
+def _mark(path: str, what: str) -> None:
+    """Record that a command built a plugin (appends, so several builds show up)."""
+    with open(path, "a") as fh:
+        fh.write(what + "\n")
+
+
+class MarkingModifier(BaseRespondentPromptModifierCallback):
+    """A plugin whose constructor leaves a marker file: shows whether a command built (ran) it."""
+
+    def __init__(self, *, marker: str) -> None:
+        _mark(marker, "modifier")
+        super().__init__()
+
+    async def amodify(
+        self, prompt: GeneratedResponsePrompt, *, instructions: GeneratedInstructions, persona: Persona | None = None
+    ) -> GeneratedResponsePrompt:
+        return prompt
+
+
+class MarkingOpenings(TwoOpenings):
+    """An instruction generator plugin that leaves a marker file when built."""
+
+    def __init__(self, llm: Any = None, *, marker: str) -> None:
+        _mark(marker, "instructions")
+        super().__init__(llm)
+
+
+def marking_retriever(cfg: Any, chunks: list[Any]) -> Any:
+    """A retriever factory plugin that leaves a marker file (retriever.options.marker) when called."""
+    _mark(cfg.options["marker"], "retriever")
+
+    class FirstChunk:
+        def get_context(self, query: str) -> str:
+            return chunks[0].text
+
+    return FirstChunk()

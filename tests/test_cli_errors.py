@@ -128,3 +128,20 @@ def test_bad_flag_value_names_the_flag(tmp_path) -> None:
     result = invoke("generate", str(make_config(tmp_path)), "--model", "m", "--api-base", "localhost:8000/v1")
     assert result.exit_code == 2
     assert one_line_error(result).startswith("error: --api-base made the config invalid: respondent.api_base:")
+
+
+def test_error_text_is_printed_as_is_not_as_markup(tmp_path) -> None:
+    """A message holding '[old]' keeps it, and one holding '[/]' does not crash the error handler."""
+    result = invoke("generate", str(tmp_path / "run[old].yaml"))
+    assert result.exit_code == 2
+    assert "run[old].yaml: config file not found" in one_line_error(result)
+    result = invoke("generate", str(tmp_path / "a[b" / "c[/]d.yaml"))
+    assert result.exit_code == 2
+    assert "a[b/c[/]d.yaml: config file not found" in one_line_error(result)
+
+
+def test_validate_prints_a_bracketed_path_as_is(tmp_path) -> None:
+    config = tmp_path / "cfg[v2].yaml"
+    config.write_text(make_config(tmp_path).read_text())
+    result = invoke("validate", str(config))
+    assert result.exit_code == 0 and f"{config}: ok" in result.stderr

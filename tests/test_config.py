@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from afterimage_cli.config_loader import load_config, parse_config
 from afterimage_cli.errors import ConfigError
+
+from .helpers import invoke, make_config
 
 BASE = "respondent:\n  model: offline\n"
 
@@ -68,6 +71,19 @@ def test_env_interpolation_and_default() -> None:
 
 def test_env_interpolation_missing_variable() -> None:
     assert "environment variable NOPE is not set" in error_of("respondent:\n  model: ${NOPE}\n")
+
+
+def test_doubled_dollar_writes_a_literal_placeholder(tmp_path, monkeypatch) -> None:
+    """`$${VAR}` in a prompt is the text `${VAR}` (neither substituted nor required), through the CLI."""
+    monkeypatch.setenv("PRODUCT", "Afterimage")
+    monkeypatch.delenv("TEMPLATE_SLOT", raising=False)
+    config = make_config(
+        tmp_path, generation={"system_prompt": "You support ${PRODUCT}. Keep $${TEMPLATE_SLOT} and $${PRODUCT} as-is."}
+    )
+    result = invoke("generate", str(config), "--dry-run", "--json")
+    assert result.exit_code == 0, result.stderr
+    prompt = orjson.loads(result.stdout)["config"]["generation"]["system_prompt"]
+    assert prompt == "You support Afterimage. Keep ${TEMPLATE_SLOT} and ${PRODUCT} as-is."
 
 
 def test_missing_file(tmp_path) -> None:

@@ -105,20 +105,21 @@ def test_server_that_stops_answering_stops_the_run(fake_server, tmp_path) -> Non
     # 200 answers, then silence: with 8 workers and conversations of a few calls, some rows are done by then
     # (on any machine: a count, not a moment).
     fake_server.hang_after = 200
-    cfg = {"respondent": {"model": "offline", "timeout": 2}, "error_budget": {"max_consecutive_failures": 8}}
+    cfg = {
+        "respondent": {"model": "offline", "timeout": 2},
+        "error_budget": {"max_consecutive_failures": 8, "max_outage_s": 3},
+    }
     result = served(fake_server, tmp_path, "-n", "5000", "--concurrency", "8", **cfg)
-    assert result.exit_code == 1
-    # Stopped by the 8th consecutive failure: the 8 calls in flight when the server hung, plus at most one
-    # retry for each of the first 7 that timed out (a retry times out no sooner than they did).
-    assert 8 <= fake_server.stats["hung"] <= 15
+    assert result.exit_code == 1 and fake_server.stats["hung"] >= 1
     assert "stopping" in result.stderr and "re-run" in result.stderr
+    assert f"the server at {fake_server.api_base} has not answered for 3 s" in result.stderr
     rows = read_rows(tmp_path / "out.jsonl")
     assert 0 < len(rows) < 5000
     for row in rows:
         ConversationRow.model_validate(row)
 
 
-@pytest.mark.parametrize("status,needle", [(401, "API key was rejected"), (400, "request was refused")])
+@pytest.mark.parametrize("status,needle", [(401, "none was sent"), (400, "request was refused")])
 def test_non_retryable_errors_stop_at_once(fake_server, tmp_path, status, needle) -> None:
     fake_server.fail_status = status
     result = served(fake_server, tmp_path, "-n", "5")
@@ -163,6 +164,8 @@ def test_separate_user_model(fake_server, tmp_path) -> None:
     assert read_rows(tmp_path / "out.jsonl")[0]["metadata"]["models"] == {
         "respondent": "openai/resp-model",
         "correspondent": "openai/sim-model",
+        # The fake server lists one model, as llama.cpp does: it serves both names.
+        "served": {"respondent": "fake-model", "correspondent": "fake-model"},
     }
 
 

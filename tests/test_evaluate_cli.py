@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from afterimage_cli.engine.ledger import ledger_path, read_ledger
 from afterimage_cli.types import ConversationRow
 
 from .evaluate_helpers import conversation_row, judge_config, judge_responder, published_row, write_rows
@@ -236,8 +237,19 @@ def test_bad_structured_output_is_retried_then_fails_the_row_only(fake_server, t
     cfg = judge_config(tmp_path, fake_server)
     result = evaluate(str(source), "-o", str(out), "-c", str(cfg), "--concurrency", "1")
     assert result.exit_code == 1
-    assert "2 row(s) could not be judged" in result.stderr and "re-run" in result.stderr
-    assert read_rows(out) == []
+    assert "2 of 2 rows could not be judged" in result.stderr and "--retry-rejected" in result.stderr
+    assert "invalid_output" in result.stderr and read_rows(out) == []
+    ledger = [r for r in read_ledger(ledger_path(out)) if r["event"] == "rejected"]
+    assert [r["cause"] for r in ledger] == ["invalid_output", "invalid_output"]
+    # A re-run does not pay for them again; --retry-rejected does, and with a sane judge they are written.
+    requests = fake_server.stats["requests"]
+    assert evaluate(str(source), "-o", str(out), "-c", str(cfg)).exit_code == 1
+    assert fake_server.stats["requests"] == requests
+    fake_server.rate_bad_structured = 0.0
+    fake_server.responder = judge_responder()
+    again = evaluate(str(source), "-o", str(out), "-c", str(cfg), "--retry-rejected")
+    assert again.exit_code == 0, again.stderr
+    assert len(read_rows(out)) == 2
 
 
 def test_rejected_key_stops_the_run(fake_server, tmp_path) -> None:

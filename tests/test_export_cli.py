@@ -39,6 +39,16 @@ def test_stdin_to_stdout(tmp_path: Path) -> None:
     assert result.stderr == "export: 2 rows read, 0 skipped (invalid), 0 filtered; written: sharegpt 2\n"
 
 
+def test_limit_exports_the_first_n_kept_rows_and_stops_reading(tmp_path: Path) -> None:
+    rows = [{**ROW, "id": f"r{i}", "final_score": 0.9 if i % 2 else 0.1} for i in range(10)]
+    result = invoke_export("-", "-f", "messages", "--min-score", "0.5", "--limit", "3", input=jsonl_bytes(rows))
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout_bytes.splitlines()) == 3
+    assert result.stderr == "export: 6 rows read, 0 skipped (invalid), 3 filtered; written: messages 3\n"
+    result = invoke_export("-", "-f", "sharegpt", "--limit", "2", input=jsonl_bytes(rows))
+    assert len(result.stdout_bytes.splitlines()) == 2 and "2 rows read" in result.stderr
+
+
 def test_explicit_dash_output_and_quiet(tmp_path: Path) -> None:
     result = invoke_export("-", "-f", "chatml", "-o", "-", "-q", input=jsonl_bytes([ROW]))
     assert result.exit_code == 0, result.output

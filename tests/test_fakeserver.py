@@ -219,6 +219,26 @@ def test_fail_status_and_reject_keys(fake_server: FakeOpenAIServer) -> None:
     assert fake_server.stats["by_key"] == {"sk-bad": 1, "sk-good": 3} and fake_server.stats["rejected"] == 2
 
 
+def test_outage_window_drops_connections_or_answers_a_status() -> None:
+    srv = FakeOpenAIServer(down_after=2, down_for=3600).start()
+    try:
+        assert [chat(srv).status_code for _ in range(2)] == [200, 200]
+        with pytest.raises(httpx.RemoteProtocolError):  # the connection is dropped, as a restart drops it
+            chat(srv)
+        srv.down_status = 503
+        assert chat(srv).status_code == 503
+        srv.down_after = None  # back up
+        assert chat(srv).status_code == 200
+        assert srv.stats["down"] == 2 and srv.stats["ok"] == 3
+    finally:
+        srv.stop()
+    srv = FakeOpenAIServer(down_after=0, down_for=0.0).start()  # a zero-length outage is none
+    try:
+        assert chat(srv).status_code == 200
+    finally:
+        srv.stop()
+
+
 def test_stream_and_bad_json_are_400(fake_server: FakeOpenAIServer) -> None:
     assert chat(fake_server, stream=True).status_code == 400
     assert httpx.post(f"{fake_server.api_base}/chat/completions", content=b"{nope").status_code == 400
@@ -363,3 +383,14 @@ def test_litellm_accepts_the_answers(fake_server: FakeOpenAIServer) -> None:
 
     asyncio.run(run())
     assert fake_server.stats["by_key"] == {"sk-test": 5} and fake_server.stats["models"]["fake-model"] == 4
+
+
+def test_hang_after_answers_the_first_requests_then_hangs() -> None:
+    srv = FakeOpenAIServer(hang_after=2).start()
+    try:
+        assert [chat(srv).status_code for _ in range(2)] == [200, 200]
+        with pytest.raises(httpx.ReadTimeout):
+            chat(srv, timeout=0.2)
+        assert srv.stats["hung"] == 1 and srv.stats["ok"] == 2
+    finally:
+        srv.stop()

@@ -21,7 +21,7 @@ def cfg(tmp_path):
         Overrides(concurrency=3),
         Overrides(output="elsewhere.jsonl"),
         Overrides(api_base="http://127.0.0.1:2/v1"),
-        Overrides(no_cache=True, max_cost=1.0, max_tokens=10),
+        Overrides(no_cache=True, max_cost=1.0, max_total_tokens=10),
     ],
 )
 def test_operational_flags_keep_the_fingerprint(cfg, flags) -> None:

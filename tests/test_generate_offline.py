@@ -49,6 +49,23 @@ def test_rerun_resumes_and_adds_nothing(tmp_path) -> None:
     assert len(rows) == 9 and len({r["id"] for r in rows}) == 9
 
 
+def test_smaller_n_on_a_larger_output_says_it_is_not_exact(tmp_path) -> None:
+    """-n 4 on an output of 10 rows deletes nothing, and says so on stderr and in the --json summary."""
+    cfg = make_config(tmp_path)
+    assert invoke("generate", str(cfg), "-n", "10", "-q").exit_code == 0
+    result = invoke("generate", str(cfg), "-n", "4", "-q", "--json")
+    assert result.exit_code == 0
+    assert orjson.loads(result.stdout)["rows_beyond_target"] == 6
+    out = tmp_path / "out.jsonl"
+    assert f"warning: {out} holds 10 rows, 6 more than the 4 asked for" in result.stderr
+    assert f"afterimage export {out} --limit 4" in result.stderr and f"head -n 4 {out}" in result.stderr
+    assert len(read_rows(out)) == 10  # nothing deleted
+    exported = invoke("export", str(out), "--limit", "4", "-f", "messages", "-o", str(tmp_path / "train.jsonl"))
+    assert exported.exit_code == 0 and len(read_rows(tmp_path / "train.jsonl")) == 4
+    exact = invoke("generate", str(cfg), "-n", "10", "-q", "--json")
+    assert orjson.loads(exact.stdout)["rows_beyond_target"] == 0 and "warning" not in exact.stderr
+
+
 def test_different_run_is_refused_without_overwrite(tmp_path) -> None:
     cfg = make_config(tmp_path)
     assert invoke("generate", str(cfg), "-n", "3", "-q").exit_code == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,37 @@ def test_tree_size_is_bounded() -> None:
         parse_config("respondent: {model: offline}\npersona_generation: {depth: -1}\n")
 
 
+def test_two_runs_saving_the_personas_file_at_once_both_succeed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    both_written = threading.Barrier(2, timeout=10)
+    write_bytes = Path.write_bytes
+
+    def write_then_wait(self: Path, data: bytes) -> int:
+        written = write_bytes(self, data)
+        both_written.wait()  # neither renames its temp file before the other has written its own
+        return written
+
+    monkeypatch.setattr(Path, "write_bytes", write_then_wait)
+    personas = [Persona(description="a root", depth=0)]
+    errors: list[BaseException] = []
+
+    def save() -> None:
+        try:
+            save_personas(tmp_path / "p.jsonl", personas)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert load_personas(tmp_path / "p.jsonl") == personas
+    assert [p.name for p in tmp_path.iterdir()] == ["p.jsonl"]
+
+
 def test_files_round_trip_and_every_format_loads(tmp_path: Path) -> None:
     personas = [Persona(description="a root", depth=0), Persona(description="a child", depth=1)]
     save_personas(tmp_path / "p.jsonl", personas, [None, 0])
@@ -138,15 +170,14 @@ def test_bad_persona_files_name_the_field(tmp_path: Path) -> None:
 
 
 def persona_config(tmp_path: Path, **extra: Any) -> Path:
-    return make_config(
-        tmp_path,
-        documents={"sources": [str(ROOT / "configs" / "corpus")], "chunk_size": 600, "chunk_overlap": 100},
-        instructions={"generator": "contextual", "options": {"use_persona": True}},
-        persona_generation={"roots": 2, "depth": 2, "branching": 2},
-        personas=[],
-        modifiers=[{"name": "persona"}],
-        **extra,
-    )
+    sections: dict[str, Any] = {
+        "documents": {"sources": [str(ROOT / "configs" / "corpus")], "chunk_size": 600, "chunk_overlap": 100},
+        "instructions": {"generator": "contextual", "options": {"use_persona": True}},
+        "persona_generation": {"roots": 2, "depth": 2, "branching": 2},
+        "personas": [],
+        "modifiers": [{"name": "persona"}],
+    }
+    return make_config(tmp_path, **{**sections, **extra})
 
 
 def test_personas_command_saves_and_generate_reuses(tmp_path: Path) -> None:
@@ -226,3 +257,50 @@ def test_persona_generation_model_is_used(tmp_path: Path, fake_server: Any) -> N
     assert result.exit_code == 0, result.output
     assert fake_server.snapshot()["models"] == {"persona-writer": 1}
     assert load_personas(tmp_path / "p.jsonl")[0].description == "sample description"
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".txt"])
+def test_generated_personas_file_is_written_in_its_suffix_format_and_resumes(tmp_path: Path, suffix: str) -> None:
+    """generate writes the tree in the format the suffix names; the next run reads it back and resumes."""
+    saved = tmp_path / f"personas{suffix}"
+    path = persona_config(tmp_path, personas_file=str(saved))
+    assert invoke("generate", str(path), "-n", "6", "-q").exit_code == 0
+    on_file = load_personas(saved)
+    assert len(on_file) == 14  # 2 roots, depth 2, branching 2
+    if suffix == ".json":
+        assert len(orjson.loads(saved.read_bytes())["personas"]) == 14
+    if suffix == ".txt":
+        assert not saved.read_text().lstrip().startswith("{")
+    else:
+        assert {p.depth for p in on_file} == {0, 1, 2}  # txt keeps descriptions only
+    result = invoke("generate", str(path), "-n", "10", "-q")
+    assert result.exit_code == 0, result.output  # same personas read back: same fingerprint, resumed
+    rows = read_rows(tmp_path / "out.jsonl")
+    assert len(rows) == 10 and len({r["metadata"]["run_fingerprint"] for r in rows}) == 1
+    depth = {p.description: p.depth for p in on_file}
+    assert all(depth[r["persona"]] == r["metadata"]["persona_generation_depth"] for r in rows)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".txt"])
+def test_personas_command_round_trips_every_suffix(tmp_path: Path, suffix: str) -> None:
+    target = tmp_path / f"tree{suffix}"
+    result = invoke("personas", str(persona_config(tmp_path)), "-o", str(target), "--json")
+    assert result.exit_code == 0, result.output
+    on_file = load_personas(target)
+    assert len(on_file) == orjson.loads(result.stdout)["personas"] == 14
+    assert not any(p.description.startswith("{") for p in on_file)  # descriptions, not JSON lines read as text
+
+
+def test_unsupported_personas_suffix_is_refused_before_generating(tmp_path: Path, fake_server: Any) -> None:
+    model = {"model": "openai/persona-writer", "api_base": fake_server.api_base}
+    path = persona_config(tmp_path, persona_generation={"roots": 1, "depth": 0, "model": model})
+    result = invoke("personas", str(path), "-o", str(tmp_path / "p.yaml"))
+    assert result.exit_code == 2 and "-o: " in result.output and "name a .jsonl" in result.output
+    bad = persona_config(
+        tmp_path, personas_file=str(tmp_path / "p.csv"), persona_generation={"roots": 1, "depth": 0, "model": model}
+    )
+    for command in (("generate", str(bad), "-q"), ("validate", str(bad))):
+        result = invoke(*command)
+        assert result.exit_code == 2 and "personas_file: " in result.output and "'.csv'" in result.output
+    assert fake_server.snapshot()["requests"] == 0
+    assert not list(tmp_path.glob("p.*")) and not (tmp_path / "out.jsonl").exists()

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import time
 import types
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from afterimage_cli.resources import Resources
 from afterimage_cli.retrieval.base import aretrieve
 from afterimage_cli.retrieval.embeddings import LiteLLMEmbedder, SentenceTransformerEmbedder, build_embedder
 from afterimage_cli.retrieval.qdrant import QdrantRetriever
-from afterimage_cli.retrieval.sparse import SparseBM25Embedder, tokenize
+from afterimage_cli.retrieval.sparse import SparseBM25Embedder, SparseVectorData, tokenize
 from afterimage_cli.types import NO_RETRIEVAL_CONTEXT
 
 from .helpers import ROOT, invoke, make_config, read_rows
@@ -76,17 +78,25 @@ def test_local_path_index_is_built_once_and_reused(tmp_path: Path) -> None:
     changed.close()
 
 
-def test_half_built_index_is_rebuilt(tmp_path: Path) -> None:
+@pytest.mark.parametrize("damage", ["truncated", "another corpus", "not vectors"])
+def test_a_damaged_vectors_file_is_rebuilt(tmp_path: Path, damage: str) -> None:
     path = str(tmp_path / "index")
     retriever = QdrantRetriever(make_chunks(), path=path)
     retriever.ensure_index()
-    client = retriever._sync_client()
-    client.delete(retriever.collection_name, points_selector=[retriever.points()[0].id], wait=True)
     retriever.close()
+    vectors = retriever.vectors_path
+    assert vectors is not None and vectors.parent == tmp_path / "index"
+    data = vectors.read_bytes()
+    if damage == "truncated":
+        vectors.write_bytes(data[:-3])
+    elif damage == "another corpus":
+        vectors.write_bytes(data.replace(b'"count":4', b'"count":5', 1))
+    else:
+        vectors.write_bytes(b"\x00" * 64)
     fresh = QdrantRetriever(make_chunks(), path=path)
-    fresh.ensure_index()
-    assert fresh.build_seconds is not None
-    assert fresh._sync_client().count(fresh.collection_name, exact=True).count == len(TOPICS)
+    assert fresh.get_context("raft leader election").startswith(TOPICS["raft"])
+    assert fresh.build_seconds is not None and fresh.load_seconds is None
+    assert vectors.read_bytes() == data  # rewritten whole
     fresh.close()
 
 
@@ -133,13 +143,42 @@ def test_nothing_found_gives_the_canonical_text() -> None:
     strict.close()
 
 
-def test_a_second_process_on_the_same_folder_is_a_config_error(tmp_path: Path) -> None:
-    holder = QdrantRetriever(make_chunks(), path=str(tmp_path / "index"))
-    holder.ensure_index()
-    other = QdrantRetriever(make_chunks(), path=str(tmp_path / "index"))
-    with pytest.raises(ConfigError, match=r"retriever\.path: .* is in use"):
-        other.ensure_index()
-    holder.close()
+def test_many_retrievers_read_one_folder_at_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "index")
+    readers = [QdrantRetriever(make_chunks(), path=path, top_k=1) for _ in range(3)]
+    for reader in readers:  # all open at once, each with its own in-memory copy
+        assert reader.get_context_with_metadata("bloom filter false positives").hits[0].id == "c-bloom"
+    assert readers[0].build_seconds is not None
+    assert all(r.build_seconds is None and r.load_seconds is not None for r in readers[1:])
+    for reader in readers:
+        reader.close()
+
+
+def test_runs_starting_at_once_on_an_unbuilt_index_embed_it_once(tmp_path: Path) -> None:
+    """Whoever comes second waits for the first one's file instead of embedding (or writing) too."""
+    calls: list[str] = []
+    started = threading.Barrier(2)
+
+    class SlowEmbedder(SparseBM25Embedder):
+        def embed_documents(self, texts: Sequence[str]) -> list[SparseVectorData]:
+            calls.append(threading.current_thread().name)
+            time.sleep(0.3)  # long enough for the other thread to reach the index
+            return super().embed_documents(texts)
+
+    def run(results: dict[str, Any]) -> None:
+        retriever = QdrantRetriever(make_chunks(), SlowEmbedder(), path=str(tmp_path / "index"), top_k=1)
+        started.wait()
+        results[threading.current_thread().name] = retriever.get_context_with_metadata("certificate authority")
+        retriever.close()
+
+    results: dict[str, Any] = {}
+    threads = [threading.Thread(target=run, args=(results,), name=f"run{i}") for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1
+    assert [r.hits for r in results.values()] == [results["run0"].hits] * 2 and results["run0"].hits[0].id == "c-tls"
 
 
 def test_server_mode_uses_url_and_key_variable() -> None:

@@ -188,11 +188,32 @@ def test_max_cost_stops_cleanly_and_resumes(fake_server, tmp_path) -> None:
     assert len(read_rows(tmp_path / "out.jsonl")) == 30
 
 
-def test_max_tokens_budget(fake_server, tmp_path) -> None:
+def test_max_total_tokens_budget(fake_server, tmp_path) -> None:
     cfg = make_config(tmp_path, retry=FAST_RETRY, generation={"concurrency": 1})
-    result = run(fake_server, cfg, "-n", "50", "--max-tokens", "2000")
+    result = run(fake_server, cfg, "-n", "50", "--max-total-tokens", "2000")
     assert result.exit_code == 1 and "token budget reached" in result.stderr
+    assert "--max-total-tokens" in result.stderr  # the error names what to raise
     assert 0 < len(read_rows(tmp_path / "out.jsonl")) < 50
+
+
+def test_config_token_budget_is_max_total_tokens(fake_server, tmp_path) -> None:
+    cfg = make_config(tmp_path, retry=FAST_RETRY, generation={"concurrency": 1}, budget={"max_total_tokens": 2000})
+    result = run(fake_server, cfg, "-n", "50")
+    assert result.exit_code == 1 and "budget.max_total_tokens" in result.stderr
+    assert 0 < len(read_rows(tmp_path / "out.jsonl")) < 50
+
+
+def test_old_token_budget_names_are_refused_with_the_new_ones(tmp_path) -> None:
+    """--max-tokens and budget.max_tokens read like the per-call limit: refused, naming what to use."""
+    cfg = make_config(tmp_path)
+    result = invoke("generate", str(cfg), "--max-tokens", "2000")
+    assert result.exit_code == 2
+    assert "--max-tokens was renamed --max-total-tokens" in result.stderr and "model block" in result.stderr
+    old = make_config(tmp_path, budget={"max_tokens": 2000})
+    result = invoke("generate", str(old), "-q")
+    assert result.exit_code == 2
+    assert "budget.max_tokens was renamed budget.max_total_tokens" in result.stderr
+    assert not (tmp_path / "out.jsonl").exists()
 
 
 def test_adaptive_concurrency_cuts_under_an_admission_limit(fake_server, tmp_path) -> None:

@@ -53,8 +53,12 @@ def terminate_like_interrupt() -> Iterator[None]:
 
 def report_error(message: str) -> None:
     """Print `error: message` on stderr, each line of a multi-line message indented under it."""
+    from rich.text import Text
+
     first, *rest = str(message).splitlines() or [""]
-    stderr.print(f"[bold red]error:[/] {first}", markup=True, highlight=False)
+    # The message is the user's or a server's text (paths, model names, JSON): never parsed as markup,
+    # where "[old]" would vanish and "[/]" would crash the error handler itself.
+    stderr.print(Text.assemble(("error:", "bold red"), " ", first), highlight=False)
     for line in rest:
         stderr.print(f"  {line}", markup=False, highlight=False)
 

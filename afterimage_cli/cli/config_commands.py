@@ -6,6 +6,7 @@ from pathlib import Path
 
 import orjson
 import typer
+from rich.markup import escape
 
 from . import app
 from .common import run_command, stderr
@@ -25,8 +26,8 @@ def validate(
         cfg = load_config(config)
         warnings = check_components(cfg)
         for warning in warnings:
-            stderr.print(f"[yellow]warning:[/] {warning}")
-        stderr.print(f"{config}: ok")
+            stderr.print(f"[yellow]warning:[/] {escape(warning)}")
+        stderr.print(f"{config}: ok", markup=False)
 
     run_command(body, debug=debug)
 

@@ -20,13 +20,16 @@ def evaluate(
         "--output",
         metavar="OUT",
         help="Output JSONL, or - for stdout (default: INPUT's <stem>.evaluated.jsonl; stdout for stdin). "
-        "An existing OUT is resumed.",
+        "An existing OUT is resumed (same judge settings) unless --overwrite.",
     ),
     judge_model: str | None = typer.Option(
         None, "--judge-model", metavar="MODEL", help="Judge model, e.g. openai/gpt-4o-mini (no default)."
     ),
     api_base: str | None = typer.Option(
         None, "--api-base", metavar="URL", help="Send judge calls to this OpenAI-compatible URL."
+    ),
+    api_key_env: str | None = typer.Option(
+        None, "--api-key-env", metavar="NAME", help="Send the key in this variable to the --api-base server."
     ),
     concurrency: int | None = typer.Option(
         None, "--concurrency", min=1, metavar="N", help="Conversations judged at once (default 8)."
@@ -41,6 +44,12 @@ def evaluate(
     json_summary: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Show nothing but errors."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip and count bad rows instead of stopping."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace OUT instead of resuming it (needed when the judge settings changed)."
+    ),
+    retry_rejected: bool = typer.Option(
+        False, "--retry-rejected", help="Judge again the rows the ledger records as rejected."
+    ),
     config: Path | None = typer.Option(
         None, "--config", "-c", metavar="FILE", help="A config whose evaluation/respondent/retry sections apply."
     ),
@@ -57,6 +66,7 @@ def evaluate(
             output=output,
             judge_model=judge_model,
             api_base=api_base,
+            api_key_env=api_key_env,
             concurrency=concurrency,
             no_judge=no_judge,
             min_score=min_score,
@@ -65,6 +75,8 @@ def evaluate(
             quiet=quiet,
             skip_invalid=skip_invalid,
             config=config,
+            overwrite=overwrite,
+            retry_rejected=retry_rejected,
         )
         summary = run_evaluate(request, stderr)
         if json_summary:

@@ -46,6 +46,9 @@ def export_command(
         None, "--split", metavar="FRACTION", help="Train fraction, e.g. 0.9: writes <stem>.train and <stem>.val files."
     ),
     seed: int = typer.Option(0, "--seed", metavar="N", help="Seed of the deterministic split."),
+    limit: int | None = typer.Option(
+        None, "--limit", min=1, metavar="N", help="Export the first N rows that pass the filters, at most."
+    ),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip and count bad rows instead of stopping."),
     list_formats: bool = typer.Option(False, "--list-formats", help="List the formats and exit."),
     output_format: str = typer.Option(
@@ -74,7 +77,9 @@ def export_command(
             names, output, split=splitter is not None, output_format=output_format, source=source
         )
         with export.open_rows(source, skip_invalid=skip_invalid) as reader:
-            stats = export.run_export(reader, plan, options, output_format=output_format, keep=keep, splitter=splitter)
+            stats = export.run_export(
+                reader, plan, options, output_format=output_format, keep=keep, splitter=splitter, limit=limit
+            )
         if not quiet:
             _print_summary(stats)
 

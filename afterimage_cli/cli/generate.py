@@ -20,12 +20,21 @@ def generate(
     model: str | None = typer.Option(None, "--model", help="Respondent model, e.g. openai/gpt-4o-mini."),
     user_model: str | None = typer.Option(None, "--user-model", help="Simulated user's model (default: --model)."),
     api_base: str | None = typer.Option(None, "--api-base", help="Point every model at this OpenAI-compatible URL."),
+    api_key_env: str | None = typer.Option(
+        None, "--api-key-env", metavar="NAME", help="Send the key in this variable to the --api-base server."
+    ),
     concurrency: int | None = typer.Option(None, "--concurrency", min=1, help="Conversations in flight at once."),
     seed: int | None = typer.Option(None, "--seed", help="Seed for every sampling choice."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output instead of resuming it."),
+    retry_rejected: bool = typer.Option(
+        False, "--retry-rejected", help="Try again the items the ledger records as rejected."
+    ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the response cache."),
     max_cost: float | None = typer.Option(None, "--max-cost", min=0, help="Stop cleanly once this many USD are spent."),
-    max_tokens: int | None = typer.Option(None, "--max-tokens", min=1, help="Stop cleanly after this many tokens."),
+    max_total_tokens: int | None = typer.Option(
+        None, "--max-total-tokens", min=1, help="Stop cleanly once the run has used this many tokens."
+    ),
+    renamed_max_tokens: str | None = typer.Option(None, "--max-tokens", hidden=True),
     dry_run: bool = typer.Option(False, "--dry-run", help="Call no model: show config, prompts and an estimate."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Show nothing but errors."),
     json_summary: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
@@ -39,12 +48,28 @@ def generate(
         from ..overrides import Overrides, apply_overrides
         from ..run import execute, preview
 
+        if renamed_max_tokens is not None:
+            raise UsageError(
+                "--max-tokens was renamed --max-total-tokens (the run's token budget); a per-call completion "
+                "limit is max_tokens in the config's model block"
+            )
         if output == "-" and json_summary:
             raise UsageError("-o - and --json both write stdout: pick one")
         cfg = apply_overrides(
             load_config(config),
             Overrides(
-                output, num, max_turns, model, user_model, api_base, concurrency, seed, no_cache, max_cost, max_tokens
+                output,
+                num,
+                max_turns,
+                model,
+                user_model,
+                api_base,
+                concurrency,
+                seed,
+                no_cache,
+                max_cost,
+                max_total_tokens,
+                api_key_env=api_key_env,
             ),
         )
         if dry_run:
@@ -52,7 +77,7 @@ def generate(
             typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() if json_summary else report["text"])
             return
         with terminate_like_interrupt():
-            summary = execute(cfg, overwrite=overwrite, quiet=quiet, console=stderr)
+            summary = execute(cfg, overwrite=overwrite, quiet=quiet, console=stderr, retry_rejected=retry_rejected)
         if json_summary:
             typer.echo(orjson.dumps(summary).decode())
 

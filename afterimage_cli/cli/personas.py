@@ -18,7 +18,7 @@ def personas(
     json_summary: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
-    """Generate personas (a tree from the documents) and save them as JSONL; `generate` reuses the file."""
+    """Generate personas (a tree from the documents) and save them (.jsonl, .json, .txt); `generate` reuses them."""
 
     def body() -> None:
         from ..config_loader import load_config
@@ -29,6 +29,6 @@ def personas(
             typer.echo(orjson.dumps(summary).decode())
             return
         depths = ", ".join(f"depth {d}: {n}" for d, n in summary["by_depth"].items())
-        stderr.print(f"wrote {summary['personas']} personas ({depths}) to {summary['output']}")
+        stderr.print(f"wrote {summary['personas']} personas ({depths}) to {summary['output']}", markup=False)
 
     run_command(body, debug=debug)

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import ErrorBudgetConfig, RetryConfig
-from ..errors import BudgetExceeded, ProviderError, RunAborted
+from ..errors import ProviderError, RunAborted
 from ..monitor import GenerationMonitor
 from ..providers.base import BaseProvider, LLMProvider, LLMResponse, Messages, StructuredLLMResponse
 from ..providers.ratelimit import RateLimiter
 from ..providers.structured import Schema
+from .outage import Clock, OutageGate, Sleep
+
+if TYPE_CHECKING:
+    from .spend import SpendLimit
 
 MAX_RETRY_AFTER = 300.0
 # How many 429s in a row a call waits out for just their Retry-After before backing off on top: enough
@@ -20,44 +25,36 @@ MAX_RETRY_AFTER = 300.0
 TRUSTED_RETRY_AFTERS = 6
 
 
-class SpendLimit:
-    """Stops new calls once the run has spent its cost or token budget (calls in flight finish)."""
-
-    def __init__(self, monitor: GenerationMonitor, max_cost: float | None, max_tokens: int | None) -> None:
-        self.monitor = monitor
-        self.max_cost = max_cost
-        self.max_tokens = max_tokens
-
-    def check(self) -> None:
-        usage = self.monitor.usage
-        if self.max_cost is not None and usage.cost >= self.max_cost:
-            raise BudgetExceeded(f"cost budget reached: ${usage.cost:.4f} spent of ${self.max_cost:g}")
-        tokens = usage.prompt_tokens + usage.completion_tokens
-        if self.max_tokens is not None and tokens >= self.max_tokens:
-            raise BudgetExceeded(f"token budget reached: {tokens:,} tokens used of {self.max_tokens:,}")
-
-
 class ErrorBudget:
-    """Trips on too many consecutive failed attempts, or too high a failure rate over recent items."""
+    """Stops a run whose server is broken: a server silent past its outage allowance (see OutageGate), or
+    too high a failure rate over recent items. One per run, shared by every provider."""
 
-    def __init__(self, cfg: ErrorBudgetConfig) -> None:
+    def __init__(self, cfg: ErrorBudgetConfig, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
         self.cfg = cfg
-        self.consecutive = 0
         self.window: deque[bool] = deque(maxlen=cfg.window)
         self.reason: str | None = None
         self.last_error: str = ""
+        self.gates: dict[str, OutageGate] = {}
+        self._clock = clock
+        self._sleep = sleep
 
-    def attempt_ok(self) -> None:
-        self.consecutive = 0
+    def outage_gate(self, server: str, base_delay: float) -> OutageGate:
+        """The gate of one server (by name), shared by every model served there."""
+        if server not in self.gates:
+            self.gates[server] = OutageGate(
+                server,
+                threshold=self.cfg.max_consecutive_failures,
+                max_outage_s=self.cfg.max_outage_s,
+                base_delay=base_delay,
+                stop=self.stop,
+                clock=self._clock,
+                sleep=self._sleep,
+            )
+        return self.gates[server]
 
     def attempt_failed(self, error: ProviderError) -> None:
-        """Count a failed attempt; rate limiting is back-pressure, not breakage, so 429s don't count."""
+        """Keep the last error, for the stop messages that quote it (outages are the gates' business)."""
         self.last_error = str(error)
-        if error.kind == "rate_limit":
-            return
-        self.consecutive += 1
-        if self.consecutive >= self.cfg.max_consecutive_failures:
-            self.trip(f"{self.consecutive} consecutive failed LLM calls (last: {error})")
 
     def item_done(self, ok: bool) -> None:
         self.window.append(ok)
@@ -68,9 +65,13 @@ class ErrorBudget:
                 f"(max_failure_rate {self.cfg.max_failure_rate}; last error: {self.last_error})"
             )
 
-    def trip(self, reason: str) -> None:
+    def stop(self, reason: str) -> None:
+        """Record why the run stops (the first reason wins); every later check raises it."""
         if self.reason is None:
             self.reason = reason
+
+    def trip(self, reason: str) -> None:
+        self.stop(reason)
         raise RunAborted(f"stopping: {self.reason}")
 
     def check(self) -> None:
@@ -98,7 +99,8 @@ def backoff_delay(attempt: int, cfg: RetryConfig, retry_after: float | None, rng
 
 
 class RetryingProvider(BaseProvider):
-    """Wraps a provider: rate limits and retries each call, counts every attempt, feeds the error budget."""
+    """Wraps a provider: rate limits and retries each call, counts every attempt, feeds the error budget,
+    and waits out an outage of its server (`outage`) instead of spending attempts on it."""
 
     def __init__(
         self,
@@ -109,6 +111,7 @@ class RetryingProvider(BaseProvider):
         limiter: RateLimiter | None = None,
         completion_allowance: int = 256,
         spend: SpendLimit | None = None,
+        outage: OutageGate | None = None,
     ) -> None:
         self.spend = spend
         self.inner = inner
@@ -118,6 +121,7 @@ class RetryingProvider(BaseProvider):
         self.monitor = monitor
         self.limiter = limiter
         self.completion_allowance = completion_allowance
+        self.outage = outage
         self._rng = random.Random()
 
     def _estimate(self, messages: Messages) -> int:
@@ -132,7 +136,10 @@ class RetryingProvider(BaseProvider):
             response = await call()
         except ProviderError as error:
             limited = error.kind == "rate_limit"
-            self.limiter.release(ok=False, rate_limited=limited, headers=error.headers, started=started)
+            paid = error.response.total_token_count - estimate if error.response is not None else 0
+            self.limiter.release(
+                ok=False, rate_limited=limited, headers=error.headers, token_correction=paid, started=started
+            )
             raise
         except BaseException:
             self.limiter.release(ok=False, started=started)
@@ -141,9 +148,37 @@ class RetryingProvider(BaseProvider):
         self.limiter.release(ok=True, headers=response.headers, token_correction=correction, started=started)
         return response
 
+    async def _send(self, call: Any, estimate: int) -> Any:
+        """One attempt, through the outage gate: held while the server is down, unless it is the probe."""
+        gate = self.outage
+        if gate is None:
+            return await self._attempt(call, estimate)
+        probe = await gate.admit()
+        try:
+            response = await (self._probe(call, estimate, gate) if probe else self._attempt(call, estimate))
+        except ProviderError as error:
+            gate.attempt_failed(error)
+            raise
+        finally:
+            if probe:
+                gate.probe_ended()
+        gate.answered()
+        return response
+
+    async def _probe(self, call: Any, estimate: int, gate: OutageGate) -> Any:
+        """The probe gets no longer than the outage has left, so a hung server cannot stretch max_outage_s."""
+        try:
+            async with asyncio.timeout(max(gate.remaining(), 0.0)):
+                return await self._attempt(call, estimate)
+        except TimeoutError:
+            raise ProviderError(
+                f"{self.model_name}: no answer before max_outage_s ran out", retryable=True, kind="timeout"
+            ) from None
+
     async def _attempts(self, call: Any, messages: Messages) -> Any:
         """Call until success. Errors use up `max_attempts`; 429s do not (they are back-pressure, not
-        failure) and are retried until `rate_limit_patience` seconds of waiting have passed."""
+        failure) and are retried until `rate_limit_patience` seconds of waiting have passed; neither do
+        failures while the server is down (the call waits for it in the outage gate)."""
         estimate = self._estimate(messages)
         failures = throttled = 0
         waited_on_limits = 0.0
@@ -152,8 +187,14 @@ class RetryingProvider(BaseProvider):
             if self.spend is not None:
                 self.spend.check()
             try:
-                response = await self._attempt(call, estimate)
+                response = await self._send(call, estimate)
             except ProviderError as error:
+                if error.response is not None:  # the server answered and billed it, though it is unusable
+                    self.monitor.record_response(error.response)
+                self.budget.attempt_failed(error)
+                if self.outage is not None and self.outage.holds(error):
+                    self.monitor.record_error(error.kind, will_retry=True)
+                    continue
                 limited = error.kind == "rate_limit"
                 if limited:
                     delay = rate_limit_delay(throttled, self.retry, error.retry_after, self._rng)
@@ -164,14 +205,12 @@ class RetryingProvider(BaseProvider):
                     failures += 1
                     will_retry = error.retryable and failures < self.retry.max_attempts
                 self.monitor.record_error(error.kind, will_retry=will_retry)
-                self.budget.attempt_failed(error)
                 if not will_retry:
                     raise
                 if limited:
                     waited_on_limits += delay
                 await asyncio.sleep(delay)
                 continue
-            self.budget.attempt_ok()
             self.monitor.record_response(response)
             return response
 

@@ -11,12 +11,14 @@ from typing import Any
 from rich.console import Console
 
 from ..config import Config, EvaluationConfig, ModelConfig
-from ..errors import AfterimageError, RunAborted, UsageError
+from ..engine.ledger import RunLedger, ledger_path
+from ..errors import RunAborted, UsageError
 from ..export.reader import RowReader
 from ..monitor import GenerationMonitor
 from .grading import describe
 from .progress import EvaluateProgress, count_lines
 from .reader import open_conversations
+from .resume import evaluation_fingerprint
 from .runner import EvaluateRunner
 
 NO_JUDGE_HINT = (
@@ -33,6 +35,7 @@ class EvaluateRequest:
     output: str | None = None
     judge_model: str | None = None
     api_base: str | None = None
+    api_key_env: str | None = None
     concurrency: int | None = None
     no_judge: bool = False
     min_score: float | None = None
@@ -41,6 +44,8 @@ class EvaluateRequest:
     quiet: bool = False
     skip_invalid: bool = False
     config: Path | None = None
+    overwrite: bool = False
+    retry_rejected: bool = False
 
 
 def default_output(source: str) -> str:
@@ -54,9 +59,13 @@ def default_output(source: str) -> str:
 def resolve_judge(request: EvaluateRequest, cfg: Config | None) -> ModelConfig | None:
     """The judge model: --judge-model, else evaluation.judge, else the config's respondent; None with --no-judge."""
     if request.no_judge:
-        if request.judge_model or request.api_base:
-            raise UsageError("--no-judge calls no model: drop --judge-model / --api-base, or drop --no-judge")
+        if request.judge_model or request.api_base or request.api_key_env:
+            raise UsageError(
+                "--no-judge calls no model: drop --judge-model / --api-base / --api-key-env, or drop --no-judge"
+            )
         return None
+    if request.api_key_env and not request.api_base:
+        raise UsageError("--api-key-env names the key variable for the --api-base server: add --api-base URL")
     configured = (cfg.evaluation.judge or cfg.respondent) if cfg else None
     if request.judge_model:
         base = cfg.evaluation.judge if cfg and cfg.evaluation.judge else ModelConfig(model="offline", temperature=0.0)
@@ -68,7 +77,10 @@ def resolve_judge(request: EvaluateRequest, cfg: Config | None) -> ModelConfig |
     if request.api_base:
         if model.model.split("/")[0] == "offline":
             raise UsageError("--api-base needs the model the server serves: add --judge-model NAME")
-        model = model.model_copy(update={"api_base": request.api_base})
+        update = {"api_base": request.api_base}
+        if request.api_key_env:
+            update["api_key_env"] = request.api_key_env
+        model = model.model_copy(update=update)
     return model
 
 
@@ -91,22 +103,43 @@ def evaluate(request: EvaluateRequest, console: Console) -> dict[str, Any]:
     _check_paths(request, output)
     judge_model = resolve_judge(request, cfg)
     run_cfg = cfg or Config(respondent=judge_model or ModelConfig(model="offline"))
+    if judge_model is not None:
+        from ..engine.spend import require_prices
+
+        require_prices(run_cfg.budget.max_cost_usd, [("evaluation.judge", judge_model)])
     monitor = GenerationMonitor(0, console)
-    runner = EvaluateRunner(eval_cfg, min_score=request.min_score, concurrency=request.concurrency)
+    fingerprint = evaluation_fingerprint(eval_cfg, judge_model, _served_judge(judge_model, run_cfg))
+    ledger = RunLedger(ledger_path(output), "evaluate", fingerprint)
+    runner = EvaluateRunner(
+        eval_cfg,
+        fingerprint=fingerprint,
+        min_score=request.min_score,
+        concurrency=request.concurrency,
+        ledger=ledger,
+        retry_rejected=request.retry_rejected,
+        max_rejected_share=run_cfg.error_budget.max_rejected_share,
+        monitor=monitor,
+    )
     aborted: RunAborted | None = None
     with open_conversations(request.input, skip_invalid=request.skip_invalid) as reader:
-        runner.open_output(output)
+        runner.open_output(output, overwrite=request.overwrite)
+        ledger.start(None, input=request.input, judge=judge_model.model if judge_model else None)
         progress = EvaluateProgress(console, count_lines(request.input), lambda: _status(runner, monitor, judge_model))
+        status = "interrupted"
         try:
             with progress.display(request.quiet):
                 if judge_model is None:
                     runner.run_offline(reader, progress)
                 else:
                     asyncio.run(_judged(runner, reader, progress, judge_model, run_cfg, monitor, request.input))
+            status = "finished"
         except RunAborted as exc:
-            aborted = exc
+            aborted, status = exc, "stopped"
         finally:
             runner.close_output()
+            ledger.end(
+                status, runner.counts.written, monitor.usage.as_dict(), None if aborted is None else str(aborted)
+            )
     summary = _summary(runner, reader, request, output, judge_model, monitor, eval_cfg)
     _present(summary, request, console)
     if aborted is not None:
@@ -114,12 +147,42 @@ def evaluate(request: EvaluateRequest, console: Console) -> dict[str, Any]:
             f"{aborted}; the {runner.counts.written + runner.counts.resumed} rows in {output} are kept "
             "(re-run the same command to resume)"
         )
-    if runner.counts.failed:
-        raise AfterimageError(
-            f"{runner.counts.failed} row(s) could not be judged and were not written (last error: "
-            f"{runner.counts.last_error}); re-run the same command to retry them"
-        )
+    _check_rejections(runner, ledger)
     return summary
+
+
+def _check_rejections(runner: EvaluateRunner, ledger: RunLedger) -> None:
+    """Rows cannot be replaced by others as generate's items are: a run that rejected more than its share
+    of rows (however few) fails, pointing at the ledger and --retry-rejected."""
+    budget = runner.rejections
+    finished = budget.rows + budget.rejected
+    if not budget.rejected or budget.rejected / finished <= budget.max_share:
+        return
+    where = f" (recorded in {ledger.path})" if ledger.path is not None else ""
+    raise RunAborted(
+        f"{budget.rejected} of {finished} rows could not be judged and were not written{where}: "
+        f"{budget.top_causes()}; fix the cause and re-run with --retry-rejected to judge them again"
+    )
+
+
+def _served_judge(judge_model: ModelConfig | None, cfg: Config) -> str | None:
+    """The model the judge's api_base server serves (None without one): part of what the verdicts depend on."""
+    if judge_model is None:
+        return None
+    from ..engine.served import aserved_model, asks_for_served_model
+    from ..providers.factory import LLMFactory
+
+    raw: Any = LLMFactory.from_config(judge_model)
+    if not asks_for_served_model(raw):
+        return None
+
+    async def ask() -> str:
+        try:
+            return await aserved_model(raw, cfg.retry)
+        finally:
+            await raw.aclose()
+
+    return asyncio.run(ask())
 
 
 async def _judged(
@@ -133,15 +196,18 @@ async def _judged(
 ) -> None:
     """Build the judge through the shared provider stack (cache, retries, limiter), run, close."""
     from ..engine.retry import ErrorBudget
+    from ..engine.served import aidentify_served
     from ..pipeline import build_provider, open_cache
     from .judge import ConversationJudge
 
     budget = ErrorBudget(cfg.error_budget)
     cache = open_cache(cfg)
-    raw, provider = build_provider(judge_model, cfg, budget, monitor, cache=cache)
+    raw, provider = build_provider(judge_model, cfg, budget, monitor, cache=cache, where="evaluation.judge")
     runner.judge = ConversationJudge(provider, runner.cfg)
     runner.budget = budget
     try:
+        # Before any cached call: another model loaded behind the judge's URL must not get the old verdicts.
+        await aidentify_served({"judge": (raw, provider)}, cfg.retry)
         await runner.run_judged(reader, progress, threaded_read=source == "-")
     finally:
         await raw.aclose()
@@ -198,4 +264,4 @@ def _present(summary: dict[str, Any], request: EvaluateRequest, console: Console
 
         write_html_report(summary, request.report)
         if not request.quiet:
-            console.print(f"report: {request.report}", highlight=False)
+            console.print(f"report: {request.report}", markup=False, highlight=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 BAR_WIDTH = 30
@@ -110,7 +111,7 @@ def judge_line(summary: dict[str, Any]) -> str | None:
     cost = "unpriced" if judge["cost_usd"] is None else f"${judge['cost_usd']:.4f}"
     errors = sum((judge["errors"] or {}).values())
     return (
-        f"[bold]judge[/] {judge['model']}: {judge['calls']:,} calls · tokens {judge['prompt_tokens']:,} in / "
+        f"[bold]judge[/] {escape(judge['model'])}: {judge['calls']:,} calls · tokens {judge['prompt_tokens']:,} in / "
         f"{judge['completion_tokens']:,} out · {cost} · cache hits {judge['cache_hits']:,} · "
         f"retries {judge['retries']} · errors {errors}"
     )

@@ -1,4 +1,5 @@
-"""Resuming a partly evaluated output: which input rows it already holds, by id or content hash."""
+"""Resuming a partly evaluated output: which input rows it already holds (by id or content hash), and
+whether they were evaluated with the same settings (the evaluation fingerprint each row records)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,30 @@ from typing import Any
 
 import orjson
 
+from ..config import EvaluationConfig, ModelConfig
 from ..storage.jsonl import resumable_rows
+
+FINGERPRINT_KEY = "evaluation_fingerprint"
+
+
+def evaluation_fingerprint(cfg: EvaluationConfig, judge: ModelConfig | None, served: str | None = None) -> str:
+    """A hash of every setting that decides what evaluate writes into a row: the judge (model, temperature,
+    max_tokens, params; not its endpoint, key or limits) or none, the criteria, weights, grades, context
+    limit and duplicate settings, and the model an api_base server said it serves (another model loaded
+    behind the same URL is another judge). Resuming an output made with another one would mix verdicts."""
+    from ..pipeline import content_settings
+
+    data = content_settings(cfg)
+    data["judge"] = None if judge is None else content_settings(judge)
+    if served is not None:
+        data["served"] = served
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def row_evaluation_fingerprint(row: dict[str, Any]) -> str | None:
+    """The evaluation fingerprint an output row was written under (None: not written by this evaluate)."""
+    meta = row.get("metadata")
+    return meta.get(FINGERPRINT_KEY) if isinstance(meta, dict) else None
 
 
 def row_key(row: dict[str, Any]) -> str:
@@ -45,12 +69,11 @@ class DoneKeys:
         return at < len(self.digests) and self.digests[at] == digest
 
 
-def scan_output(path: Path) -> Iterator[dict[str, Any]]:
-    """The rows of an existing output, after cutting a torn last line an interrupted run left."""
+def scan_output(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) of an existing output, after cutting the torn tail an interrupted run left."""
     if not path.exists() or path.stat().st_size == 0:
         return
-    for _, row in resumable_rows(path):
-        yield row
+    yield from resumable_rows(path)
 
 
 def digest_of(row: dict[str, Any]) -> int:

@@ -9,6 +9,7 @@ run resumes: rows already in the output (by id, or content hash when a row has n
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from array import array
@@ -20,23 +21,25 @@ from typing import IO, Any
 import orjson
 
 from ..config import EvaluationConfig
+from ..engine.ledger import Rejection, RejectionBudget, RunLedger
 from ..engine.retry import ErrorBudget
-from ..errors import ProviderError, RunAborted
+from ..errors import DamagedOutputError, InputError, OutputConflictError, ProviderError, RunAborted, is_item_level
 from ..export.reader import RowReader
 from ..export.rows import row_score
+from ..monitor import GenerationMonitor, Usage, current_usage
+from ..storage.jsonl import lock_for_writing
 from .duplicates import NearDuplicateIndex
 from .judge import ConversationJudge, Verdict
 from .metrics import RowMetrics
 from .progress import EvaluateProgress
-from .resume import DoneKeys, digest_of, row_key, scan_output
+from .resume import FINGERPRINT_KEY, DoneKeys, digest_of, row_evaluation_fingerprint, row_key, scan_output
 from .stats import EvaluationStats
 
 Row = dict[str, Any]
+Judged = tuple[Verdict | ProviderError, Usage]
 WINDOW_PER_WORKER = 4
 # Buffered writes on the offline path: a crash loses at most this many cheap rows, which resume redoes.
 OFFLINE_FLUSH_EVERY = 1000
-# A request the server refuses for this row alone (too long, filtered) fails the row, not the run.
-ROW_LEVEL_KINDS = frozenset({"bad_request", "invalid_output"})
 
 
 @dataclass
@@ -48,7 +51,8 @@ class Counts:
     written: int = 0
     dropped: int = 0
     unscored_dropped: int = 0
-    failed: int = 0
+    failed: int = 0  # rejected in this session (recorded in the ledger)
+    rejected_skipped: int = 0  # rejected by an earlier session, not judged again
     last_error: str = ""
     failed_examples: list[str] = field(default_factory=list)
 
@@ -60,12 +64,23 @@ class EvaluateRunner:
         self,
         cfg: EvaluationConfig,
         *,
+        fingerprint: str,
         judge: ConversationJudge | None = None,
         budget: ErrorBudget | None = None,
         min_score: float | None = None,
         concurrency: int | None = None,
+        ledger: RunLedger | None = None,
+        retry_rejected: bool = False,
+        max_rejected_share: float = 0.05,
+        monitor: GenerationMonitor | None = None,
     ) -> None:
         self.cfg = cfg
+        self.ledger = ledger
+        self.retry_rejected = retry_rejected
+        self.rejections = RejectionBudget(max_rejected_share)
+        self.rejected_keys: set[str] = set()
+        self.monitor = monitor
+        self.fingerprint = fingerprint
         self.judge = judge
         self.budget = budget
         self.min_score = min_score
@@ -80,27 +95,69 @@ class EvaluateRunner:
 
     # --- output -------------------------------------------------------------------------------
 
-    def open_output(self, output: str) -> None:
-        """Resume from an existing output file (its rows join the statistics), then append to it."""
+    def open_output(self, output: str, *, overwrite: bool = False) -> None:
+        """Lock the output file, then resume from it (its rows join the statistics) or, with `overwrite`,
+        empty it; rows are appended after. '-' writes stdout."""
         if output == "-":
             self._out = sys.stdout.buffer
             return
         path = Path(output)
-        digests = array("Q")
-        for row in scan_output(path):
-            digests.append(digest_of(row))
-            self.stats.add(row, self._measure(row))
-            self.counts.resumed += 1
-        self.done = DoneKeys(digests)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._out = open(path, "ab")  # noqa: SIM115  (closed in close_output)
+        out = open(path, "ab")  # noqa: SIM115  (closed in close_output)
+        try:
+            lock_for_writing(out, path)  # before reading: a second evaluate must not resume a moving file
+            if overwrite:
+                out.truncate(0)
+            else:
+                self._resume(path)
+            self._open_ledger(overwrite)
+        except BaseException:
+            out.close()
+            raise
+        self._out = out
+
+    def _open_ledger(self, overwrite: bool) -> None:
+        """Rows an earlier session rejected are not judged again (unless retry_rejected)."""
+        if self.ledger is None:
+            return
+        earlier = self.ledger.open(overwrite=overwrite)
+        if not self.retry_rejected:
+            self.rejected_keys = {r.id for r in earlier.values()}
+        self.rejections = RejectionBudget(
+            self.rejections.max_share, rows=self.counts.resumed, rejected=len(self.rejected_keys)
+        )
+
+    def _resume(self, path: Path) -> None:
+        """Take in the rows an earlier run of the same settings wrote; refuse rows of other settings."""
+        digests = array("Q")
+        try:
+            for number, row in scan_output(path):
+                if row_evaluation_fingerprint(row) != self.fingerprint:
+                    raise OutputConflictError(
+                        f"{path}:{number} holds a row evaluated with other settings (another judge model or its "
+                        "parameters, or changed evaluation weights, grades, criteria or limits), or by an older "
+                        "afterimage: pass --overwrite to evaluate into it afresh, or write to another -o path"
+                    )
+                digests.append(digest_of(row))
+                self.stats.add(row, self._measure(row))
+                self.counts.resumed += 1
+        except DamagedOutputError:
+            raise  # its own advice: --overwrite would destroy the complete rows
+        except InputError as exc:
+            raise OutputConflictError(
+                f"{exc}: pass --overwrite to replace the file, or write to another -o path"
+            ) from None
+        self.done = DoneKeys(digests)
 
     def close_output(self) -> None:
         if self._out is None:
             return
         self._out.flush()
         if self._out is not sys.stdout.buffer:
-            self._out.close()
+            try:
+                os.fsync(self._out.fileno())  # rows on disk, not in the page cache, when the run says done
+            finally:
+                self._out.close()
         self._out = None
 
     def _write(self, row: Row, *, flush: bool) -> None:
@@ -122,11 +179,15 @@ class EvaluateRunner:
         """Metrics for a new row (stored in metadata.metrics); None when the output already holds it."""
         if self.done and row_key(row) in self.done:
             return None
+        if self.rejected_keys and row_key(row) in self.rejected_keys:
+            self.counts.rejected_skipped += 1
+            return None
         metrics = self._measure(row)
         metadata = row.get("metadata")
         if not isinstance(metadata, dict):
             metadata = row["metadata"] = {}
         metadata["metrics"] = metrics
+        metadata[FINGERPRINT_KEY] = self.fingerprint
         return metrics
 
     def _finish(self, row: Row, metrics: dict[str, Any], *, flush: bool) -> None:
@@ -157,45 +218,52 @@ class EvaluateRunner:
         """Judge rows concurrently; write them in input order through a bounded window."""
         assert self.judge is not None
         judge = self.judge
-        window: asyncio.Queue[tuple[Row, dict[str, Any], asyncio.Task[Verdict | ProviderError]] | None] = asyncio.Queue(
+        window: asyncio.Queue[tuple[int, Row, dict[str, Any], asyncio.Task[Judged]] | None] = asyncio.Queue(
             maxsize=self.concurrency * WINDOW_PER_WORKER
         )
         slots = asyncio.Semaphore(self.concurrency)
 
-        async def judge_one(row: Row) -> Verdict | ProviderError:
+        async def judge_one(row: Row) -> Judged:
+            usage = Usage()  # this row's calls: what a rejection cost, and whether a budget stop may refuse it
+            current_usage.set(usage)
             async with slots:
                 try:
-                    return await judge.judge(row)
+                    return await judge.judge(row), usage
                 except ProviderError as error:  # handled in order by the writer
-                    return error
+                    return error, usage
 
         async def produce(group: asyncio.TaskGroup) -> None:
             rows: Iterator[Row] = iter(reader)
+            number = 0
             while True:
                 # stdin may block while an upstream command works: read it off the event loop.
                 row = await asyncio.to_thread(next, rows, None) if threaded_read else next(rows, None)
                 if row is None:
                     break
+                number += 1
                 metrics = self._prepare(row)
                 if metrics is None:
                     progress.tick()
                     continue
-                await window.put((row, metrics, group.create_task(judge_one(row))))
+                await window.put((number, row, metrics, group.create_task(judge_one(row))))
             await window.put(None)
 
         async def consume() -> None:
             while (item := await window.get()) is not None:
-                row, metrics, task = item
-                outcome = await task
+                number, row, metrics, task = item
+                outcome, usage = await task
                 progress.tick()
                 if isinstance(outcome, ProviderError):
-                    self._failed(row, outcome)
+                    self._failed(number, row, outcome, usage)
                     continue
                 if self.budget is not None:
                     self.budget.item_done(True)
                 row["evaluation"] = outcome.evaluation
                 row["final_score"] = outcome.final_score
                 self._finish(row, metrics, flush=True)
+                self.rejections.row_done()
+                if self.ledger is not None and self.monitor is not None:
+                    self.ledger.checkpoint(self.counts.written, self.monitor.usage.as_dict())
 
         try:
             async with asyncio.TaskGroup() as group:
@@ -204,16 +272,22 @@ class EvaluateRunner:
         except* Exception as failed:  # a stop, a bad input line: report the error itself, not its group
             raise failed.exceptions[0] from None
 
-    def _failed(self, row: Row, error: ProviderError) -> None:
-        """A row the judge could not score: not written (a re-run retries it); fatal errors stop the run."""
-        if not error.retryable and error.kind not in ROW_LEVEL_KINDS:
+    def _failed(self, number: int, row: Row, error: ProviderError, usage: Usage) -> None:
+        """A row the judge could not score (the server refused its request, or its calls kept failing): not
+        written, recorded as rejected in the ledger (a re-run skips it unless --retry-rejected); a rejected
+        key or unknown model stops the run, and so does a share of rejected rows over the budget."""
+        if not error.retryable and not is_item_level(error):
             raise RunAborted(f"stopping: {error}")
+        key = row_key(row)
+        if self.ledger is not None:
+            self.ledger.reject(Rejection(number, key, error.kind, str(error), 1, usage.as_dict()))
         self.counts.failed += 1
         self.counts.last_error = str(error)
         if len(self.counts.failed_examples) < 5:
             self.counts.failed_examples.append(f"{row_key(row)}: {error}")
-        if self.budget is not None:
+        if self.budget is not None and not is_item_level(error):
             self.budget.item_done(False)
+        self.rejections.reject(error.kind, str(error))
 
     # --- results ------------------------------------------------------------------------------
 
@@ -230,6 +304,7 @@ class EvaluateRunner:
                 "dropped_below_min_score": c.dropped,
                 "dropped_unscored": c.unscored_dropped,
                 "judge_failed": c.failed,
+                "rejected_earlier_skipped": c.rejected_skipped,
             },
             "min_score": self.min_score,
             **self.stats.summary(),

@@ -51,13 +51,15 @@ def run_export(
     output_format: str = "jsonl",
     keep: RowFilter | None = None,
     splitter: Splitter | None = None,
+    limit: int | None = None,
 ) -> ExportStats:
-    """Convert every valid, kept row to each planned format; outputs are finished only if all succeeds."""
+    """Convert every valid, kept row (the first `limit` of them, when given) to each planned format;
+    outputs are finished only if all succeeds."""
     targets = _open_targets(plan, options, output_format)
     stats = ExportStats()
     success = False
     try:
-        stats.filtered = _stream(reader, targets, keep, splitter)
+        stats.filtered = _stream(reader, targets, keep, splitter, limit)
         for target in targets:
             for record, key in target.converter.finish():
                 target.write(record, splitter.part_of_key(key) if splitter else WHOLE)
@@ -75,9 +77,15 @@ def run_export(
     return stats
 
 
-def _stream(rows: Iterable[Row], targets: list[_Target], keep: RowFilter | None, splitter: Splitter | None) -> int:
-    """The hot loop; returns how many rows the filter dropped."""
-    if len(targets) == 1 and keep is None and splitter is None:
+def _stream(
+    rows: Iterable[Row],
+    targets: list[_Target],
+    keep: RowFilter | None,
+    splitter: Splitter | None,
+    limit: int | None = None,
+) -> int:
+    """The hot loop; returns how many rows the filter dropped. Reading stops after `limit` kept rows."""
+    if len(targets) == 1 and keep is None and splitter is None and limit is None:
         # The common `export - --format F` case, without the per-row bookkeeping below.
         feed, write = targets[0].converter.feed, targets[0].writers[WHOLE].write
         for row in rows:
@@ -85,7 +93,7 @@ def _stream(rows: Iterable[Row], targets: list[_Target], keep: RowFilter | None,
             if record is not None:
                 write(record)
         return 0
-    filtered = 0
+    filtered = kept = 0
     part_of: Callable[[Row], str] = splitter.part_of_row if splitter else (lambda row: WHOLE)
     for row in rows:
         if keep is not None and not keep(row):
@@ -96,6 +104,9 @@ def _stream(rows: Iterable[Row], targets: list[_Target], keep: RowFilter | None,
             record = target.converter.feed(row)
             if record is not None:
                 target.write(record, part)
+        kept += 1
+        if kept == limit:  # stop reading: the rows after it are not even parsed
+            break
     return filtered
 
 

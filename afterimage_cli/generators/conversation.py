@@ -6,13 +6,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import prompts
-from ..errors import RunAborted
+from ..engine.served import models_metadata
+from ..errors import ItemRejected, ProviderError, RunAborted
 from ..instructions.base import BaseInstructionGeneratorCallback
 from ..modifiers.base import BaseRespondentPromptModifierCallback
-from ..providers.base import LLMProvider, Messages
+from ..providers.base import ChatSession, LLMProvider, LLMResponse, Messages
 from ..storage.base import Row
 from ..types import GeneratedInstructions, GeneratedResponsePrompt
 from .base import BaseGenerator, ItemPlan, merge_metadata
+
+# An answer cut off by max_tokens is asked for again this many times (on_truncated: retry) before the
+# item is rejected: with the same limit and a low temperature it is usually cut again.
+TRUNCATION_RETRIES = 2
 
 
 def _is_end(text: str) -> bool:
@@ -32,9 +37,11 @@ class ConversationGenerator(BaseGenerator):
         instruction_generator: BaseInstructionGeneratorCallback,
         modifiers: Sequence[BaseRespondentPromptModifierCallback] = (),
         system_prompt: str = "You are a helpful assistant.",
+        on_truncated: str = "retry",
         **engine: Any,
     ) -> None:
         super().__init__(**engine)
+        self.on_truncated = on_truncated
         self.respondent = respondent
         self.correspondent = correspondent
         self.instruction_generator = instruction_generator
@@ -58,40 +65,83 @@ class ConversationGenerator(BaseGenerator):
             response_prompt = await modifier.amodify(response_prompt, instructions=chosen, persona=plan.persona)
         return generated, generated.instructions[pick], response_prompt
 
-    async def _simulate_user(self, plan: ItemPlan, turns: list[dict[str, Any]]) -> str:
+    async def _simulate_user(self, plan: ItemPlan, turns: list[dict[str, Any]]) -> LLMResponse:
         """The simulated user's next message; roles are flipped so the simulator speaks as 'assistant'."""
         persona = plan.persona.description if plan.persona else None
         system = prompts.USER_SIMULATOR_SYSTEM.format(persona=prompts.persona_clause(persona))
         flipped: Messages = [{"role": "system", "content": system}]
         flipped += [{"role": "assistant" if t["role"] == "user" else "user", "content": t["content"]} for t in turns]
-        response = await self.correspondent.acomplete(flipped)
-        return response.text
+        own = self.correspondent is not self.respondent
+        setting = "correspondent.max_tokens" if own else "respondent.max_tokens"
+        return await self._complete_whole(lambda: self.correspondent.acomplete(flipped), self.correspondent, setting)
+
+    async def _answer(self, chat: ChatSession, message: str) -> LLMResponse:
+        """The respondent's answer to `message`, added to the chat's history."""
+
+        async def ask() -> LLMResponse:
+            response = await chat.asend_message(message)
+            if response.finish_reason == "length" and self.on_truncated != "keep":
+                del chat.history[-2:]  # a cut answer asked for again must not stay in the dialog
+            return response
+
+        return await self._complete_whole(ask, self.respondent, "respondent.max_tokens")
+
+    async def _complete_whole(self, call: Any, provider: LLMProvider, setting: str) -> LLMResponse:
+        """A message the token limit did not cut off, as `on_truncated` says: ask again, keep it, or reject."""
+        tries = 1 + (TRUNCATION_RETRIES if self.on_truncated == "retry" else 0)
+        for _ in range(tries):
+            response: LLMResponse = await call()
+            if response.finish_reason != "length" or self.on_truncated == "keep":
+                return response
+        raise ItemRejected(
+            f"{provider.model_name}: the answer was cut off by the token limit {tries} time(s) (finish_reason: length);"
+            f" raise {setting}, or set generation.on_truncated: keep",
+            cause="truncated",
+        )
 
     async def generate_item(self, plan: ItemPlan) -> Row:
         generated, instruction, response_prompt = await self.prepare(plan)
         chat = await self.respondent.astart_chat(system_prompt=response_prompt.prompt)
         turns: list[dict[str, Any]] = []
+        cut_off: list[int] = []
         user_message = instruction
-        for turn in range(plan.num_turns):
-            answer = await chat.asend_message(user_message)
-            turns.append({"role": "user", "content": user_message, "reasoning_content": None})
-            turns.append({"role": "assistant", "content": answer.text, "reasoning_content": answer.reasoning_content})
-            if turn == plan.num_turns - 1:
-                break
-            user_message = (await self._simulate_user(plan, turns)).strip()
-            if _is_end(user_message):
-                break
-        return self.build_row(
-            plan,
-            generated,
-            response_prompt,
-            turns,
-            {
-                "num_turns": len(turns) // 2,
-                "planned_turns": plan.num_turns,
-                "models": {"respondent": self.respondent.model_name, "correspondent": self.correspondent.model_name},
-            },
-        )
+        ended_by = "max_turns"
+        try:
+            for turn in range(plan.num_turns):
+                answer = await self._answer(chat, user_message)
+                turns.append({"role": "user", "content": user_message, "reasoning_content": None})
+                if answer.finish_reason == "length":
+                    cut_off.append(len(turns))
+                reasoning = answer.reasoning_content
+                turns.append({"role": "assistant", "content": answer.text, "reasoning_content": reasoning})
+                if turn == plan.num_turns - 1:
+                    break
+                question = await self._simulate_user(plan, turns)
+                user_message = question.text.strip()
+                if _is_end(user_message):
+                    ended_by = "end_token"
+                    break
+                if question.finish_reason == "length":
+                    cut_off.append(len(turns))
+        except ProviderError as error:
+            # A dialog that outgrew the context window ends at its last complete turn, if it has enough.
+            if error.kind != "context_limit":
+                raise
+            if len(turns) // 2 < self.min_turns:
+                raise ItemRejected(
+                    f"{error} (after {len(turns) // 2} complete turn(s); generation.min_turns is {self.min_turns})",
+                    cause="context_limit",
+                ) from error
+            ended_by = "context_limit"
+        extra: dict[str, Any] = {
+            "num_turns": len(turns) // 2,
+            "planned_turns": plan.num_turns,
+            "ended_by": ended_by,
+            "models": models_metadata(self.respondent, self.correspondent),
+        }
+        if cut_off:
+            extra["cut_off_turns"] = [i for i in cut_off if i < len(turns)]
+        return self.build_row(plan, generated, response_prompt, turns, extra)
 
     @staticmethod
     def build_row(

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from ..engine.served import models_metadata
 from ..providers.structured import Schema
 from ..storage.base import Row
 from .base import ItemPlan
@@ -36,7 +37,7 @@ class StructuredGenerator(ConversationGenerator):
                 "reasoning_content": answer.reasoning_content,
             },
         ]
-        extra = {"structured": True, "models": {"respondent": self.respondent.model_name}}
+        extra = {"structured": True, "models": models_metadata(self.respondent)}
         return self.build_row(plan, generated, response_prompt, turns, extra)
 
 

@@ -29,9 +29,18 @@ class WithRAGRespondentPromptModifier(BaseRespondentPromptModifierCallback):
         if retriever is None:
             if resources is None:
                 raise ConfigError("the 'rag' modifier needs a retriever")
-            retriever = resources.retriever("the 'rag' modifier")
+            resources.require_retriever("the 'rag' modifier")
         super().__init__()
-        self.retriever = retriever
+        self._retriever = retriever
+        self._resources = resources
+
+    @property
+    def retriever(self) -> Any:
+        """The retriever; a plugin's is built by the run (Resources.aprepare), never when a config is checked."""
+        if self._retriever is None:
+            assert self._resources is not None
+            self._retriever = self._resources.retriever("the 'rag' modifier")
+        return self._retriever
 
     @staticmethod
     def query_for(instructions: GeneratedInstructions) -> str:

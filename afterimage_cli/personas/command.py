@@ -10,7 +10,7 @@ from rich.console import Console
 
 from ..config import Config
 from ..errors import ConfigError
-from .store import save_personas
+from .store import save_personas, writable_format
 from .tree import PersonaTree
 
 
@@ -25,7 +25,8 @@ def generate_personas(cfg: Config, console: Console | None = None) -> PersonaTre
     if pg is None:
         raise ConfigError("personas: the config has no `persona_generation:` section to generate from")
     monitor = GenerationMonitor(pg.tree_size, console)
-    raw, llm = build_provider(pg.model or cfg.user_model, cfg, ErrorBudget(cfg.error_budget), monitor)
+    where = "persona_generation.model" if pg.model else ("correspondent" if cfg.correspondent else "respondent")
+    raw, llm = build_provider(pg.model or cfg.user_model, cfg, ErrorBudget(cfg.error_budget), monitor, where=where)
     resources = Resources(cfg, persona_llm=llm)
 
     async def main() -> PersonaTree:
@@ -43,6 +44,7 @@ def write_personas(cfg: Config, output: str | None, console: Console | None = No
     target = output or cfg.personas_file
     if not target:
         raise ConfigError("personas: give -o FILE or set personas_file in the config")
+    writable_format(target, "-o" if output else "personas_file")
     tree = generate_personas(cfg, console)
     save_personas(target, tree.personas, tree.parents)
     depths = Counter(p.depth for p in tree.personas)

@@ -1,12 +1,15 @@
 """Persona files: txt (one per line), JSON (a list, or {"personas": [...]}), JSONL (one per line).
 
 An entry is a string or an object with `description` (also read: `persona`, `name`) and optional
-`depth`. `save_personas` writes JSONL with `description`, `depth` and `parent` (the parent's line
-number, 0-based, or null for a root), which `load_personas` reads back.
+`depth`. `save_personas` writes the format the file's suffix names: JSONL and JSON objects with
+`description`, `depth` and `parent` (the parent's 0-based position, or null for a root), txt one
+description per line (depth and parents are not kept). `load_personas` reads each back.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -68,15 +71,43 @@ def load_personas(path: str | Path, field: str = "personas_file") -> list[Person
     return personas
 
 
+# The suffixes a generated persona file may have, and the format each names.
+WRITABLE_FORMATS = {".jsonl": "jsonl", ".json": "json", ".txt": "txt"}
+
+
+def writable_format(path: str | Path, field: str = "personas_file") -> str:
+    """The format `save_personas` writes to `path`; ConfigError for a suffix it cannot write (checked
+    before any persona is generated, so a typo never costs a generation run)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in WRITABLE_FORMATS:
+        raise ConfigError(
+            f"{field}: {path}: cannot save generated personas as {suffix or 'a file without a suffix'!r}; "
+            "name a .jsonl (keeps the tree), .json or .txt file"
+        )
+    return WRITABLE_FORMATS[suffix]
+
+
 def save_personas(path: str | Path, personas: Sequence[Persona], parents: Sequence[int | None] | None = None) -> None:
-    """Write personas as JSONL (atomically: a reader never sees half a file)."""
+    """Write personas in the format the suffix names (atomically: a reader never sees half a file)."""
     p = Path(path)
+    kind = writable_format(p)
     p.parent.mkdir(parents=True, exist_ok=True)
     parents = list(parents) if parents is not None else [None] * len(personas)
-    lines = [
-        orjson.dumps({"description": persona.description, "depth": persona.depth, "parent": parent})
+    entries = [
+        {"description": persona.description, "depth": persona.depth, "parent": parent}
         for persona, parent in zip(personas, parents, strict=True)
     ]
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_bytes(b"\n".join(lines) + b"\n")
+    if kind == "jsonl":
+        data = b"".join(orjson.dumps(entry) + b"\n" for entry in entries)
+    elif kind == "json":
+        data = orjson.dumps({"personas": entries}, option=orjson.OPT_INDENT_2) + b"\n"
+    else:
+        # One line each: a description's line breaks become spaces, as a txt file cannot hold them.
+        lines = ["# personas, one per line (a .txt file keeps no depth or parents; use .jsonl for the tree)"]
+        lines += [" ".join(persona.description.split()) for persona in personas]
+        data = ("\n".join(lines) + "\n").encode()
+    # A temp name of its own: two runs that start at once both write the file, and one's rename must not
+    # take the other's half-written temp file (or leave it nothing to rename).
+    tmp = p.with_name(f"{p.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    tmp.write_bytes(data)
     tmp.replace(p)

@@ -7,7 +7,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from .structured import Schema
+from ..errors import ProviderError
+from .structured import Schema, parse_complete
 
 Messages = list[dict[str, Any]]
 
@@ -32,6 +33,20 @@ class StructuredLLMResponse(LLMResponse):
     """An answer parsed and validated: a pydantic instance, or plain data for a JSON-Schema dict."""
 
     parsed: Any
+
+    @classmethod
+    def parse(
+        cls, answer: LLMResponse, schema: Schema, *, max_tokens: Any = None, setting: str = "max_tokens"
+    ) -> StructuredLLMResponse:
+        """`answer` parsed and validated by `schema`; when it does not fit (or the token limit cut it off:
+        `setting` is what to raise), the error carries the answer, because its tokens were paid for and
+        the monitor and the budget must count them."""
+        try:
+            parsed = parse_complete(answer.text, answer.finish_reason, schema, answer.model_name, max_tokens, setting)
+        except ProviderError as error:
+            error.response = answer
+            raise
+        return cls(**answer.model_dump(), parsed=parsed)
 
 
 @runtime_checkable
@@ -67,6 +82,9 @@ class BaseProvider:
     """Derives every LLMProvider method from `acomplete` (and `acomplete_structured`)."""
 
     model_name: str = ""
+    # The model an api_base server says it serves (providers/served.py), set on the provider a run calls
+    # once the server was asked; None for hosted providers and offline.
+    served_model_id: str | None = None
 
     async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
         raise NotImplementedError

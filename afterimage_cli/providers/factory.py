@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..config import ModelConfig
 from ..errors import ConfigError
@@ -31,7 +32,19 @@ DEFAULT_KEY_ENV: dict[str, str | None] = {
     "lm_studio": None,
     "llamafile": None,
 }
-LOCAL_PLACEHOLDER_KEY = "sk-local-no-key"
+# Each provider's own API host. A key from the provider's usual variable goes only there (over https):
+# any other api_base (a local server, a gateway, a typo) gets a key only when its variable is named.
+PROVIDER_HOSTS: dict[str, frozenset[str]] = {
+    "openai": frozenset({"api.openai.com"}),
+    "anthropic": frozenset({"api.anthropic.com"}),
+    "gemini": frozenset({"generativelanguage.googleapis.com"}),
+    "mistral": frozenset({"api.mistral.ai"}),
+    "groq": frozenset({"api.groq.com"}),
+    "deepseek": frozenset({"api.deepseek.com"}),
+    "together_ai": frozenset({"api.together.xyz", "api.together.ai"}),
+    "openrouter": frozenset({"openrouter.ai"}),
+    "fireworks_ai": frozenset({"api.fireworks.ai"}),
+}
 # Models served by an OpenAI-compatible api_base go through the direct transport (far less CPU per
 # call than litellm, same behaviour); `provider: litellm` in the config forces litellm.
 DIRECT_TRANSPORT = "openai_compat"
@@ -87,14 +100,18 @@ def key_env_names(spec: ModelSpec, cfg: ModelConfig) -> list[str]:
     return [default] if default else []
 
 
+def is_provider_endpoint(prefix: str, api_base: str) -> bool:
+    """Whether api_base is the provider's own API, over https (api.openai.com for 'openai', …)."""
+    url = urlsplit(api_base)
+    return url.scheme == "https" and (url.hostname or "").lower() in PROVIDER_HOSTS.get(prefix, frozenset())
+
+
 def build_key_pool(spec: ModelSpec, cfg: ModelConfig, environ: Mapping[str, str]) -> SmartKeyPool | None:
-    """Keys from the environment; a local server (api_base) runs without one."""
+    """Keys from the environment. An api_base that is not the provider's own endpoint gets a key only when
+    the config (api_key_env) or --api-key-env names its variable; otherwise no key at all is sent."""
+    if cfg.api_base and not cfg.api_key_env and not is_provider_endpoint(spec.prefix, cfg.api_base):
+        return None
     names = key_env_names(spec, cfg)
-    if cfg.api_base:
-        present = [n for n in names if environ.get(n)]
-        if not present:
-            return SmartKeyPool.from_env(["AFTERIMAGE_LOCAL_KEY"], {"AFTERIMAGE_LOCAL_KEY": LOCAL_PLACEHOLDER_KEY}, "")
-        names = present
     if not names:
         return None
     return SmartKeyPool.from_env(names, dict(environ), spec.full)

@@ -3,6 +3,8 @@ reads and retries the same whichever path the request took."""
 
 from __future__ import annotations
 
+import re
+
 from ..errors import ProviderError
 from .keypool import ApiKey
 from .ratelimit import parse_duration
@@ -15,6 +17,29 @@ def retry_after(headers: dict[str, str]) -> float | None:
         if ms is not None:
             return ms / 1000
     return parse_duration(headers.get("retry-after"))
+
+
+# How servers say "this prompt is too long for the model" (OpenAI, vLLM, llama.cpp, Anthropic, Gemini, Ollama).
+_CONTEXT_LIMIT = re.compile(
+    r"context_length_exceeded|exceed_context_size|maximum context length|context (?:size|window|length)"
+    r"|prompt is too long|too many (?:input )?tokens|input is too long|exceeds the (?:available )?context",
+    re.IGNORECASE,
+)
+# How they say "I will not answer this prompt" (OpenAI/Azure content filter, Gemini safety blocks).
+_CONTENT_FILTER = re.compile(
+    r"content[_ ]?filter|content[_ ]policy|content management policy|responsible ?ai|safety (?:system|settings)"
+    r"|blocked (?:by|due to) safety|prohibited content",
+    re.IGNORECASE,
+)
+
+
+def refusal_kind(status: int, detail: str) -> str:
+    """Which kind of 4xx refusal: one item's prompt too long, one item's content filtered, or a bad request."""
+    if status == 413 or _CONTEXT_LIMIT.search(detail):
+        return "context_limit"
+    if _CONTENT_FILTER.search(detail):
+        return "content_filter"
+    return "bad_request"
 
 
 def status_error(
@@ -32,13 +57,13 @@ def status_error(
             headers=headers,
         )
     if status in (401, 403):
-        hint = f" (key from {key.env_name})" if key else ""
-        return ProviderError(
-            f"{model}: the API key was rejected ({status}){hint}: check the key variable",
-            retryable=False,
-            status_code=status,
-            kind="auth",
-        )
+        if key is None and api_base:  # a server of yours gets a key only when its variable is named
+            message = f"{model}: {api_base} wants a key ({status}) and none was sent: name its variable with "
+            message += "api_key_env in the model block, or --api-key-env NAME"
+        else:
+            hint = f" (key from {key.env_name})" if key else ""
+            message = f"{model}: the API key was rejected ({status}){hint}: check the key variable"
+        return ProviderError(message, retryable=False, status_code=status, kind="auth")
     if status == 404:
         where = f" at {api_base}" if api_base else ""
         return ProviderError(
@@ -52,7 +77,7 @@ def status_error(
             f"{model}: the request was refused ({status}): {detail}",
             retryable=False,
             status_code=status,
-            kind="bad_request",
+            kind=refusal_kind(status, detail),
         )
     return ProviderError(
         f"{model}: server error ({status}): {detail}", retryable=True, status_code=status, kind="server"

@@ -9,10 +9,14 @@ from ..errors import ProviderError
 from .base import LLMResponse, Messages, StructuredLLMResponse
 from .http_errors import status_error
 from .keypool import ApiKey
-from .remote import RemoteProvider
-from .structured import Schema, parse_structured, response_format
+from .remote import PROBE_MESSAGES, RemoteProvider
+from .structured import Schema, response_format
 
 _litellm: Any = None
+# litellm (and the SDKs under it) cannot send a request without a key: given none, they take the
+# provider's usual variable (OPENAI_API_KEY, …) from the environment. An api_base that gets no key is
+# sent this non-secret string instead, so a real key never leaves for a server it was not meant for.
+NO_KEY = "no-key"
 
 
 def import_litellm() -> Any:
@@ -63,7 +67,14 @@ def map_litellm_error(exc: Exception, model: str, key: ApiKey | None, api_base: 
             f"{model}: prompt too long for the context window: {short}",
             retryable=False,
             status_code=getattr(exc, "status_code", None),
-            kind="bad_request",
+            kind="context_limit",
+        )
+    if isinstance(exc, litellm.ContentPolicyViolationError):
+        return ProviderError(
+            f"{model}: the prompt was refused by the content filter: {short}",
+            retryable=False,
+            status_code=getattr(exc, "status_code", None),
+            kind="content_filter",
         )
     if isinstance(exc, litellm.Timeout):  # before the status: litellm gives timeouts a 408
         return ProviderError(f"{model}: request timed out", retryable=True, status_code=None, kind="timeout")
@@ -120,6 +131,8 @@ class LiteLLMProvider(RemoteProvider):
             request["api_base"] = self.api_base
         if key is not None:
             request["api_key"] = key.value
+        elif self.api_base:
+            request["api_key"] = NO_KEY
         try:
             # max_retries=0: the SDK's hidden retries are off so every attempt is ours and counted.
             response = await litellm.acompletion(
@@ -179,12 +192,17 @@ class LiteLLMProvider(RemoteProvider):
 
     async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
         response, _ = await self._call(messages, kwargs)
-        return self._to_response(response)
+        return self.whole(self._to_response(response))
 
     async def acomplete_structured(self, messages: Messages, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
         raw, _ = await self._call(messages, {**kwargs, "response_format": response_format(schema)})
         plain = self._to_response(raw)
-        return StructuredLLMResponse(**plain.model_dump(), parsed=parse_structured(plain.text, schema))
+        return self.parse_answer(plain, schema)
+
+    async def aprobe_model(self) -> str | None:
+        response, _ = await self._call(PROBE_MESSAGES, {"max_tokens": 1})
+        model = getattr(response, "model", None)
+        return model if isinstance(model, str) and model else None
 
     async def aclose(self) -> None:
         """Close litellm's cached HTTP clients (the one session the run reused)."""

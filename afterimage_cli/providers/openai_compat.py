@@ -13,8 +13,8 @@ import orjson
 from ..errors import ProviderError
 from .base import LLMResponse, Messages, StructuredLLMResponse
 from .http_errors import status_error
-from .remote import RemoteProvider
-from .structured import Schema, parse_structured, response_format
+from .remote import PROBE_MESSAGES, RemoteProvider
+from .structured import Schema, response_format
 
 
 def _error_message(body: bytes) -> str:
@@ -40,7 +40,7 @@ class OpenAICompatProvider(RemoteProvider):
                 kind="bad_request",
             )
         # 'openai/llama3' or 'hosted_vllm/llama3' → the server is asked for 'llama3'.
-        self.served_model = model.split("/", 1)[1] if "/" in model else model
+        self.served_model = self.requested_model
         self.url = self.api_base.rstrip("/") + "/chat/completions"
         self._session: Any = None
 
@@ -124,7 +124,7 @@ class OpenAICompatProvider(RemoteProvider):
 
     async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
         payload = {**self.params, **kwargs, "model": self.served_model, "messages": messages}
-        return self._to_response(*await self._post(payload))
+        return self.whole(self._to_response(*await self._post(payload)))
 
     async def acomplete_structured(self, messages: Messages, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
         payload = {
@@ -135,7 +135,13 @@ class OpenAICompatProvider(RemoteProvider):
             "response_format": response_format(schema),
         }
         plain = self._to_response(*await self._post(payload))
-        return StructuredLLMResponse(**plain.model_dump(), parsed=parse_structured(plain.text, schema))
+        return self.parse_answer(plain, schema)
+
+    async def aprobe_model(self) -> str | None:
+        payload = {**self.params, "model": self.served_model, "messages": PROBE_MESSAGES, "max_tokens": 1}
+        data, _ = await self._post(payload)
+        model = data.get("model")
+        return model if isinstance(model, str) and model else None
 
     async def aclose(self) -> None:
         if self._session is not None:

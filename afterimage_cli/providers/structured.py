@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from ..errors import OutputValidationError
+from ..errors import OutputValidationError, ProviderError
 
 Schema = type[BaseModel] | dict[str, Any]
 
@@ -33,6 +33,21 @@ def _strip_fences(text: str) -> str:
         stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
         stripped = stripped.rsplit("```", 1)[0]
     return stripped.strip()
+
+
+def parse_complete(
+    text: str, finish_reason: str | None, schema: Schema, model: str, max_tokens: Any, setting: str = "max_tokens"
+) -> Any:
+    """Parse a structured answer that the token limit did not cut off. A cut one is not retried: the same
+    limit cuts it again (a small model looping inside a JSON string), so it fails naming the limit."""
+    if finish_reason == "length":
+        limit = f"max_tokens={max_tokens}" if max_tokens else "the server's default token limit"
+        raise ProviderError(
+            f"{model}: the structured answer was cut off at {limit} (finish_reason: length): raise {setting}",
+            retryable=False,
+            kind="truncated",
+        )
+    return parse_structured(text, schema)
 
 
 def parse_structured(text: str, schema: Schema) -> Any:

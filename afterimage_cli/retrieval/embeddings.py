@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ..config import EmbeddingConfig
+from ..config import EmbeddingConfig, RetryConfig
+from ..engine.attempts import CallAttempts
 from ..errors import ConfigError, MissingCredentialsError, ProviderError
 from .sparse import SparseBM25Embedder, SparseVectorData
+
+if TYPE_CHECKING:
+    from ..engine.retry import ErrorBudget
 
 DenseVector = list[float]
 Vector = DenseVector | SparseVectorData
@@ -31,22 +36,45 @@ class Embedder(Protocol):
     async def aembed_query(self, text: str) -> Vector: ...
 
 
+def _litellm() -> Any:
+    """litellm, with the SDK's hidden retries off: its embedding path reads `max_retries or
+    DEFAULT_MAX_RETRIES`, so max_retries=0 alone still retries twice; every attempt must be ours
+    (backed off, budgeted, classified)."""
+    from ..providers.litellm_provider import import_litellm
+
+    litellm = import_litellm()
+    litellm.DEFAULT_MAX_RETRIES = 0
+    return litellm
+
+
 class LiteLLMEmbedder:
-    """Any embedding model litellm knows ('openai/text-embedding-3-small', …) or an OpenAI-compatible server."""
+    """Any embedding model litellm knows ('openai/text-embedding-3-small', …) or an OpenAI-compatible server.
+
+    Requests are retried like chat calls (CallAttempts: backoff, 429s waited out, the error budget);
+    a rejected key, an unknown model or a refused request fails at once with what to fix."""
 
     kind = "dense"
 
     def __init__(
-        self, model: str, *, api_base: str | None = None, api_key: str | None = None, batch_size: int = 64
+        self,
+        model: str,
+        *,
+        api_base: str | None = None,
+        api_key: str | None = None,
+        batch_size: int = 64,
+        retry: RetryConfig | None = None,
+        budget: ErrorBudget | None = None,
     ) -> None:
         self.model = model
         self.api_base = api_base
         self.api_key = api_key
         self.batch_size = batch_size
+        self.retry = retry or RetryConfig()
+        self.budget = budget
         self.identity = f"litellm:{model}@{api_base or 'default'}"
 
     def _request(self, texts: Sequence[str]) -> dict[str, Any]:
-        request: dict[str, Any] = {"model": self.model, "input": list(texts)}
+        request: dict[str, Any] = {"model": self.model, "input": list(texts), "max_retries": 0}
         if self.api_base:
             request["api_base"] = self.api_base
         if self.api_key:
@@ -60,33 +88,60 @@ class LiteLLMEmbedder:
     def _error(self, exc: Exception) -> ProviderError:
         from ..providers.litellm_provider import map_litellm_error
 
-        return map_litellm_error(exc, self.model, None)
+        error = map_litellm_error(exc, self.model, None, self.api_base)
+        return ProviderError(
+            f"retriever.embedding: {error}",
+            retryable=error.retryable,
+            status_code=error.status_code,
+            retry_after=error.retry_after,
+            kind=error.kind,
+            headers=error.headers,
+        )
+
+    def _call(self, texts: Sequence[str]) -> Any:
+        """One embedding request, attempted until it succeeds or its error says to stop."""
+        litellm = _litellm()
+        attempts = CallAttempts(self.retry, self.budget)
+        while True:
+            attempts.before()
+            try:
+                response = litellm.embedding(**self._request(texts))
+            except Exception as exc:  # mapped at the boundary, like the chat provider
+                error = self._error(exc)
+                delay = attempts.delay_after(error)
+                if delay is None:
+                    raise error from exc
+                time.sleep(delay)  # indexing runs in a worker thread, off the event loop
+                continue
+            return response
+
+    async def _acall(self, texts: Sequence[str]) -> Any:
+        litellm = _litellm()
+        attempts = CallAttempts(self.retry, self.budget)
+        while True:
+            attempts.before()
+            try:
+                response = await litellm.aembedding(**self._request(texts))
+            except Exception as exc:
+                error = self._error(exc)
+                delay = attempts.delay_after(error)
+                if delay is None:
+                    raise error from exc
+                await asyncio.sleep(delay)
+                continue
+            return response
 
     def embed_documents(self, texts: Sequence[str]) -> list[DenseVector]:
-        from ..providers.litellm_provider import import_litellm
-
-        litellm = import_litellm()
         vectors: list[DenseVector] = []
         for start in range(0, len(texts), self.batch_size):
-            try:
-                response = litellm.embedding(**self._request(texts[start : start + self.batch_size]))
-            except Exception as exc:  # mapped at the boundary, like the chat provider
-                raise self._error(exc) from exc
-            vectors += self._vectors(response)
+            vectors += self._vectors(self._call(texts[start : start + self.batch_size]))
         return vectors
 
     def embed_query(self, text: str) -> DenseVector:
         return self.embed_documents([text])[0]
 
     async def aembed_query(self, text: str) -> DenseVector:
-        from ..providers.litellm_provider import import_litellm
-
-        litellm = import_litellm()
-        try:
-            response = await litellm.aembedding(**self._request([text]))
-        except Exception as exc:
-            raise self._error(exc) from exc
-        return self._vectors(response)[0]
+        return self._vectors(await self._acall([text]))[0]
 
 
 def _field(item: Any, name: str) -> Any:
@@ -129,8 +184,15 @@ class SentenceTransformerEmbedder:
         return await asyncio.to_thread(self.embed_query, text)
 
 
-def build_embedder(cfg: EmbeddingConfig, environ: dict[str, str] | None = None) -> Embedder:
-    """The embedder a config names; a missing key variable is reported by name."""
+def build_embedder(
+    cfg: EmbeddingConfig,
+    environ: dict[str, str] | None = None,
+    *,
+    retry: RetryConfig | None = None,
+    budget: ErrorBudget | None = None,
+) -> Embedder:
+    """The embedder a config names; a missing key variable is reported by name. `retry` and `budget` are
+    the run's, so embedding requests are retried and budgeted like its LLM calls."""
     env = dict(os.environ) if environ is None else environ
     if cfg.type == "sparse":
         return SparseBM25Embedder()
@@ -146,4 +208,6 @@ def build_embedder(cfg: EmbeddingConfig, environ: dict[str, str] | None = None) 
             )
     elif cfg.api_base:
         api_key = LOCAL_PLACEHOLDER_KEY
-    return LiteLLMEmbedder(cfg.model, api_base=cfg.api_base, api_key=api_key, batch_size=cfg.batch_size)
+    return LiteLLMEmbedder(
+        cfg.model, api_base=cfg.api_base, api_key=api_key, batch_size=cfg.batch_size, retry=retry, budget=budget
+    )

@@ -1,8 +1,12 @@
-"""QdrantRetriever: chunks indexed in Qdrant — embedded on disk (default), in memory, or on a server.
+"""QdrantRetriever: chunks indexed in Qdrant — in memory from a local vectors file (default), in memory
+only, or on a server.
 
 The collection name carries a hash of the chunk ids and the embedder identity, so an index is built
-once per corpus content and reused by every later run; a half-built one (its point count is short)
-is rebuilt. Sync methods use `QdrantClient`, async ones `AsyncQdrantClient`.
+once per corpus content and reused by every later run. In local mode (`path`) the vectors are embedded
+once into `<path>/<collection>.vectors` (see vector_file) and every run loads them into a private
+in-memory collection, so any number of runs read one index at once. On a server a half-built
+collection (its point count is short) is rebuilt. Sync methods use `QdrantClient`, async ones
+`AsyncQdrantClient`.
 """
 
 from __future__ import annotations
@@ -12,15 +16,21 @@ import os
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ..config import RetrieverConfig
+from ..config import RetrieverConfig, RetryConfig
 from ..documents.models import Chunk, content_hash
 from ..errors import ConfigError, MissingCredentialsError
 from ..types import RetrievalHit, RetrievalResult
 from .base import BaseRetriever, result_from_hits
 from .embeddings import Embedder, Vector, build_embedder
 from .sparse import SparseBM25Embedder, SparseVectorData
+from .vector_file import SUFFIX, load_or_build
+
+if TYPE_CHECKING:
+    from ..engine.retry import ErrorBudget
+    from ..resources import Resources
 
 MEMORY = ":memory:"
 SPARSE_VECTOR = "bm25"
@@ -75,12 +85,20 @@ class QdrantRetriever(BaseRetriever):
         self._owned: set[str] = set()  # which clients this retriever opened (and so closes)
         self._ready: set[str] = set()
         self._points: list[Any] | None = None
+        self._embedded = False  # whether this retriever embedded the chunks (rather than reading a vectors file)
         self._async_lock: asyncio.Lock | None = None
         self.build_seconds: float | None = None  # set when this retriever (re)built the index
+        self.load_seconds: float | None = None  # set when it loaded an index built before
 
     @classmethod
     def from_config(
-        cls, cfg: RetrieverConfig, chunks: Sequence[Chunk], environ: dict[str, str] | None = None
+        cls,
+        cfg: RetrieverConfig,
+        chunks: Sequence[Chunk],
+        environ: dict[str, str] | None = None,
+        *,
+        retry: RetryConfig | None = None,
+        budget: ErrorBudget | None = None,
     ) -> QdrantRetriever:
         """Build from the `retriever:` section; a missing API key variable is named."""
         env = dict(os.environ) if environ is None else environ
@@ -93,7 +111,7 @@ class QdrantRetriever(BaseRetriever):
                 raise MissingCredentialsError(f"retriever.api_key_env: set the environment variable {cfg.api_key_env}")
         return cls(
             chunks,
-            build_embedder(cfg.embedding, env),
+            build_embedder(cfg.embedding, env, retry=retry, budget=budget),
             path=cfg.path,
             url=cfg.url,
             api_key=api_key,
@@ -104,34 +122,23 @@ class QdrantRetriever(BaseRetriever):
 
     @property
     def local_path(self) -> str | None:
-        """The on-disk folder of embedded mode, which one client at a time may hold."""
+        """The folder of local mode's vectors file (None in memory-only and server mode)."""
         return None if self.url or self.path == MEMORY else self.path
+
+    @property
+    def vectors_path(self) -> Path | None:
+        return None if self.local_path is None else Path(self.local_path) / f"{self.collection_name}{SUFFIX}"
 
     def _client_options(self) -> dict[str, Any]:
         if self.url:
             return {"url": self.url, "api_key": self.api_key}
-        if self.path == MEMORY:
-            return {"location": MEMORY}
-        return {"path": self.path}
-
-    def _open(self, factory: Any) -> Any:
-        try:
-            return factory(**self._client_options())
-        except RuntimeError as exc:
-            if "already accessed" in str(exc):
-                raise ConfigError(
-                    f"retriever.path: {self.path} is in use by another process; give each concurrent run its own "
-                    "path, or use ':memory:' or a Qdrant server (url:)"
-                ) from None
-            raise
+        return {"location": MEMORY}  # local mode too: a private copy per client, so no folder lock
 
     def _sync_client(self) -> Any:
         if self._client is None:
             from qdrant_client import QdrantClient
 
-            if self.local_path and "async" in self._owned:
-                raise RuntimeError("close the async client (await retriever.aclose()) before sync use of a local path")
-            self._client = self._open(QdrantClient)
+            self._client = QdrantClient(**self._client_options())
             self._owned.add("sync")
         return self._client
 
@@ -139,21 +146,31 @@ class QdrantRetriever(BaseRetriever):
         if self._async_client is None:
             from qdrant_client import AsyncQdrantClient
 
-            if self.local_path and "sync" in self._owned:
-                # One client per local folder: hand it over from the sync client (which built the index).
-                self._close_sync()
-            self._async_client = self._open(AsyncQdrantClient)
+            self._async_client = AsyncQdrantClient(**self._client_options())
             self._owned.add("async")
         return self._async_client
 
     # --- index ---------------------------------------------------------------------------------
 
+    def _vectors(self) -> Sequence[Vector]:
+        """Every chunk's vector: read from the vectors file in local mode (embedded and saved when missing)."""
+        path = self.vectors_path
+        if path is None:
+            self._embedded = True
+            return self.embedder.embed_documents([index_text(c) for c in self.chunks])
+
+        def embed() -> Sequence[Vector]:
+            return self.embedder.embed_documents([index_text(c) for c in self.chunks])
+
+        vectors, self._embedded = load_or_build(path, self.embedder.kind, len(self.chunks), embed)
+        return vectors
+
     def points(self) -> list[Any]:
-        """Every chunk as a Qdrant point (embedded once per retriever)."""
+        """Every chunk as a Qdrant point (vectors embedded or read once per retriever)."""
         if self._points is None:
             from qdrant_client import models
 
-            vectors = self.embedder.embed_documents([index_text(c) for c in self.chunks])
+            vectors = self._vectors()
             self._points = [
                 models.PointStruct(
                     id=_point_id(chunk.id),
@@ -197,6 +214,14 @@ class QdrantRetriever(BaseRetriever):
         points = self.points()
         return [points[i : i + UPSERT_BATCH] for i in range(0, len(points), UPSERT_BATCH)]
 
+    def _record(self, started: float) -> None:
+        """How long the index took: built (embedded now), or loaded from the vectors file of an earlier run."""
+        seconds = time.perf_counter() - started
+        if self.local_path is not None and not self._embedded:
+            self.load_seconds = seconds
+        else:
+            self.build_seconds = seconds
+
     def ensure_index(self) -> None:
         """Build the index unless a complete one for this content exists (sync client)."""
         if "sync" in self._ready:
@@ -211,7 +236,7 @@ class QdrantRetriever(BaseRetriever):
             client.create_collection(**self._collection_params())
             for batch in self._batches():
                 client.upsert(name, points=batch, wait=True)
-            self.build_seconds = time.perf_counter() - started
+            self._record(started)
         self._ready.add("sync")
 
     async def aensure_index(self) -> None:
@@ -227,13 +252,14 @@ class QdrantRetriever(BaseRetriever):
             exists = await client.collection_exists(name)
             if not (exists and (await client.count(name, exact=True)).count == len(self.chunks)):
                 started = time.perf_counter()
-                await asyncio.to_thread(self.points)  # embedding is CPU or blocking HTTP work: off the loop
+                # Embedding is CPU or blocking HTTP work, and another run may hold the build lock: off the loop.
+                await asyncio.to_thread(self.points)
                 if exists:
                     await client.delete_collection(name)
                 await client.create_collection(**self._collection_params())
                 for batch in self._batches():
                     await client.upsert(name, points=batch, wait=True)
-                self.build_seconds = time.perf_counter() - started
+                self._record(started)
             self._ready.add("async")
 
     # --- queries -------------------------------------------------------------------------------
@@ -295,6 +321,11 @@ class QdrantRetriever(BaseRetriever):
             self._ready.discard("async")
 
 
-def build_qdrant_retriever(cfg: RetrieverConfig, chunks: Sequence[Chunk]) -> QdrantRetriever:
-    """The registry factory for `retriever.type: qdrant`."""
-    return QdrantRetriever.from_config(cfg, chunks)
+def build_qdrant_retriever(
+    cfg: RetrieverConfig, chunks: Sequence[Chunk], resources: Resources | None = None
+) -> QdrantRetriever:
+    """The registry factory for `retriever.type: qdrant`; the run's retry settings and error budget
+    (from `resources`) apply to its embedding requests."""
+    if resources is None:
+        return QdrantRetriever.from_config(cfg, chunks)
+    return QdrantRetriever.from_config(cfg, chunks, retry=resources.cfg.retry, budget=resources.budget)

@@ -19,6 +19,10 @@ def row_fingerprint(row: Row) -> str | None:
 class BaseStorage(ABC):
     """Persistence for rows; swappable without touching the generators."""
 
+    # How many rows the store held when open_run found them (None: this storage does not say). A run
+    # asked for fewer rows than that reports the surplus instead of claiming an exact count.
+    rows_on_open: int | None = None
+
     @abstractmethod
     def open_run(self, fingerprint: str, *, overwrite: bool = False) -> set[str]:
         """Prepare for appending rows of run `fingerprint`; return the ids already stored.

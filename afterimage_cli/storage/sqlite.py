@@ -48,6 +48,7 @@ class SQLiteStorage(BaseStorage):
         if overwrite:
             db.execute("DELETE FROM conversations")
             db.commit()
+            self.rows_on_open = 0
             return set()
         other = db.execute(
             "SELECT seq FROM conversations WHERE fingerprint IS NOT ? ORDER BY seq LIMIT 1", (fingerprint,)
@@ -57,7 +58,9 @@ class SQLiteStorage(BaseStorage):
                 f"{self.path} holds rows of a different run (the config, prompts, models or seed changed): "
                 "pass --overwrite to replace them, or write to another path"
             )
-        return {r[0] for r in db.execute("SELECT id FROM conversations")}
+        existing = {r[0] for r in db.execute("SELECT id FROM conversations")}
+        self.rows_on_open = len(existing)
+        return existing
 
     def append(self, row: Row) -> None:
         db = self._connect()
@@ -70,6 +73,9 @@ class SQLiteStorage(BaseStorage):
 
     def close(self) -> None:
         if self._db is not None:
+            # synchronous=NORMAL leaves the last commits in the WAL unsynced; a checkpoint syncs the WAL and
+            # the database, so rows are on disk when the run says it is done.
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
             self._db = None
 

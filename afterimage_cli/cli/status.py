@@ -1,0 +1,41 @@
+"""`afterimage status OUT`: how a run stands, from its output and ledger, without calling anything."""
+
+from __future__ import annotations
+
+import orjson
+import typer
+
+from . import app
+from .common import run_command
+
+
+def _text(report: dict[str, object]) -> str:
+    causes = report["rejected_by_cause"]
+    assert isinstance(causes, dict)
+    target = report["target"]
+    cost = report["cost_usd"]
+    lines = [
+        f"{report['output']}: {report['state']}" + (f" ({report['reason']})" if report.get("reason") else ""),
+        f"  rows      {report['rows']}" + (f" of {target}" if target is not None else ""),
+        f"  rejected  {report['rejected']}"
+        + (" (" + ", ".join(f"{cause} {n}" for cause, n in causes.items()) + ")" if causes else ""),
+        "  cost      " + ("unpriced" if cost is None else f"${cost:.4f}") + f" over {report['sessions']} session(s)",
+    ]
+    return "\n".join(lines)
+
+
+@app.command()
+def status(
+    output: str = typer.Argument(..., help="A run's output (what -o named)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+) -> None:
+    """Rows done, items rejected by cause, cost so far and whether the run finished (calls nothing)."""
+
+    def body() -> None:
+        from ..engine.run_status import run_status
+
+        report = run_status(output)
+        typer.echo(orjson.dumps(report).decode() if json_out else _text(report))
+
+    run_command(body, debug=debug)

@@ -1,0 +1,142 @@
+"""The components a config names (generators, modifiers, storage, providers): looked up, checked, built.
+
+A config may name a plugin by `module:Class`: the lookup imports that module (running its top-level
+code) and checks what it names against the kind's interface, without calling it. Only a run builds
+plugins; `validate` and `--dry-run` (`check_components`) build afterimage's own components, to check
+their options and documents, and for plugins only bind the options to the constructor's signature.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any
+
+from .config import Config, ModelConfig, ModifierConfig
+from .engine.spend import budgeted_models, require_prices
+from .errors import AfterimageError, ConfigError
+from .instructions.base import BaseInstructionGeneratorCallback
+from .modifiers.base import BaseRespondentPromptModifierCallback
+from .personas.store import writable_format
+from .providers.base import LLMProvider
+from .providers.factory import build_key_pool, parse_model
+from .registry import instruction_generators, is_builtin, prompt_modifiers, providers, retrievers, storage
+from .resources import Resources, grounding_warnings
+from .storage.base import BaseStorage
+
+
+def with_resources(factory: Any, resources: Resources | None, options: dict[str, Any]) -> dict[str, Any]:
+    """The options, plus `resources` when the factory declares that parameter (built-ins that need documents)."""
+    try:
+        parameter = inspect.signature(factory).parameters.get("resources")
+    except (TypeError, ValueError):
+        return dict(options)
+    if resources is None or parameter is None or parameter.kind is inspect.Parameter.VAR_KEYWORD:
+        return dict(options)
+    return {**options, "resources": resources}
+
+
+def check_options(factory: Any, field: str, *args: Any, **options: Any) -> None:
+    """Bind the options to the constructor's signature without calling it (what validate can say of a plugin)."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # no introspectable signature: the run will tell
+        return
+    try:
+        signature.bind(*args, **options)
+    except TypeError as exc:
+        raise ConfigError(f"{field}: {exc}") from None
+
+
+def build_instruction_generator(
+    cfg: Config, llm: LLMProvider | None, resources: Resources | None = None
+) -> BaseInstructionGeneratorCallback:
+    factory = instruction_generators.resolve(cfg.instructions.generator, "instructions.generator")
+    try:
+        generator = factory(llm, **with_resources(factory, resources, cfg.instructions.options))
+    except TypeError as exc:
+        raise ConfigError(f"instructions.options: {exc}") from None
+    if not isinstance(generator, BaseInstructionGeneratorCallback):
+        raise ConfigError(f"instructions.generator {cfg.instructions.generator!r} is not an instruction generator")
+    return generator
+
+
+def checked_instruction_generator(cfg: Config, resources: Resources) -> Any:
+    """For checks that call no plugin: the built-in generator built, or a plugin's class (options bound)."""
+    factory = instruction_generators.resolve(cfg.instructions.generator, "instructions.generator")
+    if is_builtin(factory):
+        return build_instruction_generator(cfg, None, resources)
+    check_options(factory, "instructions.options", None, **with_resources(factory, resources, cfg.instructions.options))
+    return factory
+
+
+def build_modifier(
+    number: int, mod: ModifierConfig, resources: Resources | None
+) -> BaseRespondentPromptModifierCallback:
+    """The modifier `modifiers[number]` names, built with its options."""
+    factory = prompt_modifiers.resolve(mod.name, f"modifiers[{number}].name")
+    try:
+        modifier = factory(**with_resources(factory, resources, mod.options))
+    except TypeError as exc:
+        raise ConfigError(f"modifiers[{number}].options: {exc}") from None
+    if not isinstance(modifier, BaseRespondentPromptModifierCallback):
+        raise ConfigError(f"modifiers[{number}].name {mod.name!r} is not a respondent prompt modifier")
+    return modifier
+
+
+def build_modifiers(cfg: Config, resources: Resources | None = None) -> list[BaseRespondentPromptModifierCallback]:
+    return [build_modifier(number, mod, resources) for number, mod in enumerate(cfg.modifiers)]
+
+
+def check_modifiers(cfg: Config, resources: Resources) -> None:
+    """Built-in modifiers are built (they check their options); plugins only have their options bound."""
+    for number, mod in enumerate(cfg.modifiers):
+        factory = prompt_modifiers.resolve(mod.name, f"modifiers[{number}].name")
+        if is_builtin(factory):
+            build_modifier(number, mod, resources)
+        else:
+            check_options(factory, f"modifiers[{number}].options", **with_resources(factory, resources, mod.options))
+
+
+def build_storage(cfg: Config) -> BaseStorage:
+    store = storage.resolve(cfg.storage.type, "storage.type")(cfg.storage.path)
+    if not isinstance(store, BaseStorage):
+        raise ConfigError(f"storage.type {cfg.storage.type!r} is not a BaseStorage")
+    return store
+
+
+def check_model(where: str, model: ModelConfig) -> None:
+    """Resolve the provider and its keys without calling anything."""
+    try:
+        spec = parse_model(model.model, api_base=model.api_base, provider=model.provider)
+    except AfterimageError as exc:
+        raise type(exc)(f"{where}: {exc}") from None
+    providers.resolve(spec.provider, f"{where}.provider")
+    if spec.provider != "offline":
+        try:
+            build_key_pool(spec, model, os.environ)
+        except AfterimageError as exc:
+            raise type(exc)(f"{where}: {exc}") from None
+
+
+def check_components(cfg: Config, resources: Resources | None = None) -> list[str]:
+    """Resolve every named component as a run would, calling no plugin, and return warnings; raise on errors."""
+    check_model("respondent", cfg.respondent)
+    if cfg.correspondent:
+        check_model("correspondent", cfg.correspondent)
+    resources = resources or Resources(cfg)
+    instruction_generator = checked_instruction_generator(cfg, resources)
+    check_modifiers(cfg, resources)
+    storage.resolve(cfg.storage.type, "storage.type")
+    if cfg.retriever is not None:
+        retrievers.resolve(cfg.retriever.type, "retriever.type")
+    require_prices(cfg.budget.max_cost_usd, budgeted_models(cfg))
+    if cfg.personas_file and resources.personas_to_generate:
+        writable_format(cfg.personas_file)  # a suffix the generated personas cannot be saved as
+    warnings: list[str] = []
+    warnings += grounding_warnings(cfg, resources, instruction_generator)
+    if any(m.name == "persona" for m in cfg.modifiers) and not (
+        cfg.personas or cfg.personas_file or cfg.persona_generation
+    ):
+        warnings.append("the 'persona' modifier is listed but no personas are configured")
+    return warnings

@@ -1,0 +1,166 @@
+"""The run ledger: a JSONL file beside a run's output that says what happened to the run — each session's
+start and end, cost checkpoints, and every item rejected with its cause. `generate` and `evaluate` write
+it; `afterimage status` reads it without calling anything; a resumed run reads it to skip rejected items."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from ..errors import RunAborted
+
+CHECKPOINT_SECONDS = 10.0
+# Rejections are judged against the budget only once this many happened: a few early rejections in a
+# large run are noise, and every item being refused still stops the run after this many.
+MIN_REJECTIONS_JUDGED = 10
+
+
+def ledger_path(output: str | Path) -> Path | None:
+    """`out/run.jsonl` → `out/run.ledger.jsonl`; None when the output is stdout (nothing to resume)."""
+    if str(output) == "-":
+        return None
+    path = Path(output)
+    return path.with_name(path.stem + ".ledger.jsonl")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@dataclass
+class Rejection:
+    """One rejected item: which, why, after how many attempts, and what it cost."""
+
+    item: int
+    id: str
+    cause: str
+    error: str
+    attempts: int
+    usage: dict[str, Any] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        return {"event": "rejected", **self.__dict__}
+
+
+class RunLedger:
+    """Appends a run's events to its ledger file (flushed and fsynced: it is what a resume trusts)."""
+
+    def __init__(self, path: Path | None, command: str, fingerprint: str) -> None:
+        self.path = path
+        self.command = command
+        self.fingerprint = fingerprint
+        self._fh: IO[bytes] | None = None
+        self._last_checkpoint = time.monotonic()
+
+    def open(self, *, overwrite: bool = False) -> dict[int, Rejection]:
+        """Start a session; return the items earlier sessions of this run rejected (by item number).
+
+        A ledger of another run (the output was replaced) is started afresh."""
+        previous = read_ledger(self.path) if self.path is not None and not overwrite else []
+        if any(r.get("fingerprint") not in (None, self.fingerprint) for r in previous if r["event"] == "start"):
+            previous, overwrite = [], True
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "wb" if overwrite else "ab")
+        rejected: dict[int, Rejection] = {}
+        for record in previous:
+            if record["event"] == "rejected":
+                fields = {k: v for k, v in record.items() if k != "event"}
+                rejected[int(record["item"])] = Rejection(**fields)
+        return rejected
+
+    def start(self, target: int | None, **extra: Any) -> None:
+        self._write(
+            {
+                "event": "start",
+                "command": self.command,
+                "fingerprint": self.fingerprint,
+                "target": target,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "time": _now(),
+                **extra,
+            }
+        )
+
+    def reject(self, rejection: Rejection) -> None:
+        self._write(rejection.record())
+
+    def checkpoint(self, rows: int, usage: dict[str, Any], *, force: bool = False) -> None:
+        """The session's rows and spending so far, at most every CHECKPOINT_SECONDS."""
+        now = time.monotonic()
+        if force or now - self._last_checkpoint >= CHECKPOINT_SECONDS:
+            self._last_checkpoint = now
+            self._write({"event": "checkpoint", "rows": rows, "usage": usage, "time": _now()})
+
+    def end(self, status: str, rows: int, usage: dict[str, Any], reason: str | None = None) -> None:
+        """How the session ended: `finished`, `stopped` (a budget), or `interrupted`."""
+        self._write({"event": "end", "status": status, "reason": reason, "rows": rows, "usage": usage, "time": _now()})
+        self.close()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if self._fh is None:
+            return
+        self._fh.write(orjson.dumps(record) + b"\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+
+def read_ledger(path: Path | None) -> list[dict[str, Any]]:
+    """The ledger's records; a line torn by a kill (the last one) is skipped."""
+    if path is None or not path.exists():
+        return []
+    records = []
+    with open(path, "rb") as fh:
+        for line in fh:
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and "event" in record:
+                records.append(record)
+    return records
+
+
+class RejectionBudget:
+    """Stops a run whose items are rejected too often: then the config, not one item, is the problem."""
+
+    def __init__(self, max_share: float, rows: int = 0, rejected: int = 0) -> None:
+        self.max_share = max_share
+        self.rows = rows
+        self.causes: Counter[str] = Counter()
+        self.last_error: dict[str, str] = {}
+        self.rejected = rejected
+
+    def row_done(self) -> None:
+        self.rows += 1
+
+    def reject(self, cause: str, error: str) -> None:
+        """Count a rejection; raise RunAborted when the share of rejected items is over budget."""
+        self.rejected += 1
+        self.causes[cause] += 1
+        self.last_error[cause] = error
+        finished = self.rows + self.rejected
+        if self.rejected >= MIN_REJECTIONS_JUDGED and self.rejected / finished > self.max_share:
+            raise RunAborted(
+                f"stopping: {self.rejected} of {finished} items were rejected ({self.rejected / finished:.0%}; "
+                f"error_budget.max_rejected_share is {self.max_share:.0%}), so the config, not one item, is the "
+                f"problem. Top causes: {self.top_causes()}"
+            )
+
+    def top_causes(self, count: int = 3) -> str:
+        return "; ".join(
+            f"{cause} ×{n} (last: {self.last_error[cause]})" for cause, n in self.causes.most_common(count)
+        )
