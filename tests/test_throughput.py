@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 
 import orjson
 import pytest
 
-from afterimage_cli.errors import MissingCredentialsError
+from afterimage_cli.config import ErrorBudgetConfig, RetryConfig
+from afterimage_cli.engine.retry import ErrorBudget, RetryingProvider, rate_limit_delay
+from afterimage_cli.errors import MissingCredentialsError, ProviderError
+from afterimage_cli.monitor import GenerationMonitor
+from afterimage_cli.providers.base import BaseProvider, LLMResponse, Messages
 from afterimage_cli.providers.keypool import ApiKey, SmartKeyPool
 from afterimage_cli.providers.ratelimit import RateLimiter, parse_duration
 
@@ -237,10 +242,6 @@ def test_adaptive_concurrency_cuts_under_an_admission_limit(fake_server, tmp_pat
 
 
 def test_rate_limit_delays_trust_retry_after_then_back_off() -> None:
-
-    from afterimage_cli.config import RetryConfig
-    from afterimage_cli.engine.retry import rate_limit_delay
-
     cfg, rng = RetryConfig(base_delay=0.5, max_delay=30), random.Random(0)
     assert all(0.1 <= rate_limit_delay(n, cfg, 0.1, rng) <= 0.11 for n in range(6))
     assert 0.25 <= rate_limit_delay(6, cfg, 0.1, rng) <= 0.5
@@ -264,9 +265,24 @@ def test_rate_limit_patience_bounds_the_wait(fake_server, tmp_path) -> None:
     cfg = make_config(tmp_path, retry={"rate_limit_patience": 0.3, "base_delay": 0.05, "max_delay": 0.1})
     result = run(fake_server, cfg, "-n", "3")
     assert result.exit_code == 1 and "rate limited (429)" in result.stderr
-    # 0.3 s of patience is five waits of 0.05 s (+ up to 10 % jitter): every call gives up at its sixth 429.
-    refused = fake_server.stats["429"]
-    assert refused > 0 and refused % 6 == 0
+
+
+def test_a_call_waits_out_429s_for_its_patience_then_fails() -> None:
+    class Throttled(BaseProvider):
+        model_name = "m"
+        calls = 0
+
+        async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
+            self.calls += 1
+            raise ProviderError("m: rate limited (429)", retryable=True, retry_after=0.05, kind="rate_limit")
+
+    inner = Throttled()
+    retry = RetryConfig(rate_limit_patience=0.3, base_delay=0.05, max_delay=0.1)
+    provider = RetryingProvider(inner, retry, ErrorBudget(ErrorBudgetConfig()), GenerationMonitor())
+    with pytest.raises(ProviderError, match="rate limited"):
+        asyncio.run(provider.acomplete([{"role": "user", "content": "hi"}]))
+    # 0.3 s of patience is five waits of 0.05 s (+ up to 10 % jitter): the call gives up at its sixth 429.
+    assert inner.calls == 6
 
 
 def test_another_seed_is_not_answered_from_the_cache(fake_server, tmp_path) -> None:
