@@ -290,7 +290,9 @@ def table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def targets(runs: list[Run], help_s: float, rss: dict[int, float], export: float) -> list[tuple[str, str, bool]]:
+def targets(
+    runs: list[Run], help_s: float, rss: dict[int, float], export: float, evaluate: dict[int, float]
+) -> list[tuple[str, str, bool]]:
     """(target, measured, passed) for each target of the issue."""
     out = []
     for r in runs:
@@ -311,6 +313,11 @@ def targets(runs: list[Run], help_s: float, rss: dict[int, float], export: float
     flat = rb <= 200 and rb <= rs * 1.25 + 10
     out.append((f"RSS flat ≤ 200 MB over {big:,} conversations", f"{rs:.0f} → {rb:.0f} MB", flat))
     out.append(("export sharegpt ≥ 150k rows/s", f"{export:,.0f} rows/s", export >= 150_000))
+    from tests.bench_evaluate import ALLOWED_GROWTH_MB
+
+    (small, es), (big, eb) = sorted(evaluate.items())
+    label = f"evaluate --no-judge RSS flat from {small:,} to {big:,} rows (≤ +{ALLOWED_GROWTH_MB:g} MB)"
+    out.append((label, f"{es:.0f} → {eb:.0f} MB", eb - es <= ALLOWED_GROWTH_MB))
     return out
 
 
@@ -350,6 +357,10 @@ def main(argv: list[str] | None = None) -> int:
             for n in sizes:
                 note(f"offline: {n:,} conversations …")
                 rss[n] = offline_rss(n, workdir)
+            from tests.bench_evaluate import evaluate_rss
+
+            note("evaluate --no-judge: peak RSS …")
+            evaluate = evaluate_rss(workdir, (2_000, 10_000) if args.quick else (20_000, 100_000))
         note("export …")
         from tests.bench_export import bench_export
 
@@ -379,15 +390,17 @@ def main(argv: list[str] | None = None) -> int:
     for size, mb in ((small, rs), (big, rb)):
         print(f"| peak RSS, {size:,} offline conversations | {mb:.0f} MB |")
     print(f"| export sharegpt, {export_rows:,} rows | {export:,.0f} rows/s |")
+    for size, mb in sorted(evaluate.items()):
+        print(f"| peak RSS, evaluate --no-judge of {size:,} rows | {mb:.0f} MB |")
     if limits:
         from tests.bench_ratelimit import table_lines
 
-        print("\n#### Rate limits (direct transport, 50 ms latency)\n")
+        print("\n#### Rate limits (direct transport, 50 ms latency unless said)\n")
         print("\n".join(table_lines(limits)))
     if sharing:
         print("\n" + "\n".join(sharing))
     print("\n### Targets\n")
-    verdicts = targets(runs, help_s, rss, export)
+    verdicts = targets(runs, help_s, rss, export, evaluate)
     print(table([["target", "measured", "verdict"], *[[t, m, "PASS" if ok else "FAIL"] for t, m, ok in verdicts]]))
     return 0
 

@@ -3,10 +3,11 @@
 It answers chat completions, embeddings and the model list on 127.0.0.1 with deterministic content,
 and misbehaves on demand through knobs (plain attributes that may be flipped while it runs): latency,
 429s, 500s, garbage bodies, schema-violating structured output, hung requests (all, or every one after
-the first N), a fixed failure status, rejected keys, a token-bucket admission limit and an outage (after
-`down_after` requests, every request for `down_for` seconds has its connection dropped, or gets
-`down_status`); and which model it says it serves (in answers and GET /models, or no model list at all).
-Counters in `stats` record what happened.
+the first N), a fixed failure status, rejected keys, a token-bucket admission limit (timed by `clock`,
+which a test may replace), `gather` (hold requests until that many are in flight together, so a test of
+concurrency needs no timing) and an outage (after `down_after` requests, every request for `down_for`
+seconds has its connection dropped, or gets `down_status`); and which model it says it serves (in
+answers and GET /models, or no model list at all). Counters in `stats` record what happened.
 
 Run it standalone with `python -m tests.fakeserver --port 0 --latency 0.05`: the first stdout line
 is its URL. `GET /_stats` returns the counters and `POST /_knobs` (a JSON object) sets knobs, so a
@@ -37,8 +38,10 @@ EMBEDDING_DIM = 16
 KNOBS = tuple(
     "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang hang_after fail_status admit_rps"
     " end_rate reasoning seed responder rate_limit_headers reject_keys model_name context_tokens filter_words"
-    " unprocessable_words rate_truncated down_after down_for down_status echo_model models_status model_meta".split()
+    " unprocessable_words rate_truncated down_after down_for down_status echo_model models_status model_meta"
+    " gather".split()
 )
+GATHER_TIMEOUT = 30.0  # seconds a gathering request waits for the others before it goes on alone
 
 # OpenAI's error "type" and "code" per status, so clients map them to the right exception class.
 _ERRORS: dict[int, tuple[str, str, str | None]] = {
@@ -186,6 +189,7 @@ class FakeOpenAIServer:
     hang_after: int | None = None  # answer the first N requests, then hang every later one
     fail_status: int | None = None
     admit_rps: float | None = None
+    gather: int = 0
     end_rate: float = 0.0
     reasoning: bool = False
     seed: int = 0
@@ -216,6 +220,7 @@ class FakeOpenAIServer:
         if unknown:
             raise TypeError(f"unknown knobs: {sorted(unknown)}")
         self.host, self.port = host, port
+        self.clock: Callable[[], float] = time.monotonic
         for key, value in knobs.items():
             setattr(self, key, value)
         self.stats: dict[str, Any] = self._fresh_stats()
@@ -228,6 +233,7 @@ class FakeOpenAIServer:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._released: asyncio.Event | None = None
+        self._gathered: asyncio.Event | None = None
 
     @property
     def url(self) -> str:
@@ -285,6 +291,7 @@ class FakeOpenAIServer:
         await site.start()
         self.port = self._runner.addresses[0][1]
         self._released = asyncio.Event()
+        self._gathered = asyncio.Event()
 
     def stop(self) -> None:
         """Drop hung requests, close the server and end its thread."""
@@ -301,6 +308,17 @@ class FakeOpenAIServer:
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+    def release_hung(self) -> None:
+        """Stop hanging: requests hung so far end with a dropped connection, later ones are answered."""
+
+        def release() -> None:
+            self.hang, self.hang_after = False, None
+            assert self._released is not None
+            self._released.set()
+            self._released = asyncio.Event()
+
+        self._on_loop(release)
 
     def __enter__(self) -> FakeOpenAIServer:
         return self.start()
@@ -351,13 +369,26 @@ class FakeOpenAIServer:
         rps = self.admit_rps
         if rps is None:
             return True
-        now = time.monotonic()
+        now = self.clock()
         self._tokens_left = min(max(rps, 1.0), self._tokens_left + (now - self._bucket_at) * rps)
         self._bucket_at = now
         if self._tokens_left >= 1.0:
             self._tokens_left -= 1.0
             return True
         return False
+
+    async def _gather(self) -> None:
+        """Until `gather` requests have been in flight together, hold each one; then let all go."""
+        assert self._gathered is not None
+        if not self.gather or self._gathered.is_set():
+            return
+        if self.stats["in_flight"] >= self.gather:
+            self._gathered.set()
+            return
+        try:
+            await asyncio.wait_for(self._gathered.wait(), GATHER_TIMEOUT)
+        except TimeoutError:
+            pass
 
     def _is_down(self) -> bool:
         """Whether the outage is on: it starts at request number down_after + 1 and lasts down_for seconds."""
@@ -389,7 +420,8 @@ class FakeOpenAIServer:
         return _json(_error_body(status, message), status, headers)
 
     async def _handle(self, request: web.Request, answer: Callable[[dict[str, Any]], web.Response]) -> web.Response:
-        """The knobs, in order: outage, auth, fail_status, bad request, hang, admission, latency, random failures."""
+        """The knobs, in order: outage, auth, fail_status, bad request, hang, admission, gather, latency,
+        random failures."""
         stats = self.stats  # no await before the try: a reset cannot slip in between
         stats["requests"] += 1
         stats["in_flight"] += 1
@@ -430,6 +462,7 @@ class FakeOpenAIServer:
             if not self._admit():
                 self.stats["429"] += 1
                 return self._error(429)
+            await self._gather()
             if self.latency > 0:
                 await asyncio.sleep(self.latency)
             draw = self._random()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -49,8 +50,17 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 def cli_subprocess(
     *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT, **kwargs: Any
 ) -> subprocess.Popen[bytes]:
-    """Start the CLI as a real process (for signals and pipes); stdout and stderr are pipes unless given."""
+    """Start the CLI as a real process (for signals and pipes); stdout and stderr are pipes unless given.
+
+    The child gets Ctrl-C's default handling even when the test run itself was started in the background
+    by a non-interactive shell, which makes SIGINT ignored for everything it starts: a SIGINT a test sends
+    must act as a user's Ctrl-C does."""
     full_env = {**os.environ, **(env or {})}
     kwargs.setdefault("stdout", subprocess.PIPE)
     kwargs.setdefault("stderr", subprocess.PIPE)
+    kwargs.setdefault("preexec_fn", _default_sigint)
     return subprocess.Popen([sys.executable, "-m", "afterimage_cli", *args], cwd=cwd, env=full_env, **kwargs)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -55,6 +55,7 @@ def _check_complete(path: Path, storage: str) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_resumes_to_exactly_n(fake_server, tmp_path, storage, sig) -> None:
     fake_server.latency = 0.03
+    fake_server.hang_after = 100  # some rows, never all N: the signal always lands mid-run
     out = tmp_path / ("out.jsonl" if storage == "jsonl" else "out.sqlite")
     cfg = make_config(
         tmp_path,
@@ -71,6 +72,7 @@ def test_interrupted_run_resumes_to_exactly_n(fake_server, tmp_path, storage, si
         assert code == -signal.SIGKILL
     written = _rows_in(out, storage)
     assert 0 < written < N
+    fake_server.release_hung()
     rerun = _start(fake_server, cfg)
     _, err = rerun.communicate(timeout=60)
     assert rerun.returncode == 0, err.decode()

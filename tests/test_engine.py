@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import orjson
 import pytest
 
@@ -51,6 +49,7 @@ def test_hundred_three_turn_conversations_match_schema_and_tokens(fake_server, t
 
 def test_exactly_n_at_high_concurrency(fake_server, tmp_path) -> None:
     fake_server.latency = 0.01
+    fake_server.gather = 17  # answered only once 17 are in flight together: more than 16 workers, by count
     result = served(fake_server, tmp_path, "-n", "200", "--concurrency", "64", "--max-turns", "1")
     assert result.exit_code == 0, result.stderr
     rows = read_rows(tmp_path / "out.jsonl")
@@ -103,26 +102,15 @@ def test_schema_violations_are_retried_and_counted(fake_server, tmp_path) -> Non
 
 def test_server_that_stops_answering_stops_the_run(fake_server, tmp_path) -> None:
     fake_server.latency = 0.02
+    # 200 answers, then silence: with 8 workers and conversations of a few calls, some rows are done by then
+    # (on any machine: a count, not a moment).
+    fake_server.hang_after = 200
     cfg = {
         "respondent": {"model": "offline", "timeout": 2},
         "error_budget": {"max_consecutive_failures": 8, "max_outage_s": 3},
     }
-
-    def hang_soon() -> None:  # once rows are being written: the server answered, then went silent
-        out = tmp_path / "out.jsonl"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not (out.exists() and out.stat().st_size > 0):
-            time.sleep(0.02)
-        fake_server.hang = True
-
-    import threading
-
-    threading.Thread(target=hang_soon, daemon=True).start()
-    started = time.monotonic()
     result = served(fake_server, tmp_path, "-n", "5000", "--concurrency", "8", **cfg)
-    elapsed = time.monotonic() - started
-    assert result.exit_code == 1
-    assert elapsed < 60
+    assert result.exit_code == 1 and fake_server.stats["hung"] >= 1
     assert "stopping" in result.stderr and "re-run" in result.stderr
     assert f"the server at {fake_server.api_base} has not answered for 3 s" in result.stderr
     rows = read_rows(tmp_path / "out.jsonl")

@@ -17,6 +17,7 @@ N = 40
 def test_interrupted_evaluate_resumes(fake_server, tmp_path, sig) -> None:
     fake_server.responder = judge_responder()
     fake_server.latency = 0.03
+    fake_server.hang_after = N // 2  # the run cannot finish before the signal, however the machine schedules us
     rows = [conversation_row(i) if i % 2 else published_row(i) for i in range(N)]
     source = write_rows(tmp_path / "in.jsonl", rows)
     out = tmp_path / "out.jsonl"
@@ -32,6 +33,7 @@ def test_interrupted_evaluate_resumes(fake_server, tmp_path, sig) -> None:
     if sig == signal.SIGINT:
         assert proc.returncode == 130 and b"re-run the same command" in proc.stderr.read()
     first_run = len(read_rows(out)) if out.read_bytes().endswith(b"\n") else None
+    fake_server.release_hung()
     while fake_server.snapshot()["in_flight"]:  # the killed client's requests still finish on the server
         time.sleep(0.01)
     fake_server.reset_stats()

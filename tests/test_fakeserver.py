@@ -245,24 +245,34 @@ def test_stream_and_bad_json_are_400(fake_server: FakeOpenAIServer) -> None:
     assert fake_server.stats["bad_request"] == 2
 
 
-def test_latency_and_in_flight(fake_server: FakeOpenAIServer) -> None:
-    fake_server.latency = 0.2
-    started = time.perf_counter()
+def test_gather_and_in_flight(fake_server: FakeOpenAIServer) -> None:
+    fake_server.latency = 0.05
+    fake_server.gather = 20  # no request is answered before all twenty are in: concurrency without timing
     assert asyncio.run(burst(fake_server, 20)) == [200] * 20
-    elapsed = time.perf_counter() - started
-    assert 0.2 <= elapsed < 2.0  # concurrent, not serialised
     assert fake_server.stats["max_in_flight"] == 20 and fake_server.stats["in_flight"] == 0
 
 
+class FrozenClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_admit_rps_token_bucket(fake_server: FakeOpenAIServer) -> None:
+    fake_server.clock = clock = FrozenClock(1000.0)  # the bucket starts full: one second's worth
     fake_server.admit_rps = 10
     fake_server.rate_limit_headers = True
     codes = asyncio.run(burst(fake_server, 30))
-    assert 10 <= codes.count(200) <= 13 and codes.count(429) == 30 - codes.count(200)
-    time.sleep(0.25)  # refills ~2.5 tokens
+    assert codes.count(200) == 10 and codes.count(429) == 20
+    clock.now += 0.25  # refills 2.5 tokens: two more requests
     response = chat(fake_server)
-    assert response.status_code == 200 and int(response.headers["x-ratelimit-remaining-requests"]) <= 2
+    assert response.status_code == 200 and int(response.headers["x-ratelimit-remaining-requests"]) == 1
     assert response.headers["x-ratelimit-reset-requests"]
+    assert [chat(fake_server).status_code for _ in range(2)] == [200, 429]
     fake_server.admit_rps = None
     assert asyncio.run(burst(fake_server, 30)) == [200] * 30
 
@@ -289,11 +299,10 @@ def test_hang_until_flipped_or_stopped() -> None:
             time.sleep(0.01)
         assert srv.stats["in_flight"] >= 1
     finally:
-        started = time.perf_counter()
         srv.stop()
-    client.join(timeout=5)
-    # stop() drops the hung connection promptly instead of waiting for the client's timeout.
-    assert time.perf_counter() - started < 3 and isinstance(outcome[0], httpx.HTTPError)
+    client.join()
+    # stop() drops the hung connection instead of leaving the client to its 10 s timeout.
+    assert isinstance(outcome[0], httpx.HTTPError) and not isinstance(outcome[0], httpx.TimeoutException)
 
 
 def test_reset_stats_snapshot_and_unknown_knob(fake_server: FakeOpenAIServer) -> None:

@@ -131,19 +131,21 @@ class RetryingProvider(BaseProvider):
     async def _attempt(self, call: Any, estimate: int) -> Any:
         if self.limiter is None:
             return await call()
-        await self.limiter.acquire(estimate)
+        started = await self.limiter.acquire(estimate)
         try:
             response = await call()
         except ProviderError as error:
+            limited = error.kind == "rate_limit"
             paid = error.response.total_token_count - estimate if error.response is not None else 0
             self.limiter.release(
-                ok=False, rate_limited=error.kind == "rate_limit", headers=error.headers, token_correction=paid
+                ok=False, rate_limited=limited, headers=error.headers, token_correction=paid, started=started
             )
             raise
         except BaseException:
-            self.limiter.release(ok=False)
+            self.limiter.release(ok=False, started=started)
             raise
-        self.limiter.release(ok=True, headers=response.headers, token_correction=response.total_token_count - estimate)
+        correction = response.total_token_count - estimate
+        self.limiter.release(ok=True, headers=response.headers, token_correction=correction, started=started)
         return response
 
     async def _send(self, call: Any, estimate: int) -> Any:

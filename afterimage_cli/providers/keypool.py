@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import MissingCredentialsError
@@ -24,11 +25,14 @@ class ApiKey:
 class SmartKeyPool:
     """Round-robin over usable keys; waits (never fails) while every live key is cooling down."""
 
-    def __init__(self, keys: list[ApiKey], *, cooldown: float = 5.0) -> None:
+    def __init__(
+        self, keys: list[ApiKey], *, cooldown: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if not keys:
             raise ValueError("SmartKeyPool needs at least one key")
         self.keys = keys
         self.cooldown = cooldown
+        self.clock = clock
         self._next = 0
 
     @classmethod
@@ -55,18 +59,23 @@ class SmartKeyPool:
             raise MissingCredentialsError(f"every API key was rejected by the provider ({names}): set valid keys")
         return live
 
+    def try_acquire(self) -> ApiKey | float:
+        """The next usable key, or the seconds until the first cooling one is usable again."""
+        live = self._live()
+        now = self.clock()
+        for _ in range(len(self.keys)):
+            key = self.keys[self._next % len(self.keys)]
+            self._next += 1
+            if not key.disabled and key.cooling_until <= now:
+                key.uses += 1
+                return key
+        return min(k.cooling_until for k in live) - now
+
     async def acquire(self) -> ApiKey:
         """The next usable key, waiting for the earliest cool-down to end if all are cooling."""
-        while True:
-            live = self._live()
-            now = time.monotonic()
-            for _ in range(len(self.keys)):
-                key = self.keys[self._next % len(self.keys)]
-                self._next += 1
-                if not key.disabled and key.cooling_until <= now:
-                    key.uses += 1
-                    return key
-            await asyncio.sleep(max(0.01, min(k.cooling_until for k in live) - now))
+        while not isinstance(key := self.try_acquire(), ApiKey):
+            await asyncio.sleep(max(0.01, key))
+        return key
 
     def report_error(self, key: ApiKey, status_code: int | None = None, retry_after: float | None = None) -> None:
         """429 cools the key down (for Retry-After if given); 401/403 disables it with a warning."""
@@ -75,4 +84,4 @@ class SmartKeyPool:
                 key.disabled = True
                 warn(f"API key from {key.env_name} was rejected ({status_code}); it is no longer used")
         elif status_code == 429 and len(self.keys) > 1:
-            key.cooling_until = time.monotonic() + (retry_after if retry_after else self.cooldown)
+            key.cooling_until = self.clock() + (retry_after if retry_after else self.cooldown)

@@ -6,9 +6,11 @@ Everything is awaited: a waiting request sleeps exactly until it may go, or unti
 from __future__ import annotations
 
 import asyncio
+import heapq
+import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +57,9 @@ class _Bucket:
         self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
         self.stamp = now
         amount = min(amount, self.capacity)
-        return 0.0 if self.level >= amount else (amount - self.level) / self.rate
+        # Within rounding of the amount counts as there: a wait of 1e-17 s would never end on a clock
+        # that adds it to 0.6.
+        return 0.0 if self.level >= amount - 1e-9 else (amount - self.level) / self.rate
 
     def take(self, amount: float) -> None:
         self.level -= amount
@@ -65,7 +69,8 @@ class RateLimiter:
     """Admits requests under max_concurrency (adaptive), rpm and tpm; pauses on x-ratelimit headers.
 
     Retry-After belongs to the request that got it (the retry waits for it); the shared limit reacts to
-    the rate of 429s instead, so a few stray ones never stall every request.
+    the rate of 429s instead, so a few stray ones never stall every request. `clock` is injectable so the
+    admission logic can be driven on a simulated clock (tests/ratelimit_sim.py).
     """
 
     def __init__(
@@ -76,15 +81,19 @@ class RateLimiter:
         tpm: float | None = None,
         adaptive: bool = True,
         min_concurrency: int = 1,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.clock = clock
         self.ceiling = float(max_concurrency or 1_000_000)
         self.adaptive = AdaptiveConcurrency(self.ceiling, float(min_concurrency)) if adaptive else None
         self.min_concurrency = min_concurrency
-        now = time.monotonic()
+        now = clock()
         self.requests = _Bucket(rpm / 60, max(1.0, rpm / 60), max(1.0, rpm / 60), now) if rpm else None
         self.tokens = _Bucket(tpm / 60, tpm / 60 * 10, tpm / 60, now) if tpm else None
         self.in_flight = 0
         self.paused_until = 0.0
+        self.answer_time: float | None = None  # running mean of how long a successful request takes
+        self._held: list[float] = []  # when the slots kept by refused requests come free (a heap)
         self._changed: asyncio.Event | None = None
 
     @property
@@ -105,27 +114,38 @@ class RateLimiter:
         event.set()
         self._changed = asyncio.Event()
 
-    async def acquire(self, estimated_tokens: int = 0) -> None:
-        """Wait until one more request may start."""
-        while True:
-            now = time.monotonic()
-            delay = self.paused_until - now
-            if delay <= 0 and self.requests is not None:
-                delay = self.requests.wait_time(1, now)
-            if delay <= 0 and self.tokens is not None:
-                delay = self.tokens.wait_time(estimated_tokens, now)
-            if delay <= 0 and self.in_flight < max(self.min_concurrency, int(self.limit)):
-                self.in_flight += 1
-                if self.requests is not None:
-                    self.requests.take(1)
-                if self.tokens is not None:
-                    self.tokens.take(estimated_tokens)
-                return
+    def try_acquire(self, estimated_tokens: int = 0) -> float:
+        """Start one more request if it may go now (0.0); otherwise the seconds until it may, or math.inf
+        when it must wait for a request in flight to end."""
+        now = self.clock()
+        while self._held and self._held[0] <= now:
+            heapq.heappop(self._held)
+            self.in_flight -= 1
+        delay = self.paused_until - now
+        if delay <= 0 and self.requests is not None:
+            delay = self.requests.wait_time(1, now)
+        if delay <= 0 and self.tokens is not None:
+            delay = self.tokens.wait_time(estimated_tokens, now)
+        if delay > 0:
+            return delay
+        if self.in_flight >= max(self.min_concurrency, round(self.limit)):
+            return self._held[0] - now if self._held else math.inf
+        self.in_flight += 1
+        if self.requests is not None:
+            self.requests.take(1)
+        if self.tokens is not None:
+            self.tokens.take(estimated_tokens)
+        return 0.0
+
+    async def acquire(self, estimated_tokens: int = 0) -> float:
+        """Wait until one more request may start; the time it started (to hand back to `release`)."""
+        while (delay := self.try_acquire(estimated_tokens)) > 0:
             event = self._event()
             try:
-                await asyncio.wait_for(event.wait(), timeout=delay if delay > 0 else None)
+                await asyncio.wait_for(event.wait(), timeout=None if math.isinf(delay) else delay)
             except TimeoutError:
                 pass
+        return self.clock()
 
     def release(
         self,
@@ -134,14 +154,27 @@ class RateLimiter:
         rate_limited: bool = False,
         headers: Mapping[str, Any] | None = None,
         token_correction: int = 0,
+        started: float | None = None,
     ) -> None:
-        """Record how a request ended; adapt the concurrency limit; wake waiters."""
-        self.in_flight -= 1
+        """Record how a request that began at `started` ended; adapt the concurrency limit; wake waiters.
+
+        A refused request keeps its slot until a successful one would have ended: refusals come back at
+        once, and slots they freed early would let the limit admit far more requests per second than
+        limit / answer time, the rate its cuts aim at."""
+        now = self.clock()
+        in_use = self.in_flight
+        if started is not None and ok:
+            took = now - started
+            self.answer_time = took if self.answer_time is None else self.answer_time + 0.1 * (took - self.answer_time)
+        if rate_limited and started is not None and self.answer_time and started + self.answer_time > now:
+            heapq.heappush(self._held, started + self.answer_time)
+        else:
+            self.in_flight -= 1
         if self.tokens is not None and token_correction:
             self.tokens.take(token_correction)
         if self.adaptive is not None:
-            self.adaptive.record(ok=ok, rate_limited=rate_limited, in_flight=self.in_flight + 1)
-        self._apply_headers(headers, time.monotonic())
+            self.adaptive.record(ok=ok, rate_limited=rate_limited, in_flight=in_use, now=now)
+        self._apply_headers(headers, now)
         self._wake()
 
     def _apply_headers(self, headers: Mapping[str, Any] | None, now: float) -> None:
