@@ -139,7 +139,7 @@ class GenerationMonitor:
 
     def _limits_text(self) -> str:
         """' · limit 12' when 429s have cut a model's concurrency."""
-        cut = [f"{int(lim.limit)}" for lim in self.limiters.values() if lim.cuts]
+        cut = [f"{round(lim.limit)}" for lim in self.limiters.values() if lim.cuts]
         return f" · concurrency limit {'/'.join(cut)}" if cut else ""
 
     def _refresh(self, force: bool = False) -> None:
