@@ -9,8 +9,8 @@ import yaml
 from rich.console import Console
 
 from .config import Config
+from .engine.items import ItemPlanner
 from .errors import BudgetExceeded, RunAborted
-from .generators.base import ItemPlanner
 from .monitor import GenerationMonitor
 from .pipeline import build_run, check_components, grounded_fingerprint
 from .providers.factory import model_price

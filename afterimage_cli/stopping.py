@@ -58,7 +58,7 @@ def with_planned_target(cfg: Config) -> Config:
     """For --dry-run: the config with num_conversations set to what its stopping rule needs, when that is
     known without a model (chunk coverage always; personas once they are inline or saved)."""
     from .components import checked_instruction_generator
-    from .generators.base import ItemPlanner
+    from .engine.items import ItemPlanner
     from .resources import Resources
 
     rule = cfg.generation.stop_when

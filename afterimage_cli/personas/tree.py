@@ -16,7 +16,7 @@ from typing import Any
 from .. import prompts
 from ..config import PersonaGenerationConfig
 from ..documents.models import Chunk
-from ..generators.base import item_rng
+from ..engine.items import item_rng
 from ..providers.base import LLMProvider
 from ..types import Persona
 
