@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from afterimage_cli.config import RetryConfig
-from afterimage_cli.engine.retry import rate_limit_delay
+from afterimage_cli.engine.attempts import rate_limit_delay
 from afterimage_cli.providers.ratelimit import RateLimiter
 
 

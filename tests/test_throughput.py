@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from afterimage_cli.config import ErrorBudgetConfig, RetryConfig
-from afterimage_cli.engine.retry import ErrorBudget, RetryingProvider, rate_limit_delay
+from afterimage_cli.engine.attempts import rate_limit_delay
+from afterimage_cli.engine.retry import ErrorBudget, RetryingProvider
 from afterimage_cli.errors import MissingCredentialsError, ProviderError
 from afterimage_cli.monitor import GenerationMonitor
 from afterimage_cli.providers.base import BaseProvider, LLMResponse, Messages

@@ -14,15 +14,11 @@ from ..monitor import GenerationMonitor
 from ..providers.base import BaseProvider, LLMProvider, LLMResponse, Messages, StructuredLLMResponse
 from ..providers.ratelimit import RateLimiter
 from ..providers.structured import Schema
+from .attempts import CallAttempts
 from .outage import Clock, OutageGate, Sleep
 
 if TYPE_CHECKING:
     from .spend import SpendLimit
-
-MAX_RETRY_AFTER = 300.0
-# How many 429s in a row a call waits out for just their Retry-After before backing off on top: enough
-# that stray 429s (even 20 % of requests) almost never push a call into long backoff.
-TRUSTED_RETRY_AFTERS = 6
 
 
 class ErrorBudget:
@@ -77,25 +73,6 @@ class ErrorBudget:
     def check(self) -> None:
         if self.reason is not None:
             raise RunAborted(f"stopping: {self.reason}")
-
-
-def rate_limit_delay(throttled: int, cfg: RetryConfig, retry_after: float | None, rng: random.Random) -> float:
-    """The wait after a call's n-th 429: the server's Retry-After for the first few (a stray 429 costs
-    little), then never less than exponential backoff (a long throttle is not hammered)."""
-    trusted = TRUSTED_RETRY_AFTERS if retry_after is not None and retry_after > 0 else 0
-    if throttled < trusted:
-        return backoff_delay(throttled, cfg, retry_after, rng)
-    return max(backoff_delay(throttled - trusted, cfg, None, rng), min(retry_after or 0.0, MAX_RETRY_AFTER))
-
-
-def backoff_delay(attempt: int, cfg: RetryConfig, retry_after: float | None, rng: random.Random) -> float:
-    """The server's Retry-After when it gives one (plus up to 10 % jitter, so waiters do not return in
-    lockstep); otherwise jittered exponential backoff."""
-    if retry_after is not None and retry_after > 0:
-        wait = min(retry_after, MAX_RETRY_AFTER)
-        return wait + rng.uniform(0, wait / 10)
-    ceiling = min(cfg.max_delay, cfg.base_delay * (2**attempt))
-    return rng.uniform(ceiling / 2, ceiling) if ceiling > 0 else 0.0
 
 
 class RetryingProvider(BaseProvider):
@@ -180,8 +157,7 @@ class RetryingProvider(BaseProvider):
         failure) and are retried until `rate_limit_patience` seconds of waiting have passed; neither do
         failures while the server is down (the call waits for it in the outage gate)."""
         estimate = self._estimate(messages)
-        failures = throttled = 0
-        waited_on_limits = 0.0
+        attempts = CallAttempts(self.retry, rng=self._rng)  # the budget is told below, before the outage check
         while True:
             self.budget.check()
             if self.spend is not None:
@@ -195,20 +171,10 @@ class RetryingProvider(BaseProvider):
                 if self.outage is not None and self.outage.holds(error):
                     self.monitor.record_error(error.kind, will_retry=True)
                     continue
-                limited = error.kind == "rate_limit"
-                if limited:
-                    delay = rate_limit_delay(throttled, self.retry, error.retry_after, self._rng)
-                    throttled += 1
-                    will_retry = waited_on_limits + delay <= self.retry.rate_limit_patience
-                else:
-                    delay = backoff_delay(failures, self.retry, error.retry_after, self._rng)
-                    failures += 1
-                    will_retry = error.retryable and failures < self.retry.max_attempts
-                self.monitor.record_error(error.kind, will_retry=will_retry)
-                if not will_retry:
+                delay = attempts.delay_after(error)
+                self.monitor.record_error(error.kind, will_retry=delay is not None)
+                if delay is None:
                     raise
-                if limited:
-                    waited_on_limits += delay
                 await asyncio.sleep(delay)
                 continue
             self.monitor.record_response(response)

@@ -20,7 +20,7 @@ from ..errors import ProviderError
 from ..providers.base import BaseProvider, LLMProvider
 from ..providers.factory import is_provider_endpoint
 from ..providers.remote import RemoteProvider
-from .retry import backoff_delay
+from .attempts import backoff_delay
 
 T = TypeVar("T")
 
