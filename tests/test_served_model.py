@@ -149,6 +149,7 @@ def test_evaluate_refuses_to_resume_an_output_judged_by_another_served_model(lla
     args = ("evaluate", str(tmp_path / "out.jsonl"), "-o", str(tmp_path / "judged.jsonl"), "--judge-model", "judge")
     args += ("--api-base", llama.api_base, "-q")
     assert invoke(*args).exit_code == 0
+    assert llama.stats["model_lists"] == 1  # asked once per evaluate, for the fingerprint and the cache keys
     assert invoke(*args).exit_code == 0  # the same served judge: resumes
     llama.model_name = "judge-b"  # another model loaded behind the same URL and alias
     result = invoke(*args)

@@ -108,7 +108,8 @@ def evaluate(request: EvaluateRequest, console: Console) -> dict[str, Any]:
 
         require_prices(run_cfg.budget.max_cost_usd, [("evaluation.judge", judge_model)])
     monitor = GenerationMonitor(0, console)
-    fingerprint = evaluation_fingerprint(eval_cfg, judge_model, _served_judge(judge_model, run_cfg))
+    served = _served_judge(judge_model, run_cfg)
+    fingerprint = evaluation_fingerprint(eval_cfg, judge_model, served)
     ledger = RunLedger(ledger_path(output), "evaluate", fingerprint)
     runner = EvaluateRunner(
         eval_cfg,
@@ -131,7 +132,7 @@ def evaluate(request: EvaluateRequest, console: Console) -> dict[str, Any]:
                 if judge_model is None:
                     runner.run_offline(reader, progress)
                 else:
-                    asyncio.run(_judged(runner, reader, progress, judge_model, run_cfg, monitor, request.input))
+                    asyncio.run(_judged(runner, reader, progress, judge_model, served, run_cfg, monitor, request.input))
             status = "finished"
         except RunAborted as exc:
             aborted, status = exc, "stopped"
@@ -190,24 +191,27 @@ async def _judged(
     reader: RowReader,
     progress: EvaluateProgress,
     judge_model: ModelConfig,
+    served: str | None,
     cfg: Config,
     monitor: GenerationMonitor,
     source: str,
 ) -> None:
-    """Build the judge through the shared provider stack (cache, retries, limiter), run, close."""
+    """Build the judge through the shared provider stack (cache, retries, limiter), run, close. `served` is
+    what the judge's api_base server said it serves (asked once, before the output was opened)."""
     from ..engine.retry import ErrorBudget
-    from ..engine.served import aidentify_served
     from ..pipeline import build_provider, open_cache
+    from ..providers.base import BaseProvider
     from .judge import ConversationJudge
 
     budget = ErrorBudget(cfg.error_budget)
     cache = open_cache(cfg)
     raw, provider = build_provider(judge_model, cfg, budget, monitor, cache=cache, where="evaluation.judge")
+    # In every cache key: another model loaded behind the judge's URL must not get the old verdicts.
+    if isinstance(provider, BaseProvider):
+        provider.served_model_id = served
     runner.judge = ConversationJudge(provider, runner.cfg)
     runner.budget = budget
     try:
-        # Before any cached call: another model loaded behind the judge's URL must not get the old verdicts.
-        await aidentify_served({"judge": (raw, provider)}, cfg.retry)
         await runner.run_judged(reader, progress, threaded_read=source == "-")
     finally:
         await raw.aclose()

@@ -82,7 +82,7 @@ class BaseProvider:
     """Derives every LLMProvider method from `acomplete` (and `acomplete_structured`)."""
 
     model_name: str = ""
-    # The model an api_base server says it serves (providers/served.py), set on the provider a run calls
+    # The model an api_base server says it serves (engine/served.py), set on the provider a run calls
     # once the server was asked; None for hosted providers and offline.
     served_model_id: str | None = None
 
