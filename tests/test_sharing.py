@@ -60,6 +60,29 @@ def quickstart(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def run_seeds_at_once(work: Path, seeds: tuple[int, ...], *, rows: int, extra: tuple[str, ...] = ()) -> None:
+    """Start one quickstart run per seed (each its own output) together; each must write its rows."""
+    runs = {
+        seed: cli_subprocess(
+            "generate",
+            "configs/quickstart.yaml",
+            "-n",
+            str(rows),
+            "--seed",
+            str(seed),
+            "-o",
+            f"out/run{seed}.jsonl",
+            *extra,
+            cwd=work,
+        )  # fmt: skip
+        for seed in seeds
+    }
+    for seed, proc in runs.items():
+        code, err = finish(proc)
+        assert code == 0, err
+        assert len(read_rows(work / "out" / f"run{seed}.jsonl")) == rows
+
+
 # --- the response cache ----------------------------------------------------------------------------
 
 
@@ -257,25 +280,7 @@ def test_runs_of_one_rag_config_share_its_index(
     )  # fmt: skip
     try:
         wait_until_hung(slow_server, holder)
-        runs = {
-            seed: cli_subprocess(
-                "generate",
-                "configs/quickstart.yaml",
-                "-n",
-                "6",
-                "--seed",
-                str(seed),
-                "-o",
-                f"out/run{seed}.jsonl",
-                "-q",
-                cwd=work,
-            )  # fmt: skip
-            for seed in (11, 12)
-        }
-        for seed, proc in runs.items():
-            code, err = finish(proc)
-            assert code == 0, err
-            assert len(read_rows(work / "out" / f"run{seed}.jsonl")) == 6
+        run_seeds_at_once(work, (11, 12), rows=6, extra=("-q",))
     finally:
         stop(holder)
 
@@ -283,24 +288,7 @@ def test_runs_of_one_rag_config_share_its_index(
 def test_two_runs_start_at_once_on_an_unbuilt_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two fresh runs of one rag config started together both finish; the index is whole afterwards."""
     work = quickstart(tmp_path)
-    runs = {
-        seed: cli_subprocess(
-            "generate",
-            "configs/quickstart.yaml",
-            "-n",
-            "5",
-            "--seed",
-            str(seed),
-            "-o",
-            f"out/run{seed}.jsonl",
-            cwd=work,
-        )  # fmt: skip
-        for seed in (21, 22)
-    }
-    for seed, proc in runs.items():
-        code, err = finish(proc)
-        assert code == 0, err
-        assert len(read_rows(work / "out" / f"run{seed}.jsonl")) == 5
+    run_seeds_at_once(work, (21, 22), rows=5)
     monkeypatch.chdir(work)
     again = invoke("generate", "configs/quickstart.yaml", "-n", "1", "-o", "out/again.jsonl")
     assert again.exit_code == 0 and "reusing the index of 23 chunks (loaded in" in again.stderr, again.output
