@@ -62,20 +62,14 @@ def map_litellm_error(exc: Exception, model: str, key: ApiKey | None, api_base: 
     """Translate an SDK exception into a ProviderError that says whether to retry and what to fix."""
     litellm = import_litellm()
     short = str(getattr(exc, "message", exc)).replace("\n", " ")[:300]
-    if isinstance(exc, litellm.ContextWindowExceededError):
-        return ProviderError(
-            f"{model}: prompt too long for the context window: {short}",
-            retryable=False,
-            status_code=getattr(exc, "status_code", None),
-            kind="context_limit",
-        )
-    if isinstance(exc, litellm.ContentPolicyViolationError):
-        return ProviderError(
-            f"{model}: the prompt was refused by the content filter: {short}",
-            retryable=False,
-            status_code=getattr(exc, "status_code", None),
-            kind="content_filter",
-        )
+    item_refusals = (  # one item's prompt, refused whatever its status: the item is rejected, not the run
+        (litellm.ContextWindowExceededError, "context_limit", "prompt too long for the context window"),
+        (litellm.ContentPolicyViolationError, "content_filter", "the prompt was refused by the content filter"),
+    )
+    for cls, kind, what in item_refusals:
+        if isinstance(exc, cls):
+            status = getattr(exc, "status_code", None)
+            return ProviderError(f"{model}: {what}: {short}", retryable=False, status_code=status, kind=kind)
     if isinstance(exc, litellm.Timeout):  # before the status: litellm gives timeouts a 408
         return ProviderError(f"{model}: request timed out", retryable=True, status_code=None, kind="timeout")
     status = _status_of(exc, litellm)
