@@ -240,3 +240,13 @@ def test_an_answer_cut_by_the_end_of_the_context_ends_the_dialog_not_the_item(fa
     assert not [r for r in rejections(tmp_path) if r["cause"] == "truncated"]
     for row in rows:  # the cut answer is not written: the dialog ends at its last whole turn
         assert all(t["content"].endswith("." if t["role"] == "assistant" else "?") for t in row["conversations"][1:])
+
+
+def test_status_of_an_evaluate_output_counts_its_rows(tmp_path):
+    assert invoke("generate", str(make_config(tmp_path)), "-n", "4", "-q").exit_code == 0
+    judged = tmp_path / "judged.jsonl"
+    assert invoke("evaluate", str(tmp_path / "out.jsonl"), "--no-judge", "-o", str(judged), "-q").exit_code == 0
+    result = invoke("status", str(judged), "--json")
+    assert result.exit_code == 0, result.stderr
+    report = orjson.loads(result.stdout)
+    assert report["command"] == "evaluate" and report["state"] == "finished" and report["rows"] == 4

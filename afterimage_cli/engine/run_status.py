@@ -12,18 +12,20 @@ from typing import Any
 import orjson
 
 from ..errors import UsageError
+from ..evaluation.resume import FINGERPRINT_KEY
+from ..overrides import STORAGE_BY_SUFFIX
 from .ledger import ledger_path, read_ledger
 
-SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 
-
-def _row_ids(output: Path, fingerprint: str | None) -> tuple[set[str], float, bool]:
-    """(ids of the run's rows, their summed cost, whether some row is unpriced)."""
+def _row_ids(output: Path, fingerprint: str | None, command: str | None) -> tuple[set[str], float, bool]:
+    """(ids of the run's rows, their summed cost, whether some row is unpriced). A row belongs to the run
+    by the fingerprint its command stamps: generate's run fingerprint, evaluate's evaluation fingerprint."""
+    stamp = FINGERPRINT_KEY if command == "evaluate" else "run_fingerprint"
     ids: set[str] = set()
     cost, unpriced = 0.0, False
     for row in _rows(output):
         meta = row.get("metadata") if isinstance(row.get("metadata"), dict) else {}
-        if fingerprint is not None and meta.get("run_fingerprint") not in (None, fingerprint):
+        if fingerprint is not None and meta.get(stamp) not in (None, fingerprint):
             continue
         ids.add(str(row.get("id")))
         spent = (meta.get("usage") or {}).get("cost_usd") if isinstance(meta.get("usage"), dict) else None
@@ -35,7 +37,7 @@ def _row_ids(output: Path, fingerprint: str | None) -> tuple[set[str], float, bo
 
 
 def _rows(output: Path) -> Any:
-    if output.suffix in SQLITE_SUFFIXES:
+    if STORAGE_BY_SUFFIX.get(output.suffix) == "sqlite":
         db = sqlite3.connect(f"file:{output}?mode=ro", uri=True)
         try:
             for (blob,) in db.execute("SELECT row FROM conversations ORDER BY seq"):
@@ -75,8 +77,8 @@ def run_status(output: str | Path) -> dict[str, Any]:
         raise UsageError(f"{out}: no such output, and no ledger beside it ({ledger})")
     starts = [r for r in records if r["event"] == "start"]
     last_start = starts[-1] if starts else {}
-    fingerprint = last_start.get("fingerprint")
-    ids, row_cost, unpriced = _row_ids(out, fingerprint) if out.exists() else (set(), 0.0, False)
+    fingerprint, command = last_start.get("fingerprint"), last_start.get("command")
+    ids, row_cost, unpriced = _row_ids(out, fingerprint, command) if out.exists() else (set(), 0.0, False)
 
     rejected: dict[int, dict[str, Any]] = {}
     for record in records:
@@ -89,7 +91,7 @@ def run_status(output: str | Path) -> dict[str, Any]:
     return {
         "output": str(out),
         "ledger": str(ledger) if ledger and ledger.exists() else None,
-        "command": last_start.get("command"),
+        "command": command,
         "fingerprint": fingerprint,
         "state": state["state"],
         "reason": state.get("reason"),
@@ -123,21 +125,16 @@ def _session_spending(records: list[dict[str, Any]]) -> tuple[float, bool]:
 
 
 def _state(records: list[dict[str, Any]], rows: int, target: int | None) -> dict[str, Any]:
-    """`finished`, `running`, `stopped` (with the reason), `interrupted` or `killed`, or `not started`."""
-    if not records:
-        return {"state": "finished" if target is not None and rows >= target else "unknown"}
-    last_start = (
-        max(i for i, r in enumerate(records) if r["event"] == "start")
-        if any(r["event"] == "start" for r in records)
-        else None
-    )
-    if last_start is None:
+    """How the last session stands: `finished`, `incomplete`, `stopped` or `interrupted` (with the reason),
+    `running` (its process is alive), `killed`, or `unknown` when no session started."""
+    starts = [number for number, record in enumerate(records) if record["event"] == "start"]
+    if not starts:
         return {"state": "unknown"}
-    session = records[last_start:]
+    session = records[starts[-1] :]
     end = next((r for r in reversed(session) if r["event"] == "end"), None)
     if end is None:
         start = session[0]
-        alive = _alive(int(start.get("pid") or 0), start.get("host")) if start.get("pid") else False
+        alive = _alive(int(start["pid"]), start.get("host")) if start.get("pid") else False
         return {"state": "running" if alive else "killed"}
     status = str(end.get("status"))
     if status == "finished" and target is not None and rows < target:
