@@ -122,20 +122,29 @@ class OpenAICompatProvider(RemoteProvider):
             headers=limits or None,
         )
 
-    async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
+    def request_payload(self, messages: Messages, schema: Schema | None = None, **kwargs: Any) -> dict[str, Any]:
+        """The JSON body of one chat call (batch mode sends the same body inside a batch file)."""
         payload = {**self.params, **kwargs, "model": self.served_model, "messages": messages}
-        return self.whole(self._to_response(*await self._post(payload)))
+        if schema is not None:
+            payload["response_format"] = response_format(schema)
+        return payload
+
+    def answer_from(
+        self, data: dict[str, Any], headers: dict[str, str], schema: Schema | None = None
+    ) -> LLMResponse | StructuredLLMResponse:
+        """The answer in a response body, read exactly as an online call reads it (batch output lines too)."""
+        plain = self._to_response(data, headers)
+        return self.whole(plain) if schema is None else self.parse_answer(plain, schema)
+
+    async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
+        answer = self.answer_from(*await self._post(self.request_payload(messages, **kwargs)))
+        assert not isinstance(answer, StructuredLLMResponse)
+        return answer
 
     async def acomplete_structured(self, messages: Messages, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
-        payload = {
-            **self.params,
-            **kwargs,
-            "model": self.served_model,
-            "messages": messages,
-            "response_format": response_format(schema),
-        }
-        plain = self._to_response(*await self._post(payload))
-        return self.parse_answer(plain, schema)
+        answer = self.answer_from(*await self._post(self.request_payload(messages, schema, **kwargs)), schema)
+        assert isinstance(answer, StructuredLLMResponse)
+        return answer
 
     async def aprobe_model(self) -> str | None:
         payload = {**self.params, "model": self.served_model, "messages": PROBE_MESSAGES, "max_tokens": 1}
