@@ -7,9 +7,12 @@ from ..config import Config, ModelConfig
 from ..monitor import GenerationMonitor
 from ..providers.base import LLMProvider
 from ..providers.cache import CachedProvider, ResponseCache, default_cache_path, open_response_cache
-from ..providers.factory import LLMFactory, parse_model
+from ..providers.batch import batch_api_for
+from ..providers.factory import LLMFactory, model_batch_price, parse_model
 from ..providers.ratelimit import RateLimiter
+from .batch_calls import BatchedProvider
 from .retry import ErrorBudget, RetryingProvider
+from .rounds import BatchRounds
 from .spend import SpendLimit
 
 
@@ -35,15 +38,19 @@ def build_provider(
     monitor: GenerationMonitor,
     cache: ResponseCache | None = None,
     where: str = "",
+    rounds: BatchRounds | None = None,
 ) -> tuple[LLMProvider, LLMProvider]:
     """(raw provider, the one every call goes through: cache → retries and budget → rate limiter → raw).
 
     `where` is the model block's place in the config (`respondent`, …), named by errors that a setting
     of it must change. The offline provider is neither cached nor rate limited: it is deterministic and local.
+    With `rounds` (batch mode) the calls of items wait for their round instead of a rate limiter.
     """
     raw = LLMFactory.from_config(model)
     if where and hasattr(raw, "config_path"):
         raw.config_path = where
+    if rounds is not None:
+        return raw, _batched(raw, model, cfg, budget, monitor, cache, rounds)
     if raw.model_name.split("/")[0] == "offline":
         return raw, RetryingProvider(raw, cfg.retry, budget, monitor)
     limiter = RateLimiter(
@@ -59,3 +66,22 @@ def build_provider(
     if cache is not None:
         wrapped = CachedProvider(wrapped, cache, LLMFactory.request_params(model), on_hit=monitor.record_cache_hit)
     return raw, wrapped
+
+
+def _batched(
+    raw: LLMProvider,
+    model: ModelConfig,
+    cfg: Config,
+    budget: ErrorBudget,
+    monitor: GenerationMonitor,
+    cache: ResponseCache | None,
+    rounds: BatchRounds,
+) -> LLMProvider:
+    """cache → retries and budget → the round scheduler; a failed line's retry joins the next round."""
+    api = batch_api_for(raw, retry=cfg.retry)
+    batched = BatchedProvider(raw, api, rounds, model_batch_price(model))
+    spend = SpendLimit(monitor, cfg.budget.max_cost_usd, cfg.budget.max_total_tokens)
+    wrapped: LLMProvider = RetryingProvider(batched, cfg.retry, budget, monitor, None, model.max_tokens or 256, spend)
+    if cache is not None:
+        wrapped = CachedProvider(wrapped, cache, LLMFactory.request_params(model), on_hit=monitor.record_cache_hit)
+    return wrapped

@@ -13,7 +13,7 @@ from ..errors import ConfigError
 from ..registry import providers
 from .base import LLMProvider
 from .keypool import SmartKeyPool
-from .pricing import price_per_token
+from .pricing import batch_price_per_token, price_per_token
 
 # The variable each provider prefix reads its key from, when the config names none.
 DEFAULT_KEY_ENV: dict[str, str | None] = {
@@ -158,3 +158,13 @@ def model_price(cfg: ModelConfig) -> tuple[float, float] | None:
     if spec.provider == "offline":
         return 0.0, 0.0
     return price_per_token(spec.full, spec.model)
+
+
+def model_batch_price(cfg: ModelConfig) -> tuple[float, float] | None:
+    """USD per token through the provider's batch API: litellm's batch prices for the model, else half the
+    online price (what OpenAI, Anthropic and Gemini charge), or None if the model is unpriced."""
+    online = model_price(cfg)
+    if online is None or (cfg.input_cost_per_million is not None or cfg.output_cost_per_million is not None):
+        return None if online is None else (online[0] / 2, online[1] / 2)
+    spec = parse_model(cfg.model, api_base=cfg.api_base, provider=cfg.provider)
+    return batch_price_per_token(spec.full, spec.model) or (online[0] / 2, online[1] / 2)

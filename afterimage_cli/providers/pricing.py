@@ -32,3 +32,12 @@ def price_per_token(model: str, bare_model: str | None = None) -> tuple[float, f
     if not isinstance(entry, dict) or entry.get("input_cost_per_token") is None:
         return None
     return float(entry["input_cost_per_token"]), float(entry.get("output_cost_per_token") or 0.0)
+
+
+def batch_price_per_token(model: str, bare_model: str | None = None) -> tuple[float, float] | None:
+    """USD per (prompt, completion) token through the provider's batch API, when the price map has it."""
+    prices = _price_map()
+    entry = prices.get(model) or (prices.get(bare_model) if bare_model else None)
+    if not isinstance(entry, dict) or entry.get("input_cost_per_token_batches") is None:
+        return None
+    return float(entry["input_cost_per_token_batches"]), float(entry.get("output_cost_per_token_batches") or 0.0)

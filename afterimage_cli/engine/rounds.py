@@ -1,0 +1,280 @@
+"""The batch scheduler: items advance in rounds, one call each per round, through the providers' batch APIs.
+
+Each item runs the same code as online (generators make their calls one after another); in batch mode a
+call does not go out at once but waits. When every item in flight is waiting, the round is complete: its
+requests go out as batches (one set per model, split at the API's limits), the scheduler polls them, and
+each item gets its answer and goes on to its next call, which joins the next round. An item that ends
+leaves the rounds; the item loop starts another in its place, whose first call joins the next round.
+
+Every batch and every answer is recorded in the run ledger (engine/batch_state.py) before an item sees
+it, so a re-run replays each item's dialog from the ledger and picks up the batches still running."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..errors import BudgetExceeded, ProviderError, RunAborted
+from .batch_state import BatchState, Outcome, SubmittedBatch
+
+if TYPE_CHECKING:
+    from ..monitor import GenerationMonitor
+    from ..providers.batch import BatchAPI, BatchInfo
+    from .spend import SpendLimit
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class RoundClient(Protocol):
+    """A model in batch mode, as the rounds see it: its batch API and its online path for a round's tail."""
+
+    model_name: str
+    api: BatchAPI
+
+    async def online(self, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]: ...
+
+
+@dataclass
+class Waiting:
+    """A call waiting for its round."""
+
+    client: RoundClient
+    custom_id: str
+    body: dict[str, Any]
+    future: asyncio.Future[Outcome]
+
+
+class BatchRounds:
+    """The rounds of one run (generate or evaluate), shared by every model the run calls in batch mode."""
+
+    def __init__(
+        self,
+        state: BatchState,
+        monitor: GenerationMonitor,
+        *,
+        run_tag: str,
+        items_in_flight: int = 10_000,
+        poll_interval: float = 30.0,
+        finish_online_below: int = 0,
+        spend: SpendLimit | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.state = state
+        self.monitor = monitor
+        self.run_tag = run_tag
+        self.items_in_flight = items_in_flight
+        self.poll_interval = poll_interval
+        self.finish_online_below = finish_online_below
+        self.spend = spend
+        self.sleep = sleep
+        self.round = state.rounds
+        self.active = 0
+        self.waiting: list[Waiting] = []
+        self.in_flight: dict[str, BatchInfo] = {}  # batch id → its last known state, for the display
+        self.online_requests = 0
+        self.clients: dict[str, RoundClient] = {}
+        self._wake: asyncio.Event | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._adopted = False
+
+    def register(self, client: RoundClient) -> None:
+        self.clients[client.model_name] = client
+
+    # --- the items' side ------------------------------------------------------------------------------
+
+    @contextmanager
+    def item(self) -> Iterator[None]:
+        """An item in flight: a round waits for it to reach its next call (or to end)."""
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
+            self._poke()
+
+    async def call(self, client: RoundClient, custom_id: str, body: dict[str, Any]) -> Outcome:
+        """The outcome of one request: recorded by an earlier session, or answered by the next round."""
+        recorded = self.state.take(custom_id)
+        if recorded is not None:
+            return recorded
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self.waiting.append(Waiting(client, custom_id, body, future))
+        self._poke()
+        return await future
+
+    def _poke(self) -> None:
+        if self._runner is None or self._runner.done():
+            if not self.waiting:
+                return
+            self._wake = asyncio.Event()
+            self._runner = asyncio.get_running_loop().create_task(self._run(), name="afterimage-batch-rounds")
+        assert self._wake is not None
+        self._wake.set()
+
+    async def aclose(self) -> None:
+        if self._runner is not None and not self._runner.done():
+            self._runner.cancel()
+            try:
+                await self._runner
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._fail_waiting(asyncio.CancelledError())
+
+    # --- the rounds -----------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            for _ in range(3):  # items just answered run on to their next call before the round is judged
+                await asyncio.sleep(0)
+            if not self.waiting or len(self.waiting) < self.active:
+                continue
+            calls, self.waiting = self.waiting, []
+            try:
+                await self._round(calls)
+            except BaseException as exc:
+                for call in calls:
+                    if not call.future.done():
+                        call.future.set_exception(exc if isinstance(exc, Exception) else RunAborted("stopping: interrupted"))
+                if not isinstance(exc, Exception):
+                    raise
+
+    async def _round(self, calls: list[Waiting]) -> None:
+        if self.spend is not None and (reason := self.spend.exhausted):
+            raise BudgetExceeded(f"{reason}; no further batch round is submitted")
+        await self._adopt_unconfirmed()
+        self.round += 1
+        if len(calls) < self.finish_online_below:
+            await self._online(calls)
+            return
+        running: dict[str, tuple[RoundClient, list[Waiting]]] = {}
+        new: dict[str, list[Waiting]] = defaultdict(list)
+        for call in calls:
+            batch_id = self.state.batch_of(call.custom_id)
+            if batch_id is not None:  # submitted by an earlier session and still running: wait for it
+                running.setdefault(batch_id, (call.client, []))[1].append(call)
+            else:
+                new[call.client.model_name].append(call)
+        for model, group in new.items():
+            client = self.clients.get(model) or group[0].client
+            for part, chunk in enumerate(split_requests(client.api, group)):
+                running[await self._submit(client, part, chunk)] = (client, chunk)
+        await self._await_batches(running)
+
+    async def _submit(self, client: RoundClient, part: int, chunk: list[Waiting]) -> str:
+        from ..providers.batch import BatchRequest
+
+        metadata = {"afterimage_run": self.run_tag, "round": str(self.round), "part": str(part), "model": client.model_name}
+        custom_ids = [call.custom_id for call in chunk]
+        self.state.submitting(client.model_name, self.round, metadata, custom_ids)
+        batch_id = await client.api.submit([BatchRequest(call.custom_id, call.body) for call in chunk], metadata)
+        self.state.submitted(SubmittedBatch(batch_id, client.model_name, self.round, custom_ids, metadata))
+        return batch_id
+
+    async def _adopt_unconfirmed(self) -> None:
+        """Once per session: a submission cut by a crash before its id was recorded may exist at the
+        provider; found by its metadata, it is waited for instead of being submitted again."""
+        if self._adopted:
+            return
+        self._adopted = True
+        for batch in self.state.unconfirmed:
+            client = self.clients.get(batch.model)
+            found = await client.api.find(batch.metadata) if client is not None else None
+            if found is not None:
+                self.state.submitted(SubmittedBatch(found, batch.model, batch.round, batch.custom_ids, batch.metadata), adopted=True)
+        self.state.unconfirmed = []
+
+    async def _await_batches(self, running: dict[str, tuple[RoundClient, list[Waiting]]]) -> None:
+        """Poll every batch of the round until each has ended; hand each call its answer as its batch ends."""
+        while running:
+            for batch_id in list(running):
+                client, calls = running[batch_id]
+                info = await client.api.retrieve(batch_id)
+                self.in_flight[batch_id] = info
+                if not info.done:
+                    continue
+                del running[batch_id]
+                self.in_flight.pop(batch_id, None)
+                if info.error is not None:
+                    self.state.ended(batch_id, info, {})  # a re-run submits its requests again
+                    raise RunAborted(f"stopping: batch {batch_id} of {client.model_name} failed: {info.error}")
+                self.state.ended(batch_id, info, await client.api.results(batch_id))
+                for call in calls:
+                    outcome = self.state.take(call.custom_id) or _unanswered(batch_id, info)
+                    call.future.set_result(outcome)
+            self.monitor.batch_polled()
+            if running:
+                await self.sleep(self.poll_interval)
+
+    async def _online(self, calls: Sequence[Waiting]) -> None:
+        """A round too small for a batch (`batch.finish_online_below`): its requests go out online."""
+
+        async def one(call: Waiting) -> None:
+            try:
+                body, headers = await call.client.online(call.body)
+                outcome = Outcome(body, headers, None, online=True)
+            except ProviderError as error:
+                outcome = Outcome(None, {}, error, online=True)
+            self.online_requests += 1
+            self.state.answered_online(call.custom_id, outcome.body, outcome.headers, outcome.error)
+            call.future.set_result(outcome)
+
+        await asyncio.gather(*(one(call) for call in calls))
+
+    def _fail_waiting(self, exc: BaseException) -> None:
+        for call in self.waiting:
+            if not call.future.done():
+                call.future.cancel()
+        self.waiting = []
+
+    # --- what the display and the summary show --------------------------------------------------------
+
+    def status_text(self) -> str:
+        """' · round 3 · 2 batches (1,200 req) in_progress' while batches run."""
+        if not self.in_flight:
+            return f" · round {self.round}" if self.round else ""
+        requests = sum(info.total for info in self.in_flight.values())
+        done = sum(info.completed + info.failed for info in self.in_flight.values())
+        states = "/".join(sorted({info.status for info in self.in_flight.values()}))
+        return f" · round {self.round} · {len(self.in_flight)} batches ({done:,}/{requests:,} req) {states}"
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rounds": self.round,
+            "batches_submitted": self.state.batches_submitted,
+            "requests_submitted": self.state.requests_submitted,
+            "requests_online": self.online_requests,
+        }
+
+
+def split_requests(api: BatchAPI, calls: list[Waiting]) -> Iterator[list[Waiting]]:
+    """The calls cut into batches no larger than the API takes: requests per batch and bytes per file."""
+    from ..providers.batch import BatchRequest
+
+    chunk: list[Waiting] = []
+    size = 0
+    for call in calls:
+        line = len(api.encode(BatchRequest(call.custom_id, call.body)))
+        if chunk and (len(chunk) >= api.max_requests or size + line > api.max_bytes):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(call)
+        size += line
+    if chunk:
+        yield chunk
+
+
+def _unanswered(batch_id: str, info: BatchInfo) -> Outcome:
+    """A request its batch ended without answering (expired, cancelled): asked again in the next round."""
+    error = ProviderError(
+        f"batch {batch_id} ended {info.status} without answering this request",
+        retryable=True,
+        kind="batch_unanswered",
+    )
+    return Outcome(None, {}, error)
