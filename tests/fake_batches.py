@@ -14,6 +14,9 @@ Progress is counted in polls, never in seconds: a batch finishes on its first GE
   with errors.data naming the line; Anthropic: the create is refused with a 400 naming requests.N).
 - batch_hang: batches stay in progress until the knob is set back to False (a cancel still ends them).
 - batch_http_errors: statuses the next batch API calls answer with, one call each (a 500 on retrieve, …).
+- batch_drop_created: the next N creates make their batch, then drop the connection before answering.
+- batch_enqueued_limit: a new OpenAI batch fails with `token_limit_exceeded` when it and the unfinished
+  batches hold more lines than this (the fake counts lines as its enqueued tokens).
 
 Counters: `lines_received` (custom_id → how many times a created batch carried it), `batches_created`,
 `lines_answered`, `http_calls`. The server's own `stats["requests"]` counts online calls only.
@@ -53,6 +56,7 @@ class FakeBatch:
     created_at: int
     endpoint: str = ""
     input_file_id: str = ""
+    input_bytes: int = 0  # the JSONL file (OpenAI) or the create body (Anthropic), as received
     metadata: dict[str, str] | None = None
     invalid: list[dict[str, Any]] = field(default_factory=list)  # validation errors: the batch fails
     polls: int = 0
@@ -77,6 +81,8 @@ class FakeBatches:
         self.batch_fail_validation: int | None = None
         self.batch_hang = False
         self.batch_http_errors: list[int] = []
+        self.batch_drop_created = 0
+        self.batch_enqueued_limit: int | None = None
         self.lines_received: Counter[str] = Counter()
         self.batches_created = 0
         self.lines_answered = 0
@@ -123,14 +129,16 @@ class FakeBatches:
     def _answer(self, protocol: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """What the server's chat logic says to one line (or a 500, at batch_line_fail_rate)."""
         if self._rng.random() < self.batch_line_fail_rate:
-            return 500, {"error": {"message": "The server had an error while processing your request."}}
-        request = body if protocol == "openai" else message_batches.openai_request(body)
-        response = self.server._chat_or_refusal(request)
+            response = self.server._error(500)
+        else:
+            response = self.server._chat_or_refusal(
+                body if protocol == "openai" else message_batches.openai_request(body)
+            )
         assert isinstance(response.body, bytes)
         answer = orjson.loads(response.body)
-        return response.status, answer if protocol == "openai" else message_batches.anthropic_answer(
-            response.status, answer
-        )
+        if protocol == "anthropic":
+            answer = message_batches.anthropic_answer(response.status, answer)
+        return response.status, answer
 
     # --- OpenAI ---------------------------------------------------------------------------
 
@@ -293,9 +301,10 @@ class FakeBatches:
             if metadata is not None and (len(metadata) > 16 or any(len(v) > 512 for v in metadata.values())):
                 return self._fail(protocol, 400, "metadata: at most 16 pairs, values of at most 512 characters.")
             lines, invalid = self._validate_openai(stored[1], endpoint)
+            invalid = invalid or self._over_enqueued_limit(lines)
             batch = FakeBatch(self._new_id("batch_"), "openai", lines, int(time.time()), endpoint, stored[0]["id"])
-            batch.metadata, batch.invalid = metadata, invalid
-            return web.json_response(self._openai_batch(self._created(batch)))
+            batch.metadata, batch.invalid, batch.input_bytes = metadata, invalid, len(stored[1])
+            return self._reply(request, self._openai_batch(self._created(batch)))
 
         async def listing(request: web.Request) -> web.Response:
             if refused := self._gate(request, protocol):
@@ -329,6 +338,28 @@ class FakeBatches:
         app.router.add_get(f"{prefix}/batches", listing)
         app.router.add_get(f"{prefix}/batches/{{batch_id}}", retrieve)
         app.router.add_post(f"{prefix}/batches/{{batch_id}}/cancel", cancel)
+
+    def _over_enqueued_limit(self, lines: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """The capacity refusal of a batch that would pass batch_enqueued_limit, or none."""
+        limit = self.batch_enqueued_limit
+        queued = sum(len(b.lines) for b in self.batches.values() if b.protocol == "openai" and not b.outcome)
+        if limit is None or queued + len(lines) <= limit:
+            return []
+        model = lines[0][1].get("model") if lines else "the model"
+        message = (
+            f"Enqueued token limit reached for {model} in organization org-fake. Limit: {limit:,} enqueued "
+            "tokens. Please try again once some in_progress batches have been completed."
+        )
+        return [_invalid("token_limit_exceeded", message, None)]
+
+    def _reply(self, request: web.Request, batch: dict[str, Any]) -> web.Response:
+        """The created batch, unless batch_drop_created says to lose the answer (the batch exists all the same)."""
+        if self.batch_drop_created > 0:
+            self.batch_drop_created -= 1
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=503)
+        return web.json_response(batch)
 
     def _created(self, batch: FakeBatch) -> FakeBatch:
         """Record a new batch and count the requests it carries."""

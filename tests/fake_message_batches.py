@@ -32,14 +32,15 @@ def add_routes(fake: FakeBatches, app: web.Application) -> None:
             return refused
         if request.headers.get("anthropic-version") is None:
             return fake._fail("anthropic", 400, "anthropic-version: header is required")
-        requests = (await request.json()).get("requests")
+        raw = await request.read()
+        requests = orjson.loads(raw).get("requests")
         if reason := refusal(requests, fake.batch_fail_validation):
             return fake._fail("anthropic", 400, reason)
         from tests.fake_batches import FakeBatch  # here: fake_batches imports this module
 
         lines = [(r["custom_id"], r["params"]) for r in requests]
-        batch = FakeBatch(fake._new_id("msgbatch_"), "anthropic", lines, int(time.time()))
-        return web.json_response(message_batch(fake._created(batch), fake.server.url))
+        batch = FakeBatch(fake._new_id("msgbatch_"), "anthropic", lines, int(time.time()), input_bytes=len(raw))
+        return fake._reply(request, message_batch(fake._created(batch), fake.server.url))
 
     async def listing(request: web.Request) -> web.Response:
         if refused := fake._gate(request, "anthropic"):

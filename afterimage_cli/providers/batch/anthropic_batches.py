@@ -4,6 +4,7 @@ back as one JSONL file once the whole batch has ended."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +33,8 @@ ERROR_STATUS = {
     "overloaded_error": 529,
 }
 _ENVELOPE_HEAD, _ENVELOPE_TAIL = b'{"requests":[', b"]}"
+# What the API accepts as a custom_id (a stricter rule than OpenAI's, so ids that pass here pass both).
+CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 
 class AnthropicBatchAPI(BatchAPI):
@@ -70,7 +73,10 @@ class AnthropicBatchAPI(BatchAPI):
 
     def encode(self, request: BatchRequest) -> bytes:
         """The request's entry in the create body, with the comma after it (the last entry's comma gives
-        way to the closing bracket: the body is sum(encode) + 14 bytes)."""
+        way to the closing bracket: the body is sum(encode) + 14 bytes). An id the API would refuse is a
+        ValueError here, before anything is sent."""
+        if not CUSTOM_ID.fullmatch(request.custom_id):
+            raise ValueError(f"custom_id {request.custom_id!r}: Anthropic takes 1 to 64 of a-z, A-Z, 0-9, _ and -")
         return orjson.dumps({"custom_id": request.custom_id, "params": request.body}) + b","
 
     async def submit(self, requests: Sequence[BatchRequest], metadata: dict[str, str]) -> str:

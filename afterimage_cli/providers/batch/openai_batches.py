@@ -24,9 +24,9 @@ NOT_RUN = frozenset({"batch_expired", "batch_cancelled"})
 # A failed batch with only these codes was refused for capacity (the organisation's enqueued-token quota),
 # not for its input: the same requests succeed once running batches finish.
 CAPACITY_CODES = frozenset({"token_limit_exceeded"})
-# How many pages of the batch list (100 a page, newest first) find() reads: a batch to adopt was created
-# moments before the crash that lost its id, so it is near the top; an account's old batches are not read.
-FIND_PAGES = 10
+# How many pages of the batch list find() reads, newest first (100 a page, the API's largest): a batch to
+# adopt was created moments before the crash that lost its id, so it is near the top.
+FIND_PAGES, FIND_PAGE_SIZE = 10, 100
 
 
 class OpenAIBatchAPI(BatchAPI):
@@ -118,10 +118,10 @@ class OpenAIBatchAPI(BatchAPI):
         return await self.http.retrying(create)
 
     async def find(self, metadata: dict[str, str]) -> str | None:
-        """The newest batch among the latest FIND_PAGES * 100 whose metadata equal `metadata`."""
+        """The newest batch among the latest FIND_PAGES * FIND_PAGE_SIZE whose metadata equal `metadata`."""
         after: str | None = None
         for _ in range(FIND_PAGES):
-            params = {"limit": "100", **({"after": after} if after else {})}
+            params = {"limit": str(FIND_PAGE_SIZE), **({"after": after} if after else {})}
             page = await self._request("GET", "/batches", params=params)
             batches = [b for b in page.get("data") or () if isinstance(b, dict)]
             for batch in batches:
