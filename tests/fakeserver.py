@@ -32,6 +32,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fake_batches import add_routes as add_batch_routes
+
 END_TOKEN = "[END]"
 EMBEDDING_DIM = 16
 
@@ -284,6 +286,7 @@ class FakeOpenAIServer:
         app.router.add_get("/models", self._models)
         app.router.add_get("/_stats", self._get_stats)
         app.router.add_post("/_knobs", self._set_knobs)
+        add_batch_routes(self, app)
         # No access log: at thousands of requests/s it would cost more than answering.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()

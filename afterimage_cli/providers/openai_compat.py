@@ -31,6 +31,9 @@ def _error_message(body: bytes) -> str:
 class OpenAICompatProvider(RemoteProvider):
     """Chat completions against an OpenAI-compatible server, one HTTP session for the whole run."""
 
+    # The batch API that takes these bodies (providers/batch): /v1/files + /v1/batches.
+    batch_protocol = "openai"
+
     def __init__(self, model: str, **settings: Any) -> None:
         super().__init__(model, **settings)
         if not self.api_base:
