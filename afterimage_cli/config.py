@@ -341,6 +341,9 @@ class BatchConfig(_Strict):
     items_in_flight: int = Field(
         default=10_000, ge=1, description="Conversations advanced together, one call each per round."
     )
+    max_requests: int | None = Field(
+        default=None, ge=1, description="Requests per batch, at most (default: the provider's limit)."
+    )
 
 
 class BudgetConfig(_Strict):

@@ -8,10 +8,11 @@ from typing import Any
 
 from .components import build_instruction_generator, build_modifiers, build_storage, check_components
 from .config import Config
-from .engine.call_stack import build_provider, open_cache
+from .engine.call_stack import batch_rounds, build_provider, open_cache
 from .engine.fingerprint import grounded_fingerprint
 from .engine.ledger import ledger_path
 from .engine.retry import ErrorBudget
+from .engine.rounds import BatchRounds
 from .engine.served import aidentify_served
 from .generators.base import BaseGenerator
 from .monitor import GenerationMonitor
@@ -34,6 +35,7 @@ class Run:
     # role → (raw provider, the provider the run calls), for asking api_base servers what they serve.
     roles: dict[str, tuple[LLMProvider, LLMProvider]] = field(default_factory=dict)
     served: dict[str, str] = field(default_factory=dict)
+    rounds: BatchRounds | None = None  # batch mode
 
     async def aprepare(self, say: Callable[[str], object] | None = None) -> None:
         """Work a run does before its first item: the api_base servers asked which model they serve (before
@@ -48,6 +50,8 @@ class Run:
             self.generator.fingerprint = self.fingerprint
 
     async def aclose(self) -> None:
+        if self.rounds is not None:
+            await self.rounds.aclose()
         for provider in self.providers:
             await provider.aclose()
         if self.resources is not None:
@@ -57,7 +61,12 @@ class Run:
 
 
 def build_quality_gate(
-    cfg: Config, respondent: LLMProvider, budget: ErrorBudget, monitor: GenerationMonitor, cache: ResponseCache | None
+    cfg: Config,
+    respondent: LLMProvider,
+    budget: ErrorBudget,
+    monitor: GenerationMonitor,
+    cache: ResponseCache | None,
+    rounds: BatchRounds | None = None,
 ) -> tuple[LLMProvider | None, Any]:
     """(the judge's own raw provider or None, generate's quality gate or None when auto_improve is off)."""
     if not cfg.quality.auto_improve:
@@ -67,7 +76,7 @@ def build_quality_gate(
 
     raw, judge = None, respondent  # without evaluation.judge the respondent judges, through its own limiter
     if cfg.evaluation.judge is not None:
-        raw, judge = build_provider(cfg.evaluation.judge, cfg, budget, monitor, cache, "evaluation.judge")
+        raw, judge = build_provider(cfg.evaluation.judge, cfg, budget, monitor, cache, "evaluation.judge", rounds)
     return raw, QualityGate(ConversationJudge(judge, cfg.evaluation), cfg.quality)
 
 
@@ -81,11 +90,12 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
     budget = ErrorBudget(cfg.error_budget)
     resources.budget = budget
     cache = open_cache(cfg)
-    respondent_raw, respondent = build_provider(cfg.respondent, cfg, budget, monitor, cache, "respondent")
+    rounds = batch_rounds(cfg, monitor) if cfg.generation.mode == "batch" else None
+    respondent_raw, respondent = build_provider(cfg.respondent, cfg, budget, monitor, cache, "respondent", rounds)
     correspondent_raw, correspondent = respondent_raw, respondent
     if cfg.correspondent:
         correspondent_raw, correspondent = build_provider(
-            cfg.correspondent, cfg, budget, monitor, cache, "correspondent"
+            cfg.correspondent, cfg, budget, monitor, cache, "correspondent", rounds
         )
     resources.persona_llm = correspondent
     if cfg.persona_generation is not None and cfg.persona_generation.model is not None:
@@ -114,7 +124,7 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
         ledger_path=ledger_path(cfg.storage.path),
         max_rejected_share=cfg.error_budget.max_rejected_share,
     )
-    judge_raw, common["quality_gate"] = build_quality_gate(cfg, respondent, budget, monitor, cache)
+    judge_raw, common["quality_gate"] = build_quality_gate(cfg, respondent, budget, monitor, cache, rounds)
     roles = {"respondent": (respondent_raw, respondent), "correspondent": (correspondent_raw, correspondent)}
     if judge_raw is not None:  # a judge of its own decides rows through the quality gate
         roles["judge"] = (judge_raw, common["quality_gate"].judge.provider)
@@ -125,6 +135,7 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
         generator = StructuredGenerator(schema=gen.output_schema, **common)
     else:
         generator = ConversationGenerator(**common)
+    generator.rounds = rounds
     distinct = [respondent_raw] if correspondent_raw is respondent_raw else [respondent_raw, correspondent_raw]
     distinct += [judge_raw] if judge_raw is not None else []
     return Run(
@@ -136,4 +147,5 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
         resources=resources,
         cache=cache,
         roles=roles,
+        rounds=rounds,
     )

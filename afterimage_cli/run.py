@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import yaml
@@ -15,7 +16,7 @@ from .engine.items import ItemPlanner
 from .errors import BudgetExceeded, RunAborted
 from .monitor import GenerationMonitor
 from .pipeline import build_run, check_components
-from .providers.factory import model_price
+from .providers.factory import model_batch_price, model_price
 from .providers.logging import warn
 from .resources import Resources
 from .stopping import chunk_coverage_target, items_until_all_used, target_items
@@ -116,8 +117,10 @@ def estimate(cfg: Config) -> dict[str, Any]:
     per_item_in = respondent_in + simulator_in + instruction_calls * 60
     per_item_out = turns * answer + (turns - 1 + instruction_calls) * ASSUMED_QUESTION_TOKENS
     n = gen.num_conversations
-    price = model_price(cfg.respondent)
-    user_price = model_price(cfg.user_model)
+    batch = gen.mode == "batch"
+    price_of = model_batch_price if batch else model_price
+    price = price_of(cfg.respondent)
+    user_price = price_of(cfg.user_model)
     cost = None
     if price is not None and user_price is not None:
         # Split by role: the respondent's share is its own calls; the rest is the simulated user's.
@@ -126,7 +129,13 @@ def estimate(cfg: Config) -> dict[str, Any]:
             share * (per_item_in * price[0] + per_item_out * price[1])
             + (1 - share) * (per_item_in * user_price[0] + per_item_out * user_price[1])
         )
+    rounds: dict[str, Any] = {}
+    if batch:
+        # Each item makes its calls one per round; items_in_flight of them advance together, in waves.
+        calls_per_item = math.ceil(instruction_calls) + (1 if gen.kind == "structured" else 2 * gen.max_turns - 1)
+        rounds = {"mode": "batch", "rounds": calls_per_item * math.ceil(n / cfg.batch.items_in_flight)}
     return {
+        **rounds,
         "conversations": n,
         "llm_calls": round(per_item_calls * n),
         "prompt_tokens": round(per_item_in * n),
@@ -166,7 +175,8 @@ def preview(cfg: Config, items: int = 3) -> dict[str, Any]:
         f"# estimate: {est['llm_calls']:,} LLM calls, {est['prompt_tokens']:,} prompt tokens, "
         f"{est['completion_tokens']:,} completion tokens, "
         + ("cost unknown (unpriced model)" if est["cost_usd"] is None else f"~${est['cost_usd']:,.4f}")
-        + f" ({est['assumptions']})",
+        + f" ({est['assumptions']})"
+        + (f"; batch mode: at batch prices, about {est['rounds']} rounds" if "rounds" in est else ""),
         *(f"# warning: {w}" for w in warnings),
     ]
     return {"config": resolved, "items": plans, "estimate": est, "warnings": warnings, "text": "\n".join(lines)}

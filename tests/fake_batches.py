@@ -13,6 +13,7 @@ Progress is counted in polls, never in seconds: a batch finishes on its first GE
 - batch_fail_validation: a 1-based line number the validation refuses (OpenAI: the batch ends `failed`
   with errors.data naming the line; Anthropic: the create is refused with a 400 naming requests.N).
 - batch_hang: batches stay in progress until the knob is set back to False (a cancel still ends them).
+- batch_hang_from: the K-th batch created and every later one stay in progress until the knob is None.
 - batch_http_errors: statuses the next batch API calls answer with, one call each (a 500 on retrieve, …).
 - batch_drop_created: the next N creates make their batch, then drop the connection before answering.
 - batch_enqueued_limit: a new OpenAI batch fails with `token_limit_exceeded` when it and the unfinished
@@ -60,6 +61,7 @@ class FakeBatch:
     metadata: dict[str, str] | None = None
     invalid: list[dict[str, Any]] = field(default_factory=list)  # validation errors: the batch fails
     polls: int = 0
+    number: int = 0  # 1 for the first batch created, …
     progress: int = 0  # lines shown as processed so far
     cancelling: bool = False
     outcome: str = ""  # completed | expired | cancelled | failed, once it ended
@@ -80,6 +82,7 @@ class FakeBatches:
         self.batch_expire_after: int | None = None
         self.batch_fail_validation: int | None = None
         self.batch_hang = False
+        self.batch_hang_from: int | None = None
         self.batch_http_errors: list[int] = []
         self.batch_drop_created = 0
         self.batch_enqueued_limit: int | None = None
@@ -106,7 +109,7 @@ class FakeBatches:
             self._end(batch, 0, "failed")
         elif batch.cancelling:
             self._end(batch, batch.progress, "cancelled")
-        elif not self.batch_hang:
+        elif not self.batch_hang and not (self.batch_hang_from is not None and batch.number >= self.batch_hang_from):
             batch.polls += 1
             steps = self.batch_polls_to_finish
             if batch.polls < steps:
@@ -365,6 +368,7 @@ class FakeBatches:
         """Record a new batch and count the requests it carries."""
         self.batches[batch.id] = batch
         self.batches_created += 1
+        batch.number = self.batches_created
         self.lines_received.update(custom_id for custom_id, _ in batch.lines)
         return batch
 

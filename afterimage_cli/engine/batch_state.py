@@ -85,10 +85,18 @@ class BatchState:
         for record in records:
             event = record.get("event")
             if event == "batch_submitting":
-                batch = SubmittedBatch("", record["model"], int(record["round"]), list(record["custom_ids"]), dict(record["metadata"]))
+                batch = SubmittedBatch(
+                    "", record["model"], int(record["round"]), list(record["custom_ids"]), dict(record["metadata"])
+                )
                 submitting[_meta_key(batch.metadata)] = batch
             elif event == "batch_submitted":
-                batch = SubmittedBatch(record["id"], record["model"], int(record["round"]), list(record["custom_ids"]), dict(record.get("metadata") or {}))
+                batch = SubmittedBatch(
+                    record["id"],
+                    record["model"],
+                    int(record["round"]),
+                    list(record["custom_ids"]),
+                    dict(record.get("metadata") or {}),
+                )
                 submitting.pop(_meta_key(batch.metadata), None)
                 self.pending[batch.id] = batch
                 self.rounds = max(self.rounds, batch.round)
@@ -99,7 +107,10 @@ class BatchState:
                     continue  # its row is written: a resume never asks again
                 error = record.get("error")
                 self.outcomes[custom_id] = Outcome(
-                    record.get("body"), dict(record.get("headers") or {}), error_from(error) if error else None, bool(record.get("online"))
+                    record.get("body"),
+                    dict(record.get("headers") or {}),
+                    error_from(error) if error else None,
+                    bool(record.get("online")),
                 )
             elif event == "batch_ended":
                 self.pending.pop(record["id"], None)
@@ -123,7 +134,15 @@ class BatchState:
 
     def submitting(self, model: str, round_: int, metadata: dict[str, str], custom_ids: list[str]) -> None:
         """Before a submission: what it carries, so a crash before its id is recorded can find it again."""
-        self._write({"event": "batch_submitting", "model": model, "round": round_, "metadata": metadata, "custom_ids": custom_ids})
+        self._write(
+            {
+                "event": "batch_submitting",
+                "model": model,
+                "round": round_,
+                "metadata": metadata,
+                "custom_ids": custom_ids,
+            }
+        )
 
     def submitted(self, batch: SubmittedBatch, *, adopted: bool = False) -> None:
         self.pending[batch.id] = batch
@@ -141,6 +160,18 @@ class BatchState:
                 "metadata": batch.metadata,
                 "custom_ids": batch.custom_ids,
                 "adopted": adopted,
+            }
+        )
+
+    def status(self, info: BatchInfo) -> None:
+        """A batch moved on (validating → in_progress → finalizing), with its counts then."""
+        self._write(
+            {
+                "event": "batch_status",
+                "id": info.id,
+                "status": info.status,
+                "completed": info.completed,
+                "failed": info.failed,
             }
         )
 
@@ -164,7 +195,9 @@ class BatchState:
         for custom_id in batch.custom_ids if batch else ():
             self._batch_of.pop(custom_id, None)
 
-    def answered_online(self, custom_id: str, body: dict[str, Any] | None, headers: dict[str, str], error: ProviderError | None) -> None:
+    def answered_online(
+        self, custom_id: str, body: dict[str, Any] | None, headers: dict[str, str], error: ProviderError | None
+    ) -> None:
         """A request of a round's tail, sent online instead: recorded like a batch line."""
         self._write({**_line_record(custom_id, body, headers, error), "online": True})
 
@@ -173,7 +206,9 @@ class BatchState:
             self.ledger.record(record, sync=sync)
 
 
-def _line_record(custom_id: str, body: dict[str, Any] | None, headers: dict[str, str], error: ProviderError | None) -> dict[str, Any]:
+def _line_record(
+    custom_id: str, body: dict[str, Any] | None, headers: dict[str, str], error: ProviderError | None
+) -> dict[str, Any]:
     record: dict[str, Any] = {"event": "batch_line", "custom_id": custom_id}
     if error is not None:
         record["error"] = error_record(error)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from ..config import Config, ModelConfig
 from ..monitor import GenerationMonitor
 from ..providers.base import LLMProvider
-from ..providers.cache import CachedProvider, ResponseCache, default_cache_path, open_response_cache
 from ..providers.batch import batch_api_for
+from ..providers.cache import CachedProvider, ResponseCache, default_cache_path, open_response_cache
 from ..providers.factory import LLMFactory, model_batch_price, parse_model
 from ..providers.ratelimit import RateLimiter
 from .batch_calls import BatchedProvider
+from .batch_state import BatchState
 from .retry import ErrorBudget, RetryingProvider
 from .rounds import BatchRounds
 from .spend import SpendLimit
@@ -85,3 +86,18 @@ def _batched(
     if cache is not None:
         wrapped = CachedProvider(wrapped, cache, LLMFactory.request_params(model), on_hit=monitor.record_cache_hit)
     return wrapped
+
+
+def batch_rounds(cfg: Config, monitor: GenerationMonitor) -> BatchRounds:
+    """The run's round scheduler for batch mode, shown by the monitor; its ledger state is read at start."""
+    rounds = BatchRounds(
+        BatchState(),
+        monitor,
+        items_in_flight=cfg.batch.items_in_flight,
+        poll_interval=cfg.batch.poll_interval,
+        finish_online_below=cfg.batch.finish_online_below,
+        max_requests=cfg.batch.max_requests,
+        spend=SpendLimit(monitor, cfg.budget.max_cost_usd, cfg.budget.max_total_tokens),
+    )
+    monitor.batches = rounds
+    return rounds

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import BudgetExceeded, ProviderError, RunAborted
+from ..providers.batch import BatchAPI, BatchInfo, BatchRequest
 from .batch_state import BatchState, Outcome, SubmittedBatch
 
 if TYPE_CHECKING:
     from ..monitor import GenerationMonitor
-    from ..providers.batch import BatchAPI, BatchInfo
+    from .ledger import RunLedger
     from .spend import SpendLimit
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -56,10 +57,11 @@ class BatchRounds:
         state: BatchState,
         monitor: GenerationMonitor,
         *,
-        run_tag: str,
+        run_tag: str = "",
         items_in_flight: int = 10_000,
         poll_interval: float = 30.0,
         finish_online_below: int = 0,
+        max_requests: int | None = None,
         spend: SpendLimit | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -69,6 +71,7 @@ class BatchRounds:
         self.items_in_flight = items_in_flight
         self.poll_interval = poll_interval
         self.finish_online_below = finish_online_below
+        self.max_requests = max_requests
         self.spend = spend
         self.sleep = sleep
         self.round = state.rounds
@@ -81,6 +84,13 @@ class BatchRounds:
         self._runner: asyncio.Task[None] | None = None
         self._adopted = False
 
+    def resume(self, ledger: RunLedger, finished: Callable[[int], bool], run_tag: str) -> None:
+        """At the start of a session: what earlier ones recorded (see BatchState.load); `run_tag` marks this
+        run's batches at the provider (their metadata), so a lost submission can be found again."""
+        self.state.load(ledger, finished)
+        self.round = self.state.rounds
+        self.run_tag = run_tag
+
     def register(self, client: RoundClient) -> None:
         self.clients[client.model_name] = client
 
@@ -89,12 +99,19 @@ class BatchRounds:
     @contextmanager
     def item(self) -> Iterator[None]:
         """An item in flight: a round waits for it to reach its next call (or to end)."""
-        self.active += 1
+        self.enter()
         try:
             yield
         finally:
-            self.active -= 1
-            self._poke()
+            self.leave()
+
+    def enter(self) -> None:
+        """One more participant the next round waits for (an item, or evaluate's reader while it reads)."""
+        self.active += 1
+
+    def leave(self) -> None:
+        self.active -= 1
+        self._poke()
 
     async def call(self, client: RoundClient, custom_id: str, body: dict[str, Any]) -> Outcome:
         """The outcome of one request: recorded by an earlier session, or answered by the next round."""
@@ -123,6 +140,8 @@ class BatchRounds:
             except (asyncio.CancelledError, Exception):
                 pass
         self._fail_waiting(asyncio.CancelledError())
+        for client in self.clients.values():
+            await client.api.aclose()
 
     # --- the rounds -----------------------------------------------------------------------------------
 
@@ -141,7 +160,9 @@ class BatchRounds:
             except BaseException as exc:
                 for call in calls:
                     if not call.future.done():
-                        call.future.set_exception(exc if isinstance(exc, Exception) else RunAborted("stopping: interrupted"))
+                        call.future.set_exception(
+                            exc if isinstance(exc, Exception) else RunAborted("stopping: interrupted")
+                        )
                 if not isinstance(exc, Exception):
                     raise
 
@@ -163,14 +184,17 @@ class BatchRounds:
                 new[call.client.model_name].append(call)
         for model, group in new.items():
             client = self.clients.get(model) or group[0].client
-            for part, chunk in enumerate(split_requests(client.api, group)):
+            for part, chunk in enumerate(split_requests(client.api, group, self.max_requests)):
                 running[await self._submit(client, part, chunk)] = (client, chunk)
         await self._await_batches(running)
 
     async def _submit(self, client: RoundClient, part: int, chunk: list[Waiting]) -> str:
-        from ..providers.batch import BatchRequest
-
-        metadata = {"afterimage_run": self.run_tag, "round": str(self.round), "part": str(part), "model": client.model_name}
+        metadata = {
+            "afterimage_run": self.run_tag,
+            "round": str(self.round),
+            "part": str(part),
+            "model": client.model_name,
+        }
         custom_ids = [call.custom_id for call in chunk]
         self.state.submitting(client.model_name, self.round, metadata, custom_ids)
         batch_id = await client.api.submit([BatchRequest(call.custom_id, call.body) for call in chunk], metadata)
@@ -187,7 +211,9 @@ class BatchRounds:
             client = self.clients.get(batch.model)
             found = await client.api.find(batch.metadata) if client is not None else None
             if found is not None:
-                self.state.submitted(SubmittedBatch(found, batch.model, batch.round, batch.custom_ids, batch.metadata), adopted=True)
+                self.state.submitted(
+                    SubmittedBatch(found, batch.model, batch.round, batch.custom_ids, batch.metadata), adopted=True
+                )
         self.state.unconfirmed = []
 
     async def _await_batches(self, running: dict[str, tuple[RoundClient, list[Waiting]]]) -> None:
@@ -196,14 +222,21 @@ class BatchRounds:
             for batch_id in list(running):
                 client, calls = running[batch_id]
                 info = await client.api.retrieve(batch_id)
+                if info.status != getattr(self.in_flight.get(batch_id), "status", None) and not info.done:
+                    self.state.status(info)  # `afterimage status` shows where each batch stands
                 self.in_flight[batch_id] = info
                 if not info.done:
                     continue
                 del running[batch_id]
                 self.in_flight.pop(batch_id, None)
-                if info.error is not None:
+                if info.error is not None and not info.retry_later:
                     self.state.ended(batch_id, info, {})  # a re-run submits its requests again
                     raise RunAborted(f"stopping: batch {batch_id} of {client.model_name} failed: {info.error}")
+                if info.error is not None:  # refused for now (the enqueued-token quota is full): back-pressure
+                    self.state.ended(batch_id, info, {})
+                    for call in calls:
+                        call.future.set_result(_refused_for_now(batch_id, info.error, self.poll_interval))
+                    continue
                 self.state.ended(batch_id, info, await client.api.results(batch_id))
                 for call in calls:
                     outcome = self.state.take(call.custom_id) or _unanswered(batch_id, info)
@@ -253,15 +286,15 @@ class BatchRounds:
         }
 
 
-def split_requests(api: BatchAPI, calls: list[Waiting]) -> Iterator[list[Waiting]]:
-    """The calls cut into batches no larger than the API takes: requests per batch and bytes per file."""
-    from ..providers.batch import BatchRequest
-
+def split_requests(api: BatchAPI, calls: list[Waiting], max_requests: int | None = None) -> Iterator[list[Waiting]]:
+    """The calls cut into batches no larger than the API takes (requests per batch, bytes per file) and
+    `max_requests` allows."""
+    limit = min(api.max_requests, max_requests or api.max_requests)
     chunk: list[Waiting] = []
     size = 0
     for call in calls:
         line = len(api.encode(BatchRequest(call.custom_id, call.body)))
-        if chunk and (len(chunk) >= api.max_requests or size + line > api.max_bytes):
+        if chunk and (len(chunk) >= limit or size + line > api.max_bytes):
             yield chunk
             chunk, size = [], 0
         chunk.append(call)
@@ -276,5 +309,13 @@ def _unanswered(batch_id: str, info: BatchInfo) -> Outcome:
         f"batch {batch_id} ended {info.status} without answering this request",
         retryable=True,
         kind="batch_unanswered",
+    )
+    return Outcome(None, {}, error)
+
+
+def _refused_for_now(batch_id: str, message: str, wait: float) -> Outcome:
+    """A batch refused until running ones finish: its requests wait like a 429 and join a later round."""
+    error = ProviderError(
+        f"batch {batch_id} was refused for now: {message}", retryable=True, kind="rate_limit", retry_after=wait
     )
     return Outcome(None, {}, error)

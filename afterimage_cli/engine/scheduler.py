@@ -70,7 +70,7 @@ async def run_items(
         gen.storage.close()
         raise
     if rounds is not None:
-        rounds.state.load(ledger, lambda item: item_id(gen.fingerprint, item) in existing)
+        rounds.resume(ledger, lambda item: item_id(gen.fingerprint, item) in existing, gen.fingerprint[:16])
     skip = {i: r for i, r in earlier.items() if item_id(gen.fingerprint, i) not in existing}
     skip = {} if retry_rejected else skip
     rejections = RejectionBudget(gen.max_rejected_share, rows=len(existing), rejected=len(skip))

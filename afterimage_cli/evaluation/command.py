@@ -12,7 +12,7 @@ from rich.console import Console
 
 from ..config import Config, EvaluationConfig, ModelConfig
 from ..config_loader import load_config
-from ..engine.call_stack import build_provider, open_cache
+from ..engine.call_stack import batch_rounds, build_provider, open_cache
 from ..engine.ledger import RunLedger, ledger_path
 from ..engine.retry import ErrorBudget
 from ..engine.served import aserved_model, asks_for_served_model
@@ -54,6 +54,7 @@ class EvaluateRequest:
     config: Path | None = None
     overwrite: bool = False
     retry_rejected: bool = False
+    mode: str | None = None  # online | batch; None: the config's evaluation.mode
 
 
 def default_output(source: str) -> str:
@@ -137,7 +138,11 @@ def evaluate(request: EvaluateRequest, console: Console) -> dict[str, Any]:
                 if judge_model is None:
                     runner.run_offline(reader, progress)
                 else:
-                    asyncio.run(_judged(runner, reader, progress, judge_model, served, run_cfg, monitor, request.input))
+                    mode = request.mode or eval_cfg.mode
+                    judged = _judged(
+                        runner, reader, progress, judge_model, served, run_cfg, monitor, request.input, mode
+                    )
+                    asyncio.run(judged)
             status = "finished"
         except RunAborted as exc:
             aborted, status = exc, "stopped"
@@ -198,13 +203,19 @@ async def _judged(
     cfg: Config,
     monitor: GenerationMonitor,
     source: str,
+    mode: str = "online",
 ) -> None:
     """Build the judge through the shared provider stack (cache, retries, limiter), run, close. `served` is
-    what the judge's api_base server said it serves (asked once, before the output was opened)."""
+    what the judge's api_base server said it serves (asked once, before the output was opened). In batch
+    mode the judge's calls go out in rounds of batches, resumed from the ledger like generate's."""
 
     budget = ErrorBudget(cfg.error_budget)
     cache = open_cache(cfg)
-    raw, provider = build_provider(judge_model, cfg, budget, monitor, cache=cache, where="evaluation.judge")
+    rounds = batch_rounds(cfg, monitor) if mode == "batch" else None
+    raw, provider = build_provider(judge_model, cfg, budget, monitor, cache, "evaluation.judge", rounds)
+    if rounds is not None and runner.ledger is not None:
+        rounds.resume(runner.ledger, lambda row: False, runner.fingerprint)
+        runner.rounds, runner.concurrency = rounds, cfg.batch.items_in_flight
     # In every cache key: another model loaded behind the judge's URL must not get the old verdicts.
     if isinstance(provider, BaseProvider):
         provider.served_model_id = served
@@ -213,6 +224,8 @@ async def _judged(
     try:
         await runner.run_judged(reader, progress, threaded_read=source == "-")
     finally:
+        if rounds is not None:
+            await rounds.aclose()
         await raw.aclose()
         if cache is not None:
             cache.close()
