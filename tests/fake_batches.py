@@ -59,7 +59,8 @@ class FakeBatch:
     input_bytes: int = 0  # the JSONL file (OpenAI) or the create body (Anthropic), as received
     metadata: dict[str, str] | None = None
     invalid: list[dict[str, Any]] = field(default_factory=list)  # validation errors: the batch fails
-    polls: int = 0
+    polls: int = 0  # polls that moved it on
+    polled: bool = False  # polled at all: validated (OpenAI shows `validating` until then)
     progress: int = 0  # lines shown as processed so far
     cancelling: bool = False
     outcome: str = ""  # completed | expired | cancelled | failed, once it ended
@@ -100,6 +101,7 @@ class FakeBatches:
 
     def _poll(self, batch: FakeBatch) -> None:
         """One GET of the batch: it moves one step on, or ends."""
+        batch.polled = True
         if batch.outcome:
             return
         if batch.invalid:
@@ -211,7 +213,7 @@ class FakeBatches:
     def _openai_status(self, batch: FakeBatch) -> str:
         if batch.cancelling:
             return "cancelling"
-        if batch.polls == 0:
+        if not batch.polled:
             return "validating"
         return "finalizing" if batch.polls == self.batch_polls_to_finish - 1 else "in_progress"
 
