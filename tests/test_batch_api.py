@@ -397,3 +397,10 @@ def test_other_transports_cannot_batch(settings: dict[str, Any]) -> None:
     provider = LLMFactory.create("openai/gpt-4o-mini" if settings else "offline", **settings)
     with pytest.raises(ConfigError, match=rf"{provider.model_name} cannot run in batch mode: .*anthropic/"):
         batch_api_for(provider, environ={})
+
+
+def test_a_refused_batch_call_is_no_items_fault(fake_server: FakeOpenAIServer) -> None:
+    fake_server.batch_api.batch_http_errors = [413]  # the whole upload is too large: no prompt's context
+    with pytest.raises(ProviderError) as caught:
+        run(client(fake_server, "openai"), lambda api: api.submit(requests("openai", 2), {}))
+    assert (caught.value.kind, caught.value.retryable) == ("bad_request", False)
