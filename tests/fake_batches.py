@@ -19,7 +19,10 @@ Progress is counted in polls, never in seconds: a batch finishes on its first GE
   batches hold more lines than this (the fake counts lines as its enqueued tokens).
 
 Counters: `lines_received` (custom_id → how many times a created batch carried it), `batches_created`,
-`lines_answered`, `http_calls`. The server's own `stats["requests"]` counts online calls only.
+`lines_answered`, `http_calls`. The server's `stats["requests"]` counts online calls only; its content
+counters (ok, prompt_tokens, context_exceeded, filtered, …) count batch lines too. The Anthropic routes
+and shapes are in tests/fake_message_batches.py. These knobs are plain attributes of this process's server
+(POST /_knobs does not reach them).
 """
 
 from __future__ import annotations
