@@ -20,7 +20,10 @@ Progress is counted in polls, never in seconds: a batch finishes on its first GE
   batches hold more lines than this (the fake counts lines as its enqueued tokens).
 
 Counters: `lines_received` (custom_id → how many times a created batch carried it), `batches_created`,
-`lines_answered`, `http_calls`. The server's own `stats["requests"]` counts online calls only.
+`lines_answered`, `http_calls`. The server's `stats["requests"]` counts online calls only; its content
+counters (ok, prompt_tokens, context_exceeded, filtered, …) count batch lines too. The Anthropic routes
+and shapes are in tests/fake_message_batches.py. These knobs are plain attributes of this process's server
+(POST /_knobs does not reach them).
 """
 
 from __future__ import annotations
@@ -60,7 +63,8 @@ class FakeBatch:
     input_bytes: int = 0  # the JSONL file (OpenAI) or the create body (Anthropic), as received
     metadata: dict[str, str] | None = None
     invalid: list[dict[str, Any]] = field(default_factory=list)  # validation errors: the batch fails
-    polls: int = 0
+    polls: int = 0  # polls that moved it on
+    polled: bool = False  # polled at all: validated (OpenAI shows `validating` until then)
     number: int = 0  # 1 for the first batch created, …
     progress: int = 0  # lines shown as processed so far
     cancelling: bool = False
@@ -103,6 +107,7 @@ class FakeBatches:
 
     def _poll(self, batch: FakeBatch) -> None:
         """One GET of the batch: it moves one step on, or ends."""
+        batch.polled = True
         if batch.outcome:
             return
         if batch.invalid:
@@ -214,7 +219,7 @@ class FakeBatches:
     def _openai_status(self, batch: FakeBatch) -> str:
         if batch.cancelling:
             return "cancelling"
-        if batch.polls == 0:
+        if not batch.polled:
             return "validating"
         return "finalizing" if batch.polls == self.batch_polls_to_finish - 1 else "in_progress"
 

@@ -15,7 +15,7 @@ from ...errors import ProviderError
 from ..http_errors import status_error
 from ..keypool import ApiKey, SmartKeyPool
 from .base import BatchAPI, BatchInfo, BatchRequest, LineResult
-from .http import BatchHTTP, Sleep, jsonl_objects
+from .http import SUBMIT_PATIENCE, BatchHTTP, Sleep, jsonl_objects
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_BASE = "https://api.anthropic.com"
@@ -89,7 +89,7 @@ class AnthropicBatchAPI(BatchAPI):
 
         async def create() -> str:
             try:
-                batch = await self.http.json("POST", self.root, data=body)
+                batch = await self.http.json("POST", self.root, data=body, patience=SUBMIT_PATIENCE)
             except ProviderError as error:
                 if error.kind not in ("connection", "timeout") and error.status_code != 504:
                     raise

@@ -22,6 +22,9 @@ T = TypeVar("T")
 # Few and short: the round scheduler polls again anyway, and a provider down for minutes should reach it
 # as an error rather than hold a round in a hidden wait.
 BATCH_RETRY = RetryConfig(max_attempts=4, base_delay=1.0, max_delay=20.0, rate_limit_patience=120.0)
+# How long a submit may wait for the answer once its body is sent: the provider reads and checks up to
+# hundreds of MB before it answers, and a submit given up on may have made its batch all the same.
+SUBMIT_PATIENCE = 600.0
 AuthHeaders = Callable[[ApiKey | None], dict[str, str]]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -59,12 +62,7 @@ class BatchHTTP:
         if self._session is None:
             import aiohttp
 
-            # Uploads and result files run to hundreds of MB: a request is bounded by a stall (no byte for
-            # `timeout` seconds), not by a total time.
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=16, ttl_dns_cache=300),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout),
-            )
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16, ttl_dns_cache=300))
         return self._session
 
     async def retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
@@ -79,6 +77,8 @@ class BatchHTTP:
                     raise
                 await self._sleep(delay)
 
+    # Uploads and result files run to hundreds of MB: a request is bounded by a stall (no byte for a while),
+    # not by a total time.
     async def send(
         self,
         method: str,
@@ -88,10 +88,12 @@ class BatchHTTP:
         data: bytes | None = None,
         form: Callable[[], Any] | None = None,
         params: dict[str, str] | None = None,
+        patience: float | None = None,
     ) -> tuple[bytes, dict[str, str]]:
         """One request; its body and lower-cased headers. An error status raises the ProviderError an
         online call would (429 and 5xx retryable, 401/403 auth, 400 by its message), a 404 says what is
-        missing, a dropped connection or stall is a retryable connection error or timeout."""
+        missing, a dropped connection or stall is a retryable connection error or timeout. `patience`:
+        seconds without a byte before the request is given up (default: the model's timeout)."""
         import aiohttp
 
         key = self._key()
@@ -101,14 +103,17 @@ class BatchHTTP:
         if data is not None:
             headers["Content-Type"] = "application/json"
         payload = form() if form is not None else data
+        stall = max(patience or 0.0, self.timeout)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=stall)
+        request = self._client().request(method, url, data=payload, params=params, headers=headers, timeout=timeout)
         try:
-            async with self._client().request(method, url, data=payload, params=params, headers=headers) as response:
+            async with request as response:
                 body = await response.read()
                 answer_headers = {k.lower(): v for k, v in response.headers.items()}
                 status = response.status
         except TimeoutError:
             raise ProviderError(
-                f"{self.model}: {method} {url} stalled for {self.timeout:g} s", retryable=True, kind="timeout"
+                f"{self.model}: {method} {url} stalled for {stall:g} s", retryable=True, kind="timeout"
             ) from None
         except aiohttp.ClientError as exc:
             raise ProviderError(

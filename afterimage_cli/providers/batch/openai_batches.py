@@ -15,7 +15,7 @@ from ..http_errors import refusal_kind, status_error
 from ..keypool import ApiKey, SmartKeyPool
 from ..openai_compat import _error_message as error_message
 from .base import BatchAPI, BatchInfo, BatchRequest, LineResult
-from .http import BatchHTTP, Sleep, jsonl_objects
+from .http import SUBMIT_PATIENCE, BatchHTTP, Sleep, jsonl_objects
 
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 # Lines the batch never ran: OpenAI lists them in the error file under these codes. They are not failures
@@ -98,7 +98,7 @@ class OpenAIBatchAPI(BatchAPI):
             data.add_field("file", content, filename="afterimage-batch.jsonl", content_type="application/jsonl")
             return data
 
-        uploaded = await self._request("POST", "/files", form=form)
+        uploaded = await self._request("POST", "/files", form=form, patience=SUBMIT_PATIENCE)
         payload = {
             "input_file_id": uploaded["id"],
             "endpoint": self.endpoint,
@@ -112,7 +112,8 @@ class OpenAIBatchAPI(BatchAPI):
             tries += 1
             if tries > 1 and (adopted := await self.find(metadata)) is not None:
                 return adopted
-            batch = await self.http.json("POST", self.root + "/batches", json=payload, params=self.params or None)
+            url, params = self.root + "/batches", self.params or None
+            batch = await self.http.json("POST", url, json=payload, params=params, patience=SUBMIT_PATIENCE)
             return str(batch["id"])
 
         return await self.http.retrying(create)
