@@ -350,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
             from tests.bench_sharing import run_all as sharing_scenarios
 
             sharing = [] if args.only else sharing_scenarios(server.url, workdir, args.quick)
+            from tests.bench_batch import run_batch
+
+            sharing += [] if args.only else ["", *run_batch(server.url, workdir, args.quick)]
             note("afterimage --help …")
             help_s = help_time()
             sizes = (1_000, 10_000) if args.quick else (10_000, 100_000)

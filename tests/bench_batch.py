@@ -79,7 +79,11 @@ def run_batch(server_url: str, workdir: Path, quick: bool) -> list[str]:
         + [f"{r['cpu_s'] / r['rounds']:.2f}"]
         for r in rows
     ]
-    return ["#### Batch mode: our overhead per round (fake batch endpoint answers at the first poll)", "", table([head, *body])]
+    return [
+        "#### Batch mode: our overhead per round (fake batch endpoint answers at the first poll)",
+        "",
+        table([head, *body]),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

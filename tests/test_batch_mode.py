@@ -188,6 +188,46 @@ def test_a_round_smaller_than_finish_online_below_goes_out_online(fake_server, t
     assert batch["requests_online"] + batch["requests_submitted"] == summary["calls"]
 
 
+def test_a_submission_that_keeps_failing_is_asked_again_next_round(fake_server, tmp_path):
+    fake_server.batch_api.batch_http_errors = [500] * 4  # more than the client's own retries of the upload
+    summary = summary_of(generate(fake_server, tmp_path, "-n", "4", "--max-turns", "2"))
+    assert len(read_rows(tmp_path / "out.jsonl")) == 4
+    assert summary["errors"].get("server", 0) >= 1
+    assert_each_request_sent_once(fake_server)
+
+
+def test_a_refused_submission_stops_the_run_instead_of_rejecting_items(fake_server, tmp_path):
+    fake_server.batch_api.batch_http_errors = [401]
+    result = generate(fake_server, tmp_path, "-n", "4")
+    assert result.exit_code == 1 and "refused a batch" in result.stderr
+    assert not [r for r in ledger(tmp_path) if r["event"] == "rejected"]
+
+
+def test_items_in_flight_bounds_a_round_and_items_refill_it(fake_server, tmp_path):
+    summary_of(generate(fake_server, tmp_path, "-n", "7", "--max-turns", "2", batch={"items_in_flight": 3}))
+    assert len(read_rows(tmp_path / "out.jsonl")) == 7
+    sizes = [len(r["custom_ids"]) for r in ledger(tmp_path) if r["event"] == "batch_submitted"]
+    assert max(sizes) == 3 and sum(sizes) > 7  # items that ended were replaced in the next round
+
+
+def test_evaluation_mode_in_the_config_batches_the_judge(fake_server, tmp_path):
+    summary_of(invoke("generate", str(config(tmp_path)), "-n", "3", "--json"))
+    cfg = config(tmp_path, evaluation={"mode": "batch"})
+    args = ("evaluate", str(tmp_path / "out.jsonl"), "-o", str(tmp_path / "j.jsonl"), "-c", str(cfg))
+    summary_of(invoke(*args, "--judge-model", "fake-model", "--api-base", fake_server.api_base, "--json"))
+    assert fake_server.batch_api.batches_created == 1 and fake_server.stats["requests"] == 0
+
+
+def test_dry_run_estimates_batch_prices_and_rounds(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")  # validated, never sent: a dry run calls nothing
+    cfg = config(tmp_path, respondent={"model": "openai/gpt-4o-mini"}, generation={"min_turns": 3})
+    args = ("generate", str(cfg), "--dry-run", "--json", "-n", "1000", "--max-turns", "3")
+    online = orjson.loads(invoke(*args).stdout)["estimate"]
+    batch = orjson.loads(invoke(*args, "--mode", "batch").stdout)["estimate"]
+    assert batch["cost_usd"] == pytest.approx(online["cost_usd"] / 2, rel=0.01)
+    assert batch["rounds"] == 5 and "rounds" not in online
+
+
 def test_offline_model_cannot_run_in_batch_mode(tmp_path):
     result = invoke("generate", str(config(tmp_path)), "--mode", "batch", "-n", "2")
     assert result.exit_code == 2

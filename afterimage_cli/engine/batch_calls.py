@@ -24,12 +24,13 @@ if TYPE_CHECKING:
 
 
 def custom_id(scope: CallScope, body: dict[str, Any]) -> str:
-    """`<item>.<attempt>.<request digest>.<occurrence>`: the same request of the same item attempt gets the
-    same id in every session (so a re-run finds its answer in the ledger), a repeated one the next occurrence."""
+    """`<item>-<attempt>-<request digest>-<occurrence>`: the same request of the same item attempt gets the
+    same id in every session (so a re-run finds its answer in the ledger), a repeated one the next occurrence.
+    Only `[A-Za-z0-9_-]`, at most 64 characters: what both OpenAI and Anthropic accept."""
     digest = hashlib.blake2b(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), digest_size=8).hexdigest()
     occurrence = scope.batch_calls.get(digest, 0)
     scope.batch_calls[digest] = occurrence + 1
-    return f"{scope.item}.{scope.attempt}.{digest}.{occurrence}"
+    return f"{scope.item}-{scope.attempt}-{digest}-{occurrence}"
 
 
 class BatchedProvider(BaseProvider):

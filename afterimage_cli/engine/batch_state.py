@@ -38,8 +38,8 @@ class Outcome:
 
 
 def item_of(custom_id: str) -> int | None:
-    """The item number a custom id (`<item>.<attempt>.<digest>.<occurrence>`) belongs to."""
-    head = custom_id.split(".", 1)[0]
+    """The item number a custom id (`<item>-<attempt>-<digest>-<occurrence>`) belongs to."""
+    head = custom_id.split("-", 1)[0]
     return int(head) if head.isdigit() else None
 
 

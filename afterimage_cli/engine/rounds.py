@@ -185,7 +185,11 @@ class BatchRounds:
         for model, group in new.items():
             client = self.clients.get(model) or group[0].client
             for part, chunk in enumerate(split_requests(client.api, group, self.max_requests)):
-                running[await self._submit(client, part, chunk)] = (client, chunk)
+                try:
+                    running[await self._submit(client, part, chunk)] = (client, chunk)
+                except ProviderError as error:  # outlasted the client's own retries: asked again next round
+                    for call in chunk:
+                        call.future.set_result(Outcome(None, {}, error))
         await self._await_batches(running)
 
     async def _submit(self, client: RoundClient, part: int, chunk: list[Waiting]) -> str:
@@ -197,7 +201,13 @@ class BatchRounds:
         }
         custom_ids = [call.custom_id for call in chunk]
         self.state.submitting(client.model_name, self.round, metadata, custom_ids)
-        batch_id = await client.api.submit([BatchRequest(call.custom_id, call.body) for call in chunk], metadata)
+        try:
+            batch_id = await client.api.submit([BatchRequest(call.custom_id, call.body) for call in chunk], metadata)
+        except ProviderError as error:
+            if error.retryable:
+                raise
+            # A refused submission (a bad request in the file, a rejected key) is no one item's fault.
+            raise RunAborted(f"stopping: the provider refused a batch of {client.model_name}: {error}") from error
         self.state.submitted(SubmittedBatch(batch_id, client.model_name, self.round, custom_ids, metadata))
         return batch_id
 
