@@ -207,7 +207,8 @@ class BatchRounds:
             if error.retryable:
                 raise
             # A refused submission (a bad request in the file, a rejected key) is no one item's fault.
-            raise RunAborted(f"stopping: the provider refused a batch of {client.model_name}: {error}") from error
+            hint = " (this server offers no batch API: run with --mode online)" if error.status_code == 404 else ""
+            raise RunAborted(f"stopping: the provider refused a batch of {client.model_name}: {error}{hint}") from error
         self.state.submitted(SubmittedBatch(batch_id, client.model_name, self.round, custom_ids, metadata))
         return batch_id
 
@@ -219,7 +220,10 @@ class BatchRounds:
         self._adopted = True
         for batch in self.state.unconfirmed:
             client = self.clients.get(batch.model)
-            found = await client.api.find(batch.metadata) if client is not None else None
+            try:
+                found = await client.api.find(batch.metadata) if client is not None else None
+            except ProviderError:  # cannot look: the submission below says what is wrong, if anything
+                found = None
             if found is not None:
                 self.state.submitted(
                     SubmittedBatch(found, batch.model, batch.round, batch.custom_ids, batch.metadata), adopted=True
