@@ -36,7 +36,9 @@ API_VERSION = "2023-06-01"
 MESSAGES_PATH = "/v1/messages"
 # The API requires max_tokens. Without one in the model block: 4096, far more than a conversation turn
 # needs, few enough that a model looping on its answer costs at most that (litellm's own fallback). With
-# extended thinking, the thinking budget counts toward max_tokens, so it comes on top.
+# extended thinking, the thinking budget counts toward max_tokens, so it comes on top. Like a server's own
+# default elsewhere, it is not the model block's max_tokens: an answer it cuts is a truncation, as through
+# litellm, never mistaken for the end of the context window (RemoteProvider.whole).
 DEFAULT_MAX_TOKENS = 4096
 STRUCTURED_TOOL = "json_answer"
 # A non-object schema is wrapped in an object under this key when it is a tool's input (which must be one).
@@ -74,10 +76,6 @@ class AnthropicProvider(HttpTransport):
     def __init__(self, model: str, **settings: Any) -> None:
         super().__init__(model, **settings)
         self.url = api_root(self.api_base) + MESSAGES_PATH
-        if not self.params.get("max_tokens"):
-            self.params["max_tokens"] = self.params.pop("max_completion_tokens", None) or _default_max_tokens(
-                self.params
-            )
         entry = model_entry(model, self.requested_model)
         self.native_json = entry.get("supports_native_structured_output") is True
         self.forced_tool_use = entry.get("supports_forced_tool_use") is not False
@@ -102,6 +100,8 @@ class AnthropicProvider(HttpTransport):
         """The JSON body of one Messages call."""
         system, turns = split_messages(messages, self.model_name)
         payload = translate_params({**self.params, **kwargs}, sampling=self.sampling)
+        if not payload.get("max_tokens"):
+            payload["max_tokens"] = _default_max_tokens(payload)
         payload.update(model=self.requested_model, messages=turns)
         if system is not None:
             payload["system"] = system

@@ -73,6 +73,8 @@ def map_litellm_error(exc: Exception, model: str, key: ApiKey | None, api_base: 
     if isinstance(exc, litellm.Timeout):  # before the status: litellm gives timeouts a 408
         return ProviderError(f"{model}: request timed out", retryable=True, status_code=None, kind="timeout")
     status = _status_of(exc, litellm)
+    if "overloaded_error" in short:  # Anthropic's 529, which litellm reports as a 500
+        status = 529
     if status is not None and status < 500:
         return status_error(model, status, short, _error_headers(exc), key, api_base)
     if isinstance(exc, litellm.APIConnectionError) or _is_connection_failure(exc):
@@ -148,6 +150,14 @@ class LiteLLMProvider(RemoteProvider):
             raise ProviderError(
                 f"{self.model_name}: malformed response: {exc}", retryable=True, kind="invalid_output"
             ) from exc
+        if text is None and choice.finish_reason == "content_filter":
+            # The model refused (Anthropic's stop_reason "refusal", a completion's content filter): asking
+            # again gets the same refusal, so it is this item's, as the direct transports say too.
+            raise ProviderError(
+                f"{self.model_name}: the model refused to answer this prompt (finish_reason: content_filter)",
+                retryable=False,
+                kind="content_filter",
+            )
         if text is None:
             raise ProviderError(
                 f"{self.model_name}: empty response (finish_reason={choice.finish_reason})",
