@@ -231,7 +231,7 @@ class FakeAnthropic:
             content.append({"type": "thinking", "thinking": thought, "signature": "fake-signature"})
         if any(word.lower() in joined for word in server.filter_words):
             stats["filtered"] += 1
-            stop_reason, content = "refusal", []
+            stop_reason, content, text = "refusal", [], ""
         else:
             text, finish = server._cut(body, server._content(shim, chat))
             stop_reason = "max_tokens" if finish == "length" else "tool_use" if tool else "end_turn"
@@ -242,7 +242,9 @@ class FakeAnthropic:
                 value = value if isinstance(value, dict) else {"value": value}
                 content.append({"type": "tool_use", "id": f"toolu_fake{server._ids}", "name": tool, "input": value})
         usage = self.usage(str(body.get("model")), blocks, tokens)
-        output_tokens = sum(base._tokens(_block_text(b)) for b in content)
+        # What the model wrote, a cut tool input included (the block then carries none of it).
+        output_tokens = sum(base._tokens(b["thinking"]) for b in content if b["type"] == "thinking")
+        output_tokens += base._tokens(text) if text else 0
         server._ids += 1
         stats["ok"] += 1
         stats["prompt_tokens"] += sum(tokens)
