@@ -64,7 +64,9 @@ def test_a_key_goes_to_a_base_url_only_when_its_variable_is_named(fake_server, t
     assert generate(fake_server, tmp_path, monkeypatch, "-n", "2", generation=gen).exit_code == 0
     assert set(fake_server.stats["by_key"]) == {""}
     named = {"model": MODEL, "api_key_env": "TEAM_KEY"}
-    result = generate(fake_server, tmp_path, monkeypatch, "-n", "2", "--overwrite", "--no-cache", generation=gen, respondent=named)
+    result = generate(
+        fake_server, tmp_path, monkeypatch, "-n", "2", "--overwrite", "--no-cache", generation=gen, respondent=named
+    )
     assert result.exit_code == 0, result.stderr
     assert set(fake_server.stats["by_key"]) == {"", "sk-team"}  # sent as x-api-key, which the fake reads
 
@@ -135,7 +137,9 @@ def test_structured_output(fake_server, tmp_path, monkeypatch, model):
 def test_a_truncated_structured_answer_fails_fast_naming_max_tokens(fake_server, tmp_path, monkeypatch, model):
     gen = {"kind": "structured", "output_schema": SCHEMA, "concurrency": 2}
     respondent = {"model": model, "max_tokens": 3}  # stop_reason "max_tokens"
-    result = generate(fake_server, tmp_path, monkeypatch, "-n", "20", model=model, generation=gen, respondent=respondent)
+    result = generate(
+        fake_server, tmp_path, monkeypatch, "-n", "20", model=model, generation=gen, respondent=respondent
+    )
     assert result.exit_code == 1
     assert "respondent.max_tokens" in result.stderr and "Traceback" not in result.stderr
     assert fake_server.stats["requests"] <= 12  # no retries of a cut answer: it would be cut again
@@ -162,7 +166,9 @@ def test_structured_output_with_thinking_offers_the_tool_without_forcing_it(fake
 def test_prompt_cache_tokens_are_priced_at_their_own_rates(fake_server, tmp_path, monkeypatch):
     respondent = {"model": PRICED, "params": {"cache_control": {"type": "ephemeral"}}}
     gen = {"min_turns": 3, "max_turns": 3, "concurrency": 2}
-    result = generate(fake_server, tmp_path, monkeypatch, "-n", "4", model=PRICED, generation=gen, respondent=respondent)
+    result = generate(
+        fake_server, tmp_path, monkeypatch, "-n", "4", model=PRICED, generation=gen, respondent=respondent
+    )
     assert result.exit_code == 0, result.stderr
     stats, summary = fake_server.stats, summary_of(result)
     read, written = stats["cache_read_input_tokens"], stats["cache_creation_input_tokens"]
