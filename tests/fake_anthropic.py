@@ -9,11 +9,13 @@ per-item refusals take Anthropic's form: a prompt over `context_tokens` is a 400
 "prompt is too long", a filtered word an answer with stop_reason "refusal".
 
 Like the real API it refuses (400) what a client must not send: no anthropic-version header, fields the API
-does not know, a missing max_tokens, a `system` role or extra keys in messages, a first turn that is not the
-user's, a forced tool choice with thinking on. Prompt caching is emulated: with a `cache_control` marker (a
-block's, or the top-level one that marks the last block), the prompt up to the marker is written to the cache
-(cache_creation_input_tokens), and a later prompt that starts with a cached prefix reads it
-(cache_read_input_tokens); the API's minimum cacheable length is not emulated.
+does not know, a missing max_tokens (or one within the thinking budget), a `system` role or extra keys in
+messages, a first turn that is not the user's, a forced tool choice with thinking on.
+
+Prompt caching is emulated: with a `cache_control` marker (a block's, or the top-level one that marks the
+last block), the prompt up to the marker is written to the model's cache (cache_creation_input_tokens), and
+a later prompt that starts with a cached prefix reads it (cache_read_input_tokens); the API's minimum
+cacheable length is not emulated.
 """
 
 from __future__ import annotations
@@ -160,6 +162,9 @@ class FakeAnthropic:
         if messages[0]["role"] != "user":
             return 'messages: first message must use the "user" role'
         thinking = body.get("thinking")
+        budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+        if isinstance(budget, int) and budget >= body["max_tokens"]:
+            return "`max_tokens` must be greater than `thinking.budget_tokens`"
         choice = body.get("tool_choice")
         if isinstance(thinking, dict) and thinking.get("type") != "disabled" and isinstance(choice, dict):
             if choice.get("type") in ("tool", "any"):

@@ -146,11 +146,13 @@ def test_a_truncated_structured_answer_fails_fast_naming_max_tokens(fake_server,
 
 
 def test_thinking_blocks_become_reasoning_content(fake_server, tmp_path, monkeypatch):
+    fake_server.models_status = 404  # no model list: the served model is asked with a one-token request
     respondent = {"model": MODEL, "params": {"thinking": {"type": "enabled", "budget_tokens": 1024}}}
     result = generate(fake_server, tmp_path, monkeypatch, "-n", "3", generation={"max_turns": 1}, respondent=respondent)
     assert result.exit_code == 0, result.stderr
     for row in read_rows(tmp_path / "out.jsonl"):
         assert row["conversations"][1]["reasoning_content"] == "Thinking about 1 messages before answering."
+        assert row["metadata"]["models"]["served"]["respondent"] == "claude-test"  # the probe's answer
 
 
 def test_structured_output_with_thinking_offers_the_tool_without_forcing_it(fake_server, tmp_path, monkeypatch):

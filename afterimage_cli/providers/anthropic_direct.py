@@ -194,6 +194,8 @@ class AnthropicProvider(HttpTransport):
         return answer
 
     async def aprobe_model(self) -> str | None:
-        data, _ = await self._post(self.request_payload(PROBE_MESSAGES, max_tokens=1))
+        payload = self.request_payload(PROBE_MESSAGES, max_tokens=1)
+        payload.pop("thinking", None)  # its budget would not fit in one token: the API would refuse the probe
+        data, _ = await self._post(payload)
         model = data.get("model")
         return model if isinstance(model, str) and model else None
