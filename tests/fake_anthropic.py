@@ -137,6 +137,7 @@ class FakeAnthropic:
             "id": server.model_name,
             "display_name": server.model_name,
             "created_at": "2025-01-01T00:00:00Z",
+            "lifecycle": "active",
         }
         page = {"data": [model], "has_more": False, "first_id": model["id"], "last_id": model["id"]}
         return base._json(orjson.dumps(page))

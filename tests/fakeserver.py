@@ -1,13 +1,14 @@
-"""A fake OpenAI-compatible HTTP server for tests and benchmarks.
+"""A fake OpenAI-compatible HTTP server for tests and benchmarks (tests/fake_anthropic.py adds the Anthropic
+Messages API's routes, with the same knobs).
 
-It answers chat completions, embeddings and the model list on 127.0.0.1 with deterministic content,
-and misbehaves on demand through knobs (plain attributes that may be flipped while it runs): latency,
-429s, 500s, garbage bodies, schema-violating structured output, hung requests (all, or every one after
-the first N), a fixed failure status, rejected keys, a token-bucket admission limit (timed by `clock`,
-which a test may replace), `gather` (hold requests until that many are in flight together, so a test of
-concurrency needs no timing) and an outage (after `down_after` requests, every request for `down_for`
-seconds has its connection dropped, or gets `down_status`); and which model it says it serves (in
-answers and GET /models, or no model list at all). Counters in `stats` record what happened.
+It answers chat completions, embeddings and the model list on 127.0.0.1 with deterministic content, and
+misbehaves on demand through knobs (plain attributes that may be flipped while it runs): latency, 429s, 500s,
+529s (Anthropic's "overloaded"), garbage bodies, schema-violating structured output, hung requests (all, or
+every one after the first N), a fixed failure status, rejected keys, a token-bucket admission limit (timed by
+`clock`, which a test may replace), `gather` (hold requests until that many are in flight together, so a test
+of concurrency needs no timing) and an outage (after `down_after` requests, every request for `down_for`
+seconds has its connection dropped, or gets `down_status`); and which model it says it serves (in answers and
+GET /models, or no model list at all). Counters in `stats` record what happened.
 
 Run it standalone with `python -m tests.fakeserver --port 0 --latency 0.05`: the first stdout line
 is its URL. `GET /_stats` returns the counters and `POST /_knobs` (a JSON object) sets knobs, so a
