@@ -8,15 +8,17 @@ from typing import Any
 import yaml
 from rich.console import Console
 
+from .components import checked_instruction_generator
 from .config import Config
+from .engine.fingerprint import grounded_fingerprint
 from .engine.items import ItemPlanner
 from .errors import BudgetExceeded, RunAborted
 from .monitor import GenerationMonitor
-from .pipeline import build_run, check_components, grounded_fingerprint
+from .pipeline import build_run, check_components
 from .providers.factory import model_price
 from .providers.logging import warn
 from .resources import Resources
-from .stopping import target_items, with_planned_target
+from .stopping import chunk_coverage_target, items_until_all_used, target_items
 
 ASSUMED_ANSWER_TOKENS = 300
 ASSUMED_QUESTION_TOKENS = 40
@@ -168,3 +170,25 @@ def preview(cfg: Config, items: int = 3) -> dict[str, Any]:
         *(f"# warning: {w}" for w in warnings),
     ]
     return {"config": resolved, "items": plans, "estimate": est, "warnings": warnings, "text": "\n".join(lines)}
+
+
+def with_planned_target(cfg: Config) -> Config:
+    """For --dry-run: the config with num_conversations set to what its stopping rule needs, when that is
+    known without a model (chunk coverage always; personas once they are inline or saved)."""
+    rule = cfg.generation.stop_when
+    if rule is None:
+        return cfg
+    resources = Resources(cfg)
+    if rule.chunk_coverage is not None:
+        generator = checked_instruction_generator(cfg, resources)
+        if isinstance(generator, type):  # a plugin: only the run builds it, and only it can count
+            return cfg
+        target = chunk_coverage_target(generator, rule.chunk_coverage)
+    else:
+        personas = resources.known_personas()
+        if resources.personas_to_generate or not personas:
+            return cfg
+        planner = ItemPlanner(cfg.generation.seed, personas, cfg.generation.min_turns, cfg.generation.max_turns)
+        target = items_until_all_used(personas, lambda index: planner.plan(index).persona)
+    generation = cfg.generation.model_copy(update={"num_conversations": target})
+    return cfg.model_copy(update={"generation": generation})

@@ -11,11 +11,19 @@ from typing import Any
 from rich.console import Console
 
 from ..config import Config, EvaluationConfig, ModelConfig
+from ..config_loader import load_config
+from ..engine.call_stack import build_provider, open_cache
 from ..engine.ledger import RunLedger, ledger_path
+from ..engine.retry import ErrorBudget
+from ..engine.served import aserved_model, asks_for_served_model
+from ..engine.spend import require_prices
 from ..errors import RunAborted, UsageError
 from ..export.reader import RowReader
 from ..monitor import GenerationMonitor
+from ..providers.base import BaseProvider
+from ..providers.factory import LLMFactory
 from .grading import describe
+from .judge import ConversationJudge
 from .progress import EvaluateProgress, count_lines
 from .reader import open_conversations
 from .resume import evaluation_fingerprint
@@ -95,7 +103,6 @@ def _check_paths(request: EvaluateRequest, output: str) -> None:
 
 def evaluate(request: EvaluateRequest, console: Console) -> dict[str, Any]:
     """Run evaluate; print the terminal summary (unless quiet) and write --report; return the summary."""
-    from ..config_loader import load_config
 
     cfg = load_config(request.config) if request.config else None
     eval_cfg = cfg.evaluation if cfg else EvaluationConfig()
@@ -104,8 +111,6 @@ def evaluate(request: EvaluateRequest, console: Console) -> dict[str, Any]:
     judge_model = resolve_judge(request, cfg)
     run_cfg = cfg or Config(respondent=judge_model or ModelConfig(model="offline"))
     if judge_model is not None:
-        from ..engine.spend import require_prices
-
         require_prices(run_cfg.budget.max_cost_usd, [("evaluation.judge", judge_model)])
     monitor = GenerationMonitor(0, console)
     served = _served_judge(judge_model, run_cfg)
@@ -170,8 +175,6 @@ def _served_judge(judge_model: ModelConfig | None, cfg: Config) -> str | None:
     """The model the judge's api_base server serves (None without one): part of what the verdicts depend on."""
     if judge_model is None:
         return None
-    from ..engine.served import aserved_model, asks_for_served_model
-    from ..providers.factory import LLMFactory
 
     raw: Any = LLMFactory.from_config(judge_model)
     if not asks_for_served_model(raw):
@@ -198,10 +201,6 @@ async def _judged(
 ) -> None:
     """Build the judge through the shared provider stack (cache, retries, limiter), run, close. `served` is
     what the judge's api_base server said it serves (asked once, before the output was opened)."""
-    from ..engine.retry import ErrorBudget
-    from ..pipeline import build_provider, open_cache
-    from ..providers.base import BaseProvider
-    from .judge import ConversationJudge
 
     budget = ErrorBudget(cfg.error_budget)
     cache = open_cache(cfg)
