@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from afterimage_cli.engine.ledger import ledger_path, read_ledger
+from afterimage_cli.providers.pricing import price_per_token
 
 from .helpers import cli_subprocess, invoke, make_config, read_rows
 
@@ -232,3 +233,19 @@ def test_offline_model_cannot_run_in_batch_mode(tmp_path):
     result = invoke("generate", str(config(tmp_path)), "--mode", "batch", "-n", "2")
     assert result.exit_code == 2
     assert "batch mode" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_anthropic_models_run_through_message_batches(fake_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_server.url)
+    cfg = config(tmp_path, respondent={"model": "anthropic/claude-haiku-4-5"})
+    summary = summary_of(invoke("generate", str(cfg), "--mode", "batch", "-n", "6", "--max-turns", "3", "--json"))
+    rows = read_rows(tmp_path / "out.jsonl")
+    assert len(rows) == 6 and fake_server.stats["requests"] == 0
+    assert all(r["conversations"][1]["content"] for r in rows)
+    assert_each_request_sent_once(fake_server)
+    batch = summary["batch"]
+    assert batch["requests_submitted"] == summary["calls"] == sum(fake_server.batch_api.lines_received.values())
+    price = price_per_token("anthropic/claude-haiku-4-5", "claude-haiku-4-5")
+    assert price is not None and summary["cost_usd"] is not None
+    online = price.cost(summary["prompt_tokens"], summary["completion_tokens"])
+    assert summary["cost_usd"] == pytest.approx(online / 2, rel=0.05)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from tests.bench import measure, run_size
+from tests.bench import Run, measure, run_size
+from tests.bench_anthropic import MODEL, cpu_target
 from tests.bench_sharing import _chunks, cache_run, index_start
 from tests.fakeserver import FakeOpenAIServer
 
@@ -32,3 +33,15 @@ def test_sharing_scenarios_on_tiny_runs(fake_server: FakeOpenAIServer, tmp_path:
     assert run.calls == 16 == fake_server.snapshot()["ok"] and run.refused == 0 and run.cpu_ms_per_call > 0
     first, later = index_start(tmp_path, _chunks(20))
     assert first > 0 and later > 0
+
+
+def test_measure_tiny_anthropic_run(fake_server: FakeOpenAIServer, tmp_path: Path) -> None:
+    respondent = {"model": MODEL, "provider": "anthropic", "api_base": fake_server.url}
+    run = measure(fake_server.url, "anthropic", 8, 0.02, 40, tmp_path, poll=0.02, respondent=respondent)
+    assert run.rows == run.calls == 40
+    stats = fake_server.snapshot()
+    assert stats["ok"] == 40 and stats["models"] == {MODEL.split("/")[1]: 40}
+    assert "cache_read_input_tokens" in stats  # answered by the Anthropic routes
+    litellm = Run("litellm-anthropic", 8, 0.02, 40, 40, 40, 1.0, 1.0, 1.0, 6.0, 1.0, None)
+    ((_, measured, passed),) = cpu_target([run, litellm])
+    assert measured.startswith(f"{6.0 / run.cpu_ms_per_call:.1f}×") and passed == (6.0 / run.cpu_ms_per_call >= 5)

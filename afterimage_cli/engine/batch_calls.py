@@ -15,6 +15,7 @@ import orjson
 from ..errors import ConfigError
 from ..providers.base import BaseProvider, LLMResponse, Messages, StructuredLLMResponse
 from ..providers.cache import CallScope, current_scope
+from ..providers.pricing import ModelPrice
 from ..providers.structured import Schema
 from .batch_state import Outcome
 
@@ -41,7 +42,7 @@ class BatchedProvider(BaseProvider):
         transport: Any,
         api: BatchAPI,
         rounds: BatchRounds,
-        price: tuple[float, float] | None,
+        price: ModelPrice | None,
     ) -> None:
         for method in ("request_payload", "answer_from", "acomplete"):
             if not hasattr(transport, method):
@@ -53,7 +54,7 @@ class BatchedProvider(BaseProvider):
         self.model_name = transport.model_name
         self.api = api
         self.rounds = rounds
-        self.price = price  # USD per token at the batch rate (prompt, completion)
+        self.price = price  # at the batch API's rates
         rounds.register(self)
 
     @property
@@ -93,7 +94,12 @@ class BatchedProvider(BaseProvider):
         assert outcome.body is not None
         answer: LLMResponse = self.transport.answer_from(outcome.body, outcome.headers, schema)
         if not outcome.online and self.price is not None:
-            answer.cost = answer.prompt_token_count * self.price[0] + answer.completion_token_count * self.price[1]
+            answer.cost = self.price.cost(
+                answer.prompt_token_count,
+                answer.completion_token_count,
+                answer.cached_prompt_tokens,
+                answer.cache_creation_tokens,
+            )
         return answer
 
     async def aclose(self) -> None:

@@ -12,12 +12,12 @@ import orjson
 
 from ...config import RetryConfig
 from ...errors import ProviderError
+from ..anthropic_direct import API_VERSION as ANTHROPIC_VERSION
 from ..http_errors import status_error
 from ..keypool import ApiKey, SmartKeyPool
 from .base import BatchAPI, BatchInfo, BatchRequest, LineResult
 from .http import SUBMIT_PATIENCE, BatchHTTP, Sleep, jsonl_objects
 
-ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_BASE = "https://api.anthropic.com"
 # The HTTP status each error type of the Messages API stands for, so a failed line maps exactly as the
 # same error of an online call (429 and 5xx retried, 400 by its message: "prompt is too long" → context).

@@ -14,8 +14,8 @@ from ...config import RetryConfig
 from ...engine.attempts import CallAttempts
 from ...errors import ITEM_LEVEL_KINDS, ProviderError
 from ..http_errors import status_error
+from ..http_transport import error_message
 from ..keypool import ApiKey, SmartKeyPool
-from ..openai_compat import _error_message as error_message
 
 T = TypeVar("T")
 

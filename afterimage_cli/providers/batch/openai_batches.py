@@ -12,8 +12,8 @@ import orjson
 from ...config import RetryConfig
 from ...errors import ProviderError
 from ..http_errors import refusal_kind, status_error
+from ..http_transport import error_message
 from ..keypool import ApiKey, SmartKeyPool
-from ..openai_compat import _error_message as error_message
 from .base import BatchAPI, BatchInfo, BatchRequest, LineResult
 from .http import SUBMIT_PATIENCE, BatchHTTP, Sleep, jsonl_objects
 
