@@ -249,3 +249,54 @@ def test_anthropic_models_run_through_message_batches(fake_server, tmp_path, mon
     assert price is not None and summary["cost_usd"] is not None
     online = price.cost(summary["prompt_tokens"], summary["completion_tokens"])
     assert summary["cost_usd"] == pytest.approx(online / 2, rel=0.05)
+
+
+def test_evaluate_killed_during_its_batch_resumes_without_asking_again(fake_server, tmp_path):
+    summary_of(invoke("generate", str(config(tmp_path)), "-n", "6", "--json"))  # offline rows to judge
+    cfg = config(tmp_path, cache={"enabled": False})
+    out = tmp_path / "judged.jsonl"
+    args = ("evaluate", str(tmp_path / "out.jsonl"), "-o", str(out), "-c", str(cfg), "--judge-model", "fake-model")
+    args += ("--api-base", fake_server.api_base, "--mode", "batch")
+    fake_server.batch_api.batch_hang = True
+    proc = cli_subprocess(*args, "-q")
+    try:
+        judged_ledger = ledger_path(out)
+        deadline = time.monotonic() + 120
+        submitted = lambda: any(r["event"] == "batch_submitted" for r in read_ledger(judged_ledger))  # noqa: E731
+        while not submitted() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert submitted(), proc.stderr.read().decode() if proc.stderr else ""
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    fake_server.batch_api.batch_hang = False
+    summary = summary_of(invoke(*args, "--json"))
+    assert summary["rows"]["written"] == 6 and len(read_rows(out)) == 6
+    assert fake_server.batch_api.batches_created == 1 and fake_server.stats["requests"] == 0
+    assert_each_request_sent_once(fake_server)
+
+
+def test_a_submission_whose_id_was_never_recorded_is_found_by_its_metadata(fake_server, tmp_path):
+    """A kill between the provider creating a batch and the ledger recording its id: the re-run looks the
+    batch up by the metadata recorded before submitting, and waits for it instead of submitting again."""
+    cfg = config(tmp_path)
+    batches = fake_server.batch_api
+    batches.batch_hang_from = 1
+    args = ("generate", str(cfg), "--model", "fake-model", "--api-base", fake_server.api_base, "--mode", "batch")
+    proc = cli_subprocess(*args, "-n", "5", "--max-turns", "2", "-q")
+    try:
+        deadline = time.monotonic() + 120
+        while not any(r["event"] == "batch_submitted" for r in ledger(tmp_path)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    path = ledger_path(tmp_path / "out.jsonl")
+    kept = [line for line in path.read_bytes().splitlines() if b'"batch_submitted"' not in line]
+    path.write_bytes(b"\n".join(kept) + b"\n")
+    batches.batch_hang_from = None
+    summary = summary_of(invoke(*args, "-n", "5", "--max-turns", "2", "--json"))
+    assert len(read_rows(tmp_path / "out.jsonl")) == 5
+    assert_each_request_sent_once(fake_server)
+    adopted = [r for r in ledger(tmp_path) if r["event"] == "batch_submitted" and r.get("adopted")]
+    assert len(adopted) == 1 and summary["batch"]["requests_submitted"] < sum(batches.lines_received.values())
