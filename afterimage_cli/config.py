@@ -339,7 +339,7 @@ class BatchConfig(_Strict):
         default=0, ge=0, description="A round of fewer requests than this goes out online instead (0: never)."
     )
     items_in_flight: int = Field(
-        default=10_000, ge=1, description="Conversations advanced together, one call each per round."
+        default=50_000, ge=1, description="Conversations advanced together, one call each per round."
     )
     max_requests: int | None = Field(
         default=None, ge=1, description="Requests per batch, at most (default: the provider's limit)."

@@ -38,7 +38,7 @@ def summary_of(result) -> dict:
 
 
 def ledger(tmp_path) -> list[dict]:
-    return read_ledger(ledger_path(tmp_path / "out.jsonl"))
+    return read_ledger(ledger_path(tmp_path / "out.jsonl"), answers=True)
 
 
 def assert_each_request_sent_once(srv) -> None:

@@ -5,11 +5,13 @@ at the provider are picked up by id, and no request is submitted twice."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ProviderError
+from .ledger import iter_ledger
 
 if TYPE_CHECKING:
     from ..providers.batch import BatchInfo, LineResult
@@ -78,7 +80,8 @@ class BatchState:
         """Take in what earlier sessions recorded (the ledger is open); answers of items whose rows are
         written (`finished`) are left out, no resume asks for them."""
         self.ledger = ledger
-        self._read(ledger.previous, finished)
+        answers = iter_ledger(ledger.path, only_answers=True) if ledger.previous else iter(())
+        self._read(itertools.chain(ledger.previous, answers), finished)
 
     def _read(self, records: Iterable[dict[str, Any]], finished: Callable[[int], bool]) -> None:
         submitting: dict[str, SubmittedBatch] = {}

@@ -8,6 +8,7 @@ import os
 import socket
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -126,20 +127,31 @@ class RunLedger:
             os.fsync(self._fh.fileno())
 
 
-def read_ledger(path: Path | None) -> list[dict[str, Any]]:
-    """The ledger's records; a line torn by a kill (the last one) is skipped."""
+# Batch mode records every answer as one line; most readers skip them unparsed (they are most of the file).
+ANSWER_PREFIX = b'{"event":"batch_line"'
+
+
+def read_ledger(path: Path | None, *, answers: bool = False) -> list[dict[str, Any]]:
+    """The ledger's records (without batch mode's answer lines unless `answers`); a line torn by a kill
+    (the last one) is skipped."""
+    return list(iter_ledger(path, answers=answers))
+
+
+def iter_ledger(path: Path | None, *, answers: bool = True, only_answers: bool = False) -> Iterator[dict[str, Any]]:
+    """The ledger's records one at a time, so a large ledger is never held in memory."""
     if path is None or not path.exists():
-        return []
-    records = []
+        return
     with open(path, "rb") as fh:
         for line in fh:
+            is_answer = line.startswith(ANSWER_PREFIX)
+            if (is_answer and not answers) or (only_answers and not is_answer):
+                continue
             try:
                 record = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue
             if isinstance(record, dict) and "event" in record:
-                records.append(record)
-    return records
+                yield record
 
 
 class RejectionBudget:

@@ -58,7 +58,7 @@ class BatchRounds:
         monitor: GenerationMonitor,
         *,
         run_tag: str = "",
-        items_in_flight: int = 10_000,
+        items_in_flight: int = 50_000,
         poll_interval: float = 30.0,
         finish_online_below: int = 0,
         max_requests: int | None = None,
