@@ -126,7 +126,7 @@ RunMode = Literal["online", "batch"]
 class GenerationConfig(_Strict):
     """What to generate and how much of it."""
 
-    kind: Literal["conversation", "structured"] = "conversation"
+    kind: Literal["conversation", "structured", "preference"] = "conversation"
     num_conversations: int = Field(default=10, ge=1)
     max_turns: int = Field(default=3, ge=1, description="User turns per conversation, at most.")
     min_turns: int = Field(default=1, ge=1, description="User turns per conversation, at least.")
@@ -320,6 +320,80 @@ class QualityConfig(_Strict):
     auto_improve: bool = False
     min_grade: GradeName = Field(default="good", description="The lowest grade a conversation may keep.")
     max_attempts: int = Field(default=3, ge=1, le=10, description="Generations per item, the first included.")
+    keep_pairs: bool = Field(
+        default=False,
+        description="Keep a discarded attempt as the row's `rejected` answer (the kept one is `chosen`); attempts "
+        "then share the item's opening.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> QualityConfig:
+        if self.keep_pairs and not self.auto_improve:
+            raise ValueError("keep_pairs needs auto_improve: true (its pairs are the quality gate's attempts)")
+        return self
+
+
+PreferenceStrategy = Literal["models", "samples", "degrade", "on_policy"]
+DegradeAxis = Literal["unfaithful", "ignores_persona", "verbose", "wrong"]
+DEGRADE_AXES: tuple[DegradeAxis, ...] = ("unfaithful", "ignores_persona", "verbose", "wrong")
+# Which strategies write how many candidates, and which model block each needs.
+_SAMPLING_STRATEGIES = ("samples", "on_policy")
+
+
+class PreferenceConfig(_Strict):
+    """generation.kind: preference — where each conversation branches into candidate answers, how they are
+    made, and when the judge's verdict is trusted enough to keep the pair."""
+
+    strategy: PreferenceStrategy = Field(
+        default="samples",
+        description="models: respondent vs rejected_model; samples: `candidates` respondent samples; degrade: a "
+        "deliberately worse answer along one of `axes`; on_policy: `candidates` samples of `policy`.",
+    )
+    at_turn: Literal["last", "random", "every"] = Field(
+        default="last", description="The user turn where the pair branches: the last, one at random, or every turn."
+    )
+    candidates: int = Field(
+        default=2, ge=2, le=8, description="samples / on_policy: answers per branch; best is chosen, worst rejected."
+    )
+    temperature: float | None = Field(
+        default=None, ge=0, le=2, description="samples / on_policy: the candidates' temperature (default: the model's)."
+    )
+    rejected_model: ModelConfig | None = Field(default=None, description="models: the model block of the other answer.")
+    policy: ModelConfig | None = Field(
+        default=None, description="on_policy: the model being trained (usually behind an api_base server)."
+    )
+    axes: list[DegradeAxis] = Field(
+        default_factory=lambda: list[DegradeAxis](DEGRADE_AXES),
+        min_length=1,
+        description="degrade: how the rejected answer may be worse; each item draws one that applies to it.",
+    )
+    min_margin: float = Field(
+        default=0.1, ge=0, le=1, description="Judge score of chosen minus rejected (0-1, both orders' mean), at least."
+    )
+    max_dropped_share: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,  # at 1, a judge that can never decide would take new item numbers forever
+        description="Share of finished items whose pair was dropped (tie, disagreement, margin) before the run stops.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> PreferenceConfig:
+        needs = {"models": "rejected_model", "on_policy": "policy"}
+        for strategy, field in needs.items():
+            if self.strategy == strategy and getattr(self, field) is None:
+                raise ValueError(f"strategy {strategy!r} needs preference.{field} (a model block)")
+            if self.strategy != strategy and getattr(self, field) is not None:
+                raise ValueError(f"preference.{field} is used only by strategy {strategy!r}, not {self.strategy!r}")
+        # By value, not by which fields were given: flags re-validate a dumped config, where every field is given.
+        if self.strategy not in _SAMPLING_STRATEGIES and (self.candidates != 2 or self.temperature is not None):
+            raise ValueError(
+                f"preference.candidates and preference.temperature apply to strategies samples and on_policy, not "
+                f"{self.strategy!r} (it makes two answers)"
+            )
+        if self.strategy != "degrade" and list(self.axes) != list(DEGRADE_AXES):
+            raise ValueError(f"preference.axes applies to strategy degrade, not {self.strategy!r}")
+        return self
 
 
 class CacheConfig(_Strict):
@@ -394,10 +468,30 @@ class Config(_Strict):
 
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
+    preference: PreferenceConfig | None = Field(
+        default=None, description="generation.kind: preference — how pairs are made and kept (defaults apply)."
+    )
 
     @property
     def user_model(self) -> ModelConfig:
         return self.correspondent or self.respondent
+
+    @property
+    def preference_settings(self) -> PreferenceConfig:
+        """The preference settings in force (the defaults when the block is left out)."""
+        return self.preference or PreferenceConfig()
+
+    @model_validator(mode="after")
+    def _preference_kind(self) -> Config:
+        kind = self.generation.kind
+        if self.preference is not None and kind != "preference":
+            raise ValueError(f"preference: is set but generation.kind is {kind!r}; set generation.kind: preference")
+        if kind == "preference" and self.quality.auto_improve:
+            raise ValueError(
+                "quality.auto_improve does not apply to generation.kind: preference (its pairs are judged pairwise); "
+                "for pairs from the quality gate, use kind: conversation with quality.keep_pairs: true"
+            )
+        return self
 
 
 # Fields that change how a run goes, not what its rows say. They are left out of the run fingerprint, so
@@ -416,4 +510,5 @@ OPERATIONAL_FIELDS: dict[type[BaseModel], frozenset[str]] = {
     EmbeddingConfig: frozenset({"api_base", "api_key_env", "batch_size"}),
     PersonaGenerationConfig: frozenset({"concurrency"}),
     EvaluationConfig: frozenset({"concurrency", "mode"}),
+    PreferenceConfig: frozenset({"max_dropped_share"}),
 }

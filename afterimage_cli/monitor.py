@@ -75,6 +75,7 @@ class GenerationMonitor:
         self.outage_gates: dict[str, Any] = {}  # OutageGate by server, for "down" in the status line
         self.cache_hits = 0
         self.batches: Any = None  # batch mode's rounds (engine/rounds.py): round and batches in the status line
+        self.pairs: Any = None  # a preference run's judged pairs (evaluation/pair_stats.py), in the summary
         self._progress: Progress | None = None
         self._next_refresh = 0.0
         self._task: Any = None
@@ -247,6 +248,7 @@ class GenerationMonitor:
             "calls_per_s": round(self.usage.calls / self.elapsed, 2),
             "models": sorted(self.usage.models),
             **({"batch": self.batches.summary()} if self.batches is not None else {}),
+            **({"preference": self.pairs.summary()} if self.pairs is not None else {}),
         }
 
     def print_summary(self, headline: str = "done") -> None:
@@ -260,6 +262,8 @@ class GenerationMonitor:
             + (f" · rejected {self._rejected_text()}" if self.rejected else ""),
             highlight=False,
         )
+        if self.pairs is not None:
+            self.console.print(self.pairs.line(), highlight=False, markup=False)
 
     def _rejected_text(self) -> str:
         """'3 items (context_limit 2, content_filter 1)'."""

@@ -80,6 +80,44 @@ def build_quality_gate(
     return raw, QualityGate(ConversationJudge(judge, cfg.evaluation), cfg.quality)
 
 
+def build_preference_generator(
+    cfg: Config,
+    common: dict[str, Any],
+    budget: ErrorBudget,
+    monitor: GenerationMonitor,
+    cache: ResponseCache | None,
+    rounds: BatchRounds | None,
+) -> tuple[BaseGenerator, dict[str, tuple[LLMProvider, LLMProvider]]]:
+    """The generator of `generation.kind: preference`, and the roles of the models it adds (the judge, the
+    rejected model, the policy), whose servers are asked what they serve like the respondent's."""
+    from .evaluation.judge import ConversationJudge
+    from .evaluation.pair_stats import PairStats
+    from .evaluation.pairwise import PairwiseJudge
+    from .generators.preference import PreferenceGenerator
+
+    settings = cfg.preference_settings
+    roles: dict[str, tuple[LLMProvider, LLMProvider]] = {}
+    if cfg.evaluation.judge is not None:
+        roles["judge"] = build_provider(cfg.evaluation.judge, cfg, budget, monitor, cache, "evaluation.judge", rounds)
+    for field in ("rejected_model", "policy"):
+        model = getattr(settings, field)
+        if model is not None:
+            roles[field] = build_provider(model, cfg, budget, monitor, cache, f"preference.{field}", rounds)
+    # Without evaluation.judge the respondent judges, through its own limiter.
+    judge = roles["judge"][1] if "judge" in roles else common["respondent"]
+    stats = PairStats()
+    monitor.pairs = stats
+    generator = PreferenceGenerator(
+        preference=settings,
+        judge=PairwiseJudge(ConversationJudge(judge, cfg.evaluation)),
+        stats=stats,
+        rejected_model=roles["rejected_model"][1] if "rejected_model" in roles else None,
+        policy=roles["policy"][1] if "policy" in roles else None,
+        **common,
+    )
+    return generator, roles
+
+
 def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
     """Wire providers (with retries and the error budget), callbacks, storage and the generator."""
     from .generators.conversation import ConversationGenerator
@@ -133,11 +171,17 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
         assert gen.output_schema is not None
         common.update(min_turns=1, max_turns=1)
         generator = StructuredGenerator(schema=gen.output_schema, **common)
+    elif gen.kind == "preference":
+        generator, preference_roles = build_preference_generator(cfg, common, budget, monitor, cache, rounds)
+        roles.update(preference_roles)
     else:
         generator = ConversationGenerator(**common)
     generator.rounds = rounds
     distinct = [respondent_raw] if correspondent_raw is respondent_raw else [respondent_raw, correspondent_raw]
     distinct += [judge_raw] if judge_raw is not None else []
+    distinct += [raw for role, (raw, _) in roles.items() if role not in ("respondent", "correspondent", "judge")]
+    if "judge" in roles and judge_raw is None:
+        distinct.append(roles["judge"][0])
     return Run(
         cfg=cfg,
         generator=generator,

@@ -6,6 +6,7 @@ END_TOKEN = "[END]"
 SIMULATOR_MARKER = "simulated user"
 INSTRUCTION_MARKER = "Write the first message"
 PERSONA_MARKER = "Write personas"
+DEGRADE_MARKER = "deliberately worse answer"
 CONTEXT_HEADER = "Context:"
 
 USER_SIMULATOR_SYSTEM = (
@@ -18,6 +19,19 @@ USER_SIMULATOR_SYSTEM = (
 INSTRUCTION_PROMPT = (
     "Write the first message that a user would send to an AI assistant about: {topic}.{persona}\n"
     "Make it a specific, natural question. Reply with the message only."
+)
+
+
+# preference.strategy degrade: how the rejected answer is made worse, per axis (preference.axes).
+DEGRADE_AXES = {
+    "unfaithful": "state at least one thing the context above does not support, or that contradicts it",
+    "ignores_persona": "ignore who the user is (their role, level and goals) and answer as if to anyone",
+    "verbose": "pad the answer with repetition, needless caveats and filler that add nothing useful",
+    "wrong": "include one subtle factual or logical error that a careful expert would catch",
+}
+DEGRADE_INSTRUCTION = (
+    f"For this answer only, write a {DEGRADE_MARKER}: {{how}}. Keep it plausible and in your usual style, "
+    "and do not say or hint that it is worse."
 )
 
 

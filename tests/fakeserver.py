@@ -23,6 +23,7 @@ import base64
 import copy
 import hashlib
 import random
+import re
 import signal
 import struct
 import threading
@@ -38,12 +39,18 @@ from tests.fake_batches import add_routes as add_batch_routes
 
 END_TOKEN = "[END]"
 EMBEDDING_DIM = 16
+# Answers of differing quality, for preference runs, and how the fake judge tells them apart: a degraded answer
+# (a weak model's, or one the prompt asks to be deliberately worse) starts with DEGRADED; a sample of a repeated
+# request at temperature > 0 ends with "(take N)"; each costs the answer points in the judge's eyes.
+DEGRADED = "Roughly: "
+_TAKE = re.compile(r"\(take (\d+)\)")
+_SHOWN_ANSWER = re.compile(r"\[Answer ([A-H])\]\n(.*?)\n\[/Answer \1\]", re.S)
 
 KNOBS = tuple(
     "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang hang_after fail_status admit_rps"
     " rate_529 end_rate reasoning seed responder rate_limit_headers reject_keys model_name context_tokens filter_words"
     " unprocessable_words rate_truncated down_after down_for down_status echo_model models_status model_meta"
-    " gather".split()
+    " gather weak_models sample_spread judge_position_bias judge_flat".split()
 )
 GATHER_TIMEOUT = 30.0  # seconds a gathering request waits for the others before it goes on alone
 
@@ -217,6 +224,13 @@ class FakeOpenAIServer:
     echo_model: bool = True
     # GET /models answers with this error status (a server without a model list) instead of the list.
     models_status: int | None = None
+    # Preference runs: models whose answers are degraded; repeated requests at temperature > 0 answered with
+    # numbered takes, each worse than the last; a judge that, with this probability, prefers whichever answer
+    # it is shown first (position bias); a judge that scores every candidate alike (ties).
+    weak_models: tuple[str, ...] = ()
+    sample_spread: bool = False
+    judge_position_bias: float = 0.0
+    judge_flat: bool = False
     # What GET /models says of the weights, as llama.cpp's `meta` does (size, parameters …); None: nothing.
     model_meta: dict[str, Any] | None = None
 
@@ -233,6 +247,7 @@ class FakeOpenAIServer:
         self._tokens_left, self._bucket_at = 0.0, 0.0
         self._ids = 0
         self._seen = 0
+        self._asked: dict[bytes, int] = {}  # sample_spread: how often each request body came
         self._down_until: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -342,6 +357,7 @@ class FakeOpenAIServer:
         counts.update(dict.fromkeys(("context_exceeded", "filtered", "unprocessable", "truncated"), 0))
         counts["down"] = 0
         counts["model_lists"] = 0
+        counts["comparisons"] = 0
         return {**counts, "by_key": {}, "models": {}, "in_flight": in_flight, "max_in_flight": in_flight}
 
     def _on_loop(self, fn: Callable[[], Any]) -> Any:
@@ -531,24 +547,59 @@ class FakeOpenAIServer:
         """What the fake model says: structured JSON, the user simulator's turn, or an answer."""
         if self.responder is not None:
             return self.responder(body)
+        system = next((_text(m.get("content")) for m in messages if m.get("role") == "system"), "")
         fmt = body.get("response_format")
         if isinstance(fmt, dict) and fmt.get("type") in ("json_schema", "json_object"):
             spec = fmt.get("json_schema") or {}
             schema = spec.get("schema") if isinstance(spec, dict) else None
             schema = schema if isinstance(schema, dict) else {"type": "object", "properties": {"answer": {}}}
+            if "comparing candidate answers" in system:
+                return orjson.dumps(self._comparison(schema, messages)).decode()
             value = sample(schema)
             if self.rate_bad_structured and self._random() < self.rate_bad_structured:
                 self.stats["bad_structured"] += 1
                 value = violate(schema, value)
             return orjson.dumps(value).decode()
-        system = next((_text(m.get("content")) for m in messages if m.get("role") == "system"), "")
         if "simulated user" in system.lower():
             if self.end_rate and self._random() < self.end_rate:
                 return END_TOKEN
             words = _text(messages[-1].get("content")).replace("?", " ").split() if messages else []
             return f"Can you tell me more about {' '.join(words[-6:]).rstrip('.!') or 'that'}?"
         last_user = next((_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
-        return f"Here is an answer about: {' '.join(last_user.split()[:12])}."
+        answer = f"Here is an answer about: {' '.join(last_user.split()[:12])}."
+        if body.get("model") in self.weak_models or "deliberately worse answer" in system:
+            answer = DEGRADED + answer
+        temperature = body.get("temperature")
+        if self.sample_spread and isinstance(temperature, int | float) and temperature > 0:
+            key = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+            self._asked[key] = take = self._asked.get(key, 0) + 1
+            answer += f" (take {take})"
+        return answer
+
+    @staticmethod
+    def quality(answer: str) -> float:
+        """What the fake judge thinks of an answer: 0.9, less 0.3 if degraded, less 0.2 per sample take."""
+        score = 0.9 - (0.3 if answer.startswith(DEGRADED) else 0.0)
+        take = _TAKE.search(answer)
+        if take:
+            score -= 0.2 * int(take.group(1))
+        return round(max(score, 0.0), 2)
+
+    def _comparison(self, schema: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """A pairwise verdict: each shown answer scored by its quality (or all alike, or the first preferred)."""
+        self.stats["comparisons"] += 1
+        shown = dict(_SHOWN_ANSWER.findall(_text(messages[-1].get("content")) if messages else ""))
+        biased = bool(self.judge_position_bias) and self._random() < self.judge_position_bias
+        verdict: dict[str, Any] = {}
+        for name, prop in (schema.get("properties") or {}).items():
+            if name not in shown:
+                verdict[name] = sample(prop, schema, name)
+                continue
+            score = 0.5 if self.judge_flat else self.quality(shown[name])
+            if biased:
+                score = 0.95 if name == "A" else 0.2
+            verdict[name] = {"feedback": f"Answer {name} scores {score}.", "score": score}
+        return verdict
 
     def _chat_answer(self, body: dict[str, Any]) -> web.Response:
         messages = [m for m in body.get("messages") or () if isinstance(m, dict)]

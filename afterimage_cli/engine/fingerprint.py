@@ -40,7 +40,15 @@ def run_fingerprint(cfg: Config, content: str = "", served: Mapping[str, str] | 
         data["content"] = content
     if served:
         data["served"] = dict(served)
-    if not cfg.quality.auto_improve:  # the judge decides row content only through the quality gate
+    # Settings added later are left out while unused, so a config that does not use them keeps its fingerprint
+    # (and its output resumes after an upgrade).
+    data.pop("preference", None)
+    if cfg.generation.kind == "preference":  # the settings in force: an explicit block of defaults is no change
+        data["preference"] = content_settings(cfg.preference_settings)
+    if not cfg.quality.keep_pairs:
+        data["quality"].pop("keep_pairs", None)
+    # The judge decides row content only through the quality gate, or by choosing the pairs of a preference run.
+    if not cfg.quality.auto_improve and cfg.generation.kind != "preference":
         data.pop("quality", None)
         data.pop("evaluation", None)
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()

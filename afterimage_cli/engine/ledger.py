@@ -8,7 +8,7 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -154,33 +154,65 @@ def iter_ledger(path: Path | None, *, answers: bool = True, only_answers: bool =
                 yield record
 
 
-class RejectionBudget:
-    """Stops a run whose items are rejected too often: then the config, not one item, is the problem."""
+@dataclass(frozen=True)
+class FilterBudget:
+    """Rejections a kind of run expects (a preference run's undecided pairs): judged against their own share."""
 
-    def __init__(self, max_share: float, rows: int = 0, rejected: int = 0) -> None:
+    causes: frozenset[str]
+    max_share: float
+    setting: str  # the config field of max_share, named when the budget stops the run
+
+
+class RejectionBudget:
+    """Stops a run whose items are rejected too often: then the config, not one item, is the problem.
+
+    Rejections whose cause a `FilterBudget` names are counted apart, against its own share of finished items."""
+
+    def __init__(
+        self,
+        max_share: float,
+        rows: int = 0,
+        rejected: int = 0,
+        *,
+        filtered: FilterBudget | None = None,
+        earlier_causes: Iterable[str] = (),
+    ) -> None:
         self.max_share = max_share
         self.rows = rows
         self.causes: Counter[str] = Counter()
         self.last_error: dict[str, str] = {}
         self.rejected = rejected
+        self.filter = filtered
+        self.filtered = 0
+        if filtered is not None:  # what earlier sessions rejected: each counts against its own budget
+            earlier = [cause in filtered.causes for cause in earlier_causes]
+            self.filtered = sum(earlier)
+            self.rejected -= self.filtered
 
     def row_done(self) -> None:
         self.rows += 1
 
     def reject(self, cause: str, error: str) -> None:
         """Count a rejection; raise RunAborted when the share of rejected items is over budget."""
-        self.rejected += 1
         self.causes[cause] += 1
         self.last_error[cause] = error
-        finished = self.rows + self.rejected
-        if self.rejected >= MIN_REJECTIONS_JUDGED and self.rejected / finished > self.max_share:
+        if self.filter is not None and cause in self.filter.causes:
+            self.filtered += 1
+            self._check(self.filtered, self.filter.max_share, self.filter.setting, self.filter.causes)
+            return
+        self.rejected += 1
+        self._check(self.rejected, self.max_share, "error_budget.max_rejected_share", None)
+
+    def _check(self, count: int, share: float, setting: str, causes: frozenset[str] | None) -> None:
+        finished = self.rows + self.rejected + self.filtered
+        if count >= MIN_REJECTIONS_JUDGED and count / finished > share:
+            what = "were rejected" if causes is None else "had their pair dropped by the judge"
+            cause = "the config, not one item, is" if causes is None else "the candidates or the judge are"
             raise RunAborted(
-                f"stopping: {self.rejected} of {finished} items were rejected ({self.rejected / finished:.0%}; "
-                f"error_budget.max_rejected_share is {self.max_share:.0%}), so the config, not one item, is the "
-                f"problem. Top causes: {self.top_causes()}"
+                f"stopping: {count} of {finished} items {what} ({count / finished:.0%}; {setting} is {share:.0%}), "
+                f"so {cause} the problem. Top causes: {self.top_causes(only=causes)}"
             )
 
-    def top_causes(self, count: int = 3) -> str:
-        return "; ".join(
-            f"{cause} ×{n} (last: {self.last_error[cause]})" for cause, n in self.causes.most_common(count)
-        )
+    def top_causes(self, count: int = 3, only: frozenset[str] | None = None) -> str:
+        ranked = [(cause, n) for cause, n in self.causes.most_common() if only is None or cause in only]
+        return "; ".join(f"{cause} ×{n} (last: {self.last_error[cause]})" for cause, n in ranked[:count])

@@ -16,7 +16,7 @@ from ..errors import BudgetExceeded, ItemRejected, ProviderError, RunAborted, is
 from ..monitor import GenerationMonitor, Usage
 from ..storage.base import BaseStorage, Row
 from .items import item_id
-from .ledger import Rejection, RejectionBudget, RunLedger
+from .ledger import FilterBudget, Rejection, RejectionBudget, RunLedger
 from .retry import ErrorBudget
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ class ItemSource(Protocol):
     max_item_attempts: int
     ledger_path: Path | None
     max_rejected_share: float
+    filter_budget: FilterBudget | None  # rejections the kind of run expects, with a budget of their own
 
     async def run_item(self, index: int, usage: Usage, attempt: int = 0) -> Row: ...
 
@@ -73,7 +74,13 @@ async def run_items(
         rounds.resume(ledger, lambda item: item_id(gen.fingerprint, item) in existing, gen.fingerprint[:16])
     skip = {i: r for i, r in earlier.items() if item_id(gen.fingerprint, i) not in existing}
     skip = {} if retry_rejected else skip
-    rejections = RejectionBudget(gen.max_rejected_share, rows=len(existing), rejected=len(skip))
+    rejections = RejectionBudget(
+        gen.max_rejected_share,
+        rows=len(existing),
+        rejected=len(skip),
+        filtered=gen.filter_budget,
+        earlier_causes=[r.cause for r in skip.values()],
+    )
     gen.monitor.target = target
     gen.monitor.rows_resumed = len(existing)
     ledger.start(target, resumed_rows=len(existing), skipped_rejected=len(skip))

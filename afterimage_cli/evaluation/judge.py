@@ -48,6 +48,11 @@ def verdict_schema(criteria: tuple[str, ...]) -> type[BaseModel]:
     return model
 
 
+def asked(criteria: tuple[str, ...]) -> str:
+    """The criteria as a list the judge reads."""
+    return "\n".join(f"- {name}: {CRITERION_GUIDE[name]}" for name in criteria)
+
+
 def transcript(row: dict[str, Any]) -> str:
     """The conversation as labelled turns."""
     lines = []
@@ -73,15 +78,17 @@ class ConversationJudge:
         self.provider = provider
         self.cfg = cfg
 
-    def messages(self, row: dict[str, Any], criteria: tuple[str, ...]) -> Messages:
-        """The judge's request for one row."""
+    def context_part(self, row: dict[str, Any]) -> str:
+        """What the judge is told of the row's context (cut at max_context_chars)."""
         context = row_context(row)
         limit = self.cfg.max_context_chars
         if len(context) > limit:
             context = context[:limit] + " […]"
-        asked = "\n".join(f"- {name}: {CRITERION_GUIDE[name]}" for name in criteria)
-        parts = [f"Context the assistant was given:\n{context}"] if context else ["The assistant was given no context."]
-        parts += [f"Conversation:\n{transcript(row)}", f"Score these criteria:\n{asked}"]
+        return f"Context the assistant was given:\n{context}" if context else "The assistant was given no context."
+
+    def messages(self, row: dict[str, Any], criteria: tuple[str, ...]) -> Messages:
+        """The judge's request for one row."""
+        parts = [self.context_part(row), f"Conversation:\n{transcript(row)}", f"Score these criteria:\n{asked(criteria)}"]
         return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
 
     async def judge(self, row: dict[str, Any]) -> Verdict:

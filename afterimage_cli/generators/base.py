@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..engine.items import ItemPlan, ItemPlanner, item_id
+from ..engine.ledger import FilterBudget
 from ..engine.retry import ErrorBudget
 from ..engine.scheduler import RunResult, run_items
 from ..monitor import GenerationMonitor, Usage, current_usage
@@ -57,6 +58,7 @@ class BaseGenerator(ABC):
         self.ledger_path = ledger_path
         self.max_rejected_share = max_rejected_share
         self.rounds: BatchRounds | None = None  # batch mode: the run's rounds (engine/rounds.py)
+        self.filter_budget: FilterBudget | None = None  # rejections this kind of run expects (see engine.ledger)
 
     @property
     def personas(self) -> list[Persona]:

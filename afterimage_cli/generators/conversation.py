@@ -99,9 +99,15 @@ class ConversationGenerator(BaseGenerator):
             cause="truncated",
         )
 
+    async def open_chat(
+        self, plan: ItemPlan, generated: GeneratedInstructions, response_prompt: GeneratedResponsePrompt
+    ) -> ChatSession:
+        """The respondent's side of one item's dialog (a preference run's branches its answers)."""
+        return await self.respondent.astart_chat(system_prompt=response_prompt.prompt)
+
     async def generate_item(self, plan: ItemPlan) -> Row:
         generated, instruction, response_prompt = await self.prepare(plan)
-        chat = await self.respondent.astart_chat(system_prompt=response_prompt.prompt)
+        chat = await self.open_chat(plan, generated, response_prompt)
         turns: list[dict[str, Any]] = []
         cut_off: list[int] = []
         user_message = instruction
