@@ -71,6 +71,10 @@ def _fields_problem(row: dict[str, Any]) -> str | None:
     score = row.get("final_score")
     if score is not None and type(score) not in (float, int):
         return f"final_score: expected a number or null, got {json_type(score)}"
+    if "chosen" in row or "rejected" in row or "earlier_pairs" in row:
+        problem = _pairs_problem(row)
+        if problem is not None:
+            return problem
     evaluation = row.get("evaluation")
     if evaluation is None:
         return None
@@ -79,6 +83,50 @@ def _fields_problem(row: dict[str, Any]) -> str | None:
     grade = evaluation.get("overall_grade")
     if grade is not None and grade not in GRADES:
         return f"evaluation.overall_grade: expected one of {_GRADE_LIST}, got {grade!r}"
+    return None
+
+
+def pair_turn(row: dict[str, Any]) -> int:
+    """The user turn (1-based) a row's chosen/rejected pair answers: metadata.preference.turn, else the last."""
+    metadata = row.get("metadata")
+    preference = metadata.get("preference") if type(metadata) is dict else None
+    turn = preference.get("turn") if type(preference) is dict else None
+    return turn if type(turn) is int else len(row["conversations"]) // 2
+
+
+def _pairs_problem(row: dict[str, Any]) -> str | None:
+    """Check a preference row's pairs: assistant answers, at a turn the conversation has."""
+    turns = len(row["conversations"]) // 2
+    problem = _pair_problem(row, "", pair_turn(row), turns)
+    if problem is not None:
+        return problem
+    earlier = row.get("earlier_pairs")
+    if earlier is None:
+        return None
+    if type(earlier) is not list:
+        return f"earlier_pairs: expected a list, got {json_type(earlier)}"
+    for index, pair in enumerate(earlier):
+        if type(pair) is not dict:
+            return f"earlier_pairs[{index}]: expected an object with turn, chosen and rejected, got {json_type(pair)}"
+        problem = _pair_problem(pair, f"earlier_pairs[{index}].", pair.get("turn"), turns)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _pair_problem(holder: dict[str, Any], prefix: str, turn: Any, turns: int) -> str | None:
+    if type(turn) is not int or not 1 <= turn <= turns:
+        where = f"{prefix}turn" if prefix else "metadata.preference.turn"
+        return f"{where}: expected a user turn of the conversation (1-{turns}), got {turn!r}"
+    for side in ("chosen", "rejected"):
+        answer = holder.get(side)
+        if type(answer) is not dict:
+            return f"{prefix}{side}: expected an assistant message, got {json_type(answer)}"
+        if answer.get("role") != "assistant":
+            return f"{prefix}{side}.role: expected 'assistant', got {answer.get('role')!r}"
+        problem = _turn_problem(answer, None)
+        if problem is not None:
+            return f"{prefix}{side}{problem}"
     return None
 
 

@@ -43,8 +43,20 @@ class Evaluation(BaseModel):
     overall_grade: Grade | None = None
 
 
+class PreferencePair(BaseModel):
+    """A pair at an earlier turn of an `at_turn: every` preference row."""
+
+    turn: int = Field(ge=1, description="The user turn (1-based) both answers answer.")
+    chosen: Message
+    rejected: Message
+    preference: dict[str, Any] = Field(default_factory=dict, description="As metadata.preference, for this pair.")
+
+
 class ConversationRow(BaseModel):
-    """One JSONL row. Fields the published afterimage may omit have defaults, so its rows load too."""
+    """One JSONL row. Fields the published afterimage may omit have defaults, so its rows load too.
+
+    Preference rows (`generation.kind: preference`, `quality.keep_pairs`) add `chosen` and `rejected`: two
+    assistant answers to the same history, `conversations` up to the user turn `metadata.preference.turn`."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -56,6 +68,9 @@ class ConversationRow(BaseModel):
     persona: str | None = None
     evaluation: Evaluation | None = None
     final_score: float | None = None
+    chosen: Message | None = None
+    rejected: Message | None = None
+    earlier_pairs: list[PreferencePair] | None = None
 
 
 class GeneratedInstructions(BaseModel):

@@ -1,4 +1,4 @@
-"""`afterimage export`: JSONL rows → sharegpt / messages / alpaca / llama_factory / chatml / dpo files."""
+"""`afterimage export`: JSONL rows → the files trainers read (sharegpt, messages, dpo, kto, … see --list-formats)."""
 
 from __future__ import annotations
 
@@ -118,5 +118,7 @@ def _print_summary(stats: ExportStats) -> None:
     )
     for example in stats.skip_examples:
         stderr.print(f"  skipped {example}", markup=False)
+    for name, count in stats.unpaired.items():
+        stderr.print(f"  {name}: {count} rows without a preference pair skipped", markup=False)
     if stats.dataset_info is not None:
         stderr.print(f"  LLaMA-Factory dataset entries: {stats.dataset_info}", markup=False)

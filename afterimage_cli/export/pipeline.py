@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from ..errors import InputError
 from .dataset_info import dataset_info_entries, write_dataset_info
 from .filters import RowFilter
 from .formats import Converter, ExportOptions, get_format
@@ -28,6 +29,8 @@ class ExportStats:
     """format name → part (all / train / val) → records written."""
     skip_examples: list[str] = field(default_factory=list)
     dataset_info: Path | None = None
+    unpaired: dict[str, int] = field(default_factory=dict)
+    """preference format name → rows it skipped for holding no pair."""
 
 
 class _Target:
@@ -38,9 +41,20 @@ class _Target:
         self.converter = converter
         self.writers = writers
 
-    def write(self, record: Record, part: str) -> None:
-        """Write one record to its part."""
-        self.writers[part].write(record)
+    def write(self, record: Record | list[Record], part: str) -> None:
+        """Write one record (or a preference format's records of one row) to its part."""
+        writer = self.writers[part]
+        if type(record) is list:
+            for each in record:
+                writer.write(each)
+        else:
+            writer.write(record)
+
+    @property
+    def unpaired(self) -> int | None:
+        """Rows a preference format skipped for holding no pair; None for other formats."""
+        count = getattr(self.converter, "unpaired", None)
+        return count if isinstance(count, int) else None
 
 
 def run_export(
@@ -63,6 +77,7 @@ def run_export(
         for target in targets:
             for record, key in target.converter.finish():
                 target.write(record, splitter.part_of_key(key) if splitter else WHOLE)
+        _check_pairs(targets, reader.name)
         success = True
     finally:
         for target in targets:
@@ -70,11 +85,24 @@ def run_export(
                 writer.close(success=success)
     stats.read, stats.skipped, stats.skip_examples = reader.read, reader.skipped, reader.skip_examples
     stats.written = {t.name: {part: w.count for part, w in t.writers.items()} for t in targets}
+    stats.unpaired = {t.name: t.unpaired for t in targets if t.unpaired}
     if plan.directory is not None:
         entries = dataset_info_entries(plan, options)
         if entries:
             stats.dataset_info = write_dataset_info(plan.directory, entries)
     return stats
+
+
+def _check_pairs(targets: list[_Target], source: str) -> None:
+    """A preference format that found rows but not one pair in them is an error, not an empty file."""
+    for target in targets:
+        written = sum(writer.count for writer in target.writers.values())
+        if target.unpaired and not written:
+            raise InputError(
+                f"{source}: none of its {target.unpaired} rows holds a preference pair (chosen/rejected), so "
+                f"--format {target.name} has nothing to write; pairs come from generate runs with "
+                "generation.kind: preference, or with quality.auto_improve and quality.keep_pairs: true"
+            )
 
 
 def _stream(
@@ -85,8 +113,8 @@ def _stream(
     limit: int | None = None,
 ) -> int:
     """The hot loop; returns how many rows the filter dropped. Reading stops after `limit` kept rows."""
-    if len(targets) == 1 and keep is None and splitter is None and limit is None:
-        # The common `export - --format F` case, without the per-row bookkeeping below.
+    if len(targets) == 1 and keep is None and splitter is None and limit is None and targets[0].unpaired is None:
+        # The common `export - --format F` case (one record per row), without the per-row bookkeeping below.
         feed, write = targets[0].converter.feed, targets[0].writers[WHOLE].write
         for row in rows:
             record = feed(row)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...errors import UsageError
 from ...registry import did_you_mean
-from . import alpaca, chatml, dpo, llama_factory, messages, sharegpt
+from . import alpaca, chatml, dpo, kto, llama_factory, llama_factory_ranking, messages, openai_preference, sharegpt
 from .base import Converter, ExportFormat, ExportOptions
 
 FORMATS: dict[str, ExportFormat] = {
@@ -15,6 +15,10 @@ FORMATS: dict[str, ExportFormat] = {
     "llama_factory": llama_factory.FORMAT,
     "chatml": chatml.FORMAT,
     "dpo": dpo.FORMAT,
+    "orpo": dpo.FORMAT,  # ORPO trainers (TRL's, LLaMA-Factory's) read DPO's preference layout
+    "kto": kto.FORMAT,
+    "openai-preference": openai_preference.FORMAT,
+    "llama_factory_ranking": llama_factory_ranking.FORMAT,
 }
 
 __all__ = ["FORMATS", "Converter", "ExportFormat", "ExportOptions", "get_format"]

@@ -20,11 +20,12 @@ class ExportOptions:
 class Converter(Protocol):
     """Turns rows into records of one format.
 
-    Per-row formats answer each `feed` with a record. Grouping formats (dpo) answer None and emit
-    their records from `finish`, each with the text its train/val split is decided by.
+    Per-row formats answer each `feed` with a record; preference formats with a list of records (one or more
+    per pair the row holds) or None (no pair). A grouping format would answer None and emit its records from
+    `finish`, each with the text its train/val split is decided by.
     """
 
-    def feed(self, row: Row) -> Record | None: ...
+    def feed(self, row: Row) -> Record | list[Record] | None: ...
 
     def finish(self) -> Iterator[tuple[Record, str]]: ...
 
@@ -52,6 +53,8 @@ class ExportFormat:
     """The pyarrow schema of a record (for parquet); imports pyarrow, so only called for parquet."""
     dataset_info: Callable[[str, ExportOptions], dict[str, Any]] | None = None
     """LLaMA-Factory's dataset_info.json entry for a file of this format, if LLaMA-Factory reads it."""
+    pairs: bool = False
+    """A preference format: records come from the pairs rows hold (formats/pairs.py), several per row or none."""
 
 
 def with_think(turn: dict[str, Any]) -> str:

@@ -1,75 +1,35 @@
-"""Preference pairs for DPO (TRL's conversational preference layout).
+"""Preference pairs for DPO and ORPO in TRL's conversational preference layout (registered as ``dpo`` and ``orpo``).
 
-``{"prompt": [system?, first user turn], "chosen": [rest of the best row], "rejected": [rest of the worst row]}``
-
-Rows that share the same first user instruction form a group; of each group's evaluated rows the one
-with the highest ``final_score`` is chosen and the lowest rejected, when their scores differ (ties keep
-the row seen first). Unevaluated rows are ignored.
-
-Memory: grouping needs the whole input, so this format holds, per distinct first instruction, the best
-and worst row's turns seen so far (two conversations, not the whole group) and writes its pairs when the input ends.
+``{"prompt": [system?, …, user], "chosen": [assistant], "rejected": [assistant]}``: the prompt is the
+conversation up to the user turn the pair answers (with --system-prompt as its first message), and chosen and
+rejected hold one assistant message each. One record per pair a row holds (see formats/pairs.py); rows
+without a pair are skipped and counted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-from ..rows import Record, Row, row_score
-from .base import ExportFormat, ExportOptions, message_arrow_type, role_content_message, system_message
+from ..rows import Record
+from .base import Converter, ExportFormat, ExportOptions, message_arrow_type, role_content_message, system_message
+from .pairs import Message, PairConverter
 
 
-@dataclass
-class _Extremes:
-    """The turns of the best and worst row of one instruction group (only turns: the rest is not needed)."""
+def make_converter(options: ExportOptions) -> Converter:
+    """Build the per-pair converter."""
+    reasoning = options.include_reasoning
+    head = [] if options.system_prompt is None else [system_message(options.system_prompt, reasoning)]
 
-    best: list[dict[str, Any]]
-    best_score: float
-    worst: list[dict[str, Any]]
-    worst_score: float
+    def render(prompt: list[Message], chosen: Message, rejected: Message) -> list[Record]:
+        return [
+            {
+                "prompt": [*head, *(role_content_message(turn, reasoning) for turn in prompt)],
+                "chosen": [role_content_message(chosen, reasoning)],
+                "rejected": [role_content_message(rejected, reasoning)],
+            }
+        ]
 
-
-class PreferencePairer:
-    """Collects each group's extremes while rows stream by; `finish` yields the pairs in first-seen order."""
-
-    def __init__(self, options: ExportOptions) -> None:
-        self.options = options
-        self.groups: dict[str, _Extremes] = {}
-
-    def feed(self, row: Row) -> Record | None:
-        """Remember the row if it is its group's best or worst so far; nothing is written yet."""
-        score = row_score(row)
-        if score is None:
-            return None
-        turns = row["conversations"]
-        instruction = turns[0]["content"].strip()
-        group = self.groups.get(instruction)
-        if group is None:
-            self.groups[instruction] = _Extremes(turns, score, turns, score)
-        elif score > group.best_score:
-            group.best, group.best_score = turns, score
-        elif score < group.worst_score:
-            group.worst, group.worst_score = turns, score
-        return None
-
-    def finish(self) -> Iterator[tuple[Record, str]]:
-        """One pair per group whose best and worst scores differ, keyed by the instruction for the split."""
-        for instruction, group in self.groups.items():
-            if group.best_score > group.worst_score:
-                yield self._pair(group), instruction
-
-    def _pair(self, group: _Extremes) -> Record:
-        """Render a group's extremes as prompt / chosen / rejected message lists."""
-        include_reasoning = self.options.include_reasoning
-        prompt = [role_content_message(group.best[0], include_reasoning)]
-        if self.options.system_prompt is not None:
-            prompt.insert(0, system_message(self.options.system_prompt, include_reasoning))
-        return {
-            "prompt": prompt,
-            "chosen": [role_content_message(t, include_reasoning) for t in group.best[1:]],
-            "rejected": [role_content_message(t, include_reasoning) for t in group.worst[1:]],
-        }
+    return PairConverter(render)
 
 
 def arrow_schema(options: ExportOptions) -> Any:
@@ -82,7 +42,8 @@ def arrow_schema(options: ExportOptions) -> Any:
 
 FORMAT = ExportFormat(
     name="dpo",
-    summary='{"prompt": [...], "chosen": [...], "rejected": [...]}: best vs worst final_score per first instruction',
-    make_converter=PreferencePairer,
+    summary='TRL preference: {"prompt": [..., user], "chosen": [assistant], "rejected": [assistant]} per pair',
+    make_converter=make_converter,
     arrow_schema=arrow_schema,
+    pairs=True,
 )

@@ -1,0 +1,43 @@
+"""What the preference formats share: each pair a row holds (the conversation up to the pair's user turn, the
+chosen answer, the rejected one), and a converter that writes a format's records for every pair and counts the
+rows that hold none (SFT rows, or a quality-gate row whose attempts made no pair)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ...rowcheck import pair_turn
+from ..rows import Record, Row
+
+Message = dict[str, Any]
+Render = Callable[[list[Message], Message, Message], list[Record]]
+"""(prompt turns ending with the user's, chosen answer, rejected answer) → the format's records of one pair."""
+
+
+def row_pairs(row: Row) -> list[tuple[list[Message], Message, Message]]:
+    """The row's pairs in turn order: earlier_pairs (at_turn every), then chosen/rejected."""
+    turns = row["conversations"]
+    pairs = [(turns[: 2 * p["turn"] - 1], p["chosen"], p["rejected"]) for p in row.get("earlier_pairs") or ()]
+    if row.get("chosen") is not None and row.get("rejected") is not None:
+        pairs.append((turns[: 2 * pair_turn(row) - 1], row["chosen"], row["rejected"]))
+    return pairs
+
+
+class PairConverter:
+    """A `Converter` answering each row with the records of its pairs (a list), or None for a row without one."""
+
+    def __init__(self, render: Render) -> None:
+        self.render = render
+        self.unpaired = 0
+
+    def feed(self, row: Row) -> list[Record] | None:
+        pairs = row_pairs(row)
+        if not pairs:
+            self.unpaired += 1
+            return None
+        return [record for prompt, chosen, rejected in pairs for record in self.render(prompt, chosen, rejected)]
+
+    def finish(self) -> Iterator[tuple[Record, str]]:
+        """Pairs are written as their rows come: nothing is held back."""
+        return iter(())
