@@ -7,6 +7,7 @@ import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..coverage import CoverageOrder
 from ..types import Persona
@@ -20,6 +21,9 @@ class ItemPlan:
     rng: random.Random
     persona: Persona | None
     num_turns: int
+    # quality.keep_pairs: the item's opening (instruction and respondent prompt) as its first attempt made it,
+    # shared by every attempt's plan so later attempts answer the same opening and can make a pair with it.
+    opening: list[Any] | None = None
 
 
 def item_id(fingerprint: str, index: int) -> str:

@@ -24,6 +24,7 @@ from ..providers.base import BaseProvider
 from ..providers.factory import LLMFactory
 from .grading import describe
 from .judge import ConversationJudge
+from .pairwise import PairwiseJudge
 from .progress import EvaluateProgress, count_lines
 from .reader import open_conversations
 from .resume import evaluation_fingerprint
@@ -220,6 +221,7 @@ async def _judged(
     if isinstance(provider, BaseProvider):
         provider.served_model_id = served
     runner.judge = ConversationJudge(provider, runner.cfg)
+    runner.pairwise = PairwiseJudge(runner.judge)
     runner.budget = budget
     try:
         await runner.run_judged(reader, progress, threaded_read=source == "-")

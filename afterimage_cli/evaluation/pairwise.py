@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..engine.together import together
+from ..export.rows import row_pairs
 from ..providers.base import Messages
 from .grading import applicable_criteria, row_context
 from .judge import ConversationJudge, CriterionVerdict, asked, transcript
@@ -138,3 +139,30 @@ class PairwiseJudge:
             (forward.parsed.rationale, backward.parsed.rationale),
             provider.model_name,
         )
+
+    async def review(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        """evaluate: each pair the row holds compared again in both orders, and set against its labels."""
+        contexts = {key: row.get(key) for key in ("instruction_context", "response_context")}
+        pairs = row_pairs(row)
+        comparisons = await together(
+            *(self.compare({**contexts, "conversations": prompt}, [c["content"], r["content"]]) for prompt, c, r in pairs)
+        )
+        return [pair_review(len(prompt) // 2 + 1, comparison) for (prompt, _, _), comparison in zip(pairs, comparisons)]
+
+
+def pair_review(turn: int, comparison: Comparison) -> dict[str, Any]:
+    """What evaluate records of one pair (candidate 0 the row's chosen, 1 its rejected): which one both orders
+    prefer (None: a tie or orders that disagree), the margin of chosen over rejected (negative when the judge
+    prefers the rejected answer) and whether a disagreement followed the answers' places."""
+    decision = decide(comparison.forward, comparison.backward, 0.0)
+    chosen, rejected = comparison.scores
+    prefers = None if decision.best is None else ("chosen", "rejected")[decision.best]
+    return {
+        "turn": turn,
+        "prefers": prefers,
+        "outcome": decision.outcome if prefers is None else "agree",
+        "scores": {"chosen": chosen, "rejected": rejected},
+        "margin": round(chosen - rejected, 4),
+        "position_bias": decision.position_bias,
+        "judge_model": comparison.judge_model,
+    }

@@ -104,6 +104,22 @@ def findings_line(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def preference_line(pairs: dict[str, Any]) -> str:
+    """How the judge sees the rows' preference pairs, asked in both orders."""
+    m = pairs["margin"]
+    spread = " / ".join("–" if m[k] is None else f"{m[k]:+.2f}" for k in ("p10", "p50", "p90"))
+    return (
+        f"preference pairs: {pairs['pairs']:,} · judge agrees with chosen {_rate(pairs['label_agreement_rate'])} · "
+        f"both orders agree {_rate(pairs['order_agreement_rate'])} · position bias "
+        f"{_rate(pairs['position_bias_rate'])} · ties {pairs['ties']:,} · margin (chosen − rejected) "
+        f"p10/p50/p90 {spread}"
+    )
+
+
+def _rate(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
+
+
 def judge_line(summary: dict[str, Any]) -> str | None:
     judge = summary["judge"]
     if judge is None:
@@ -136,6 +152,8 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     console.print(criteria_table(summary))
     console.print(length_table(summary))
     console.print(findings_line(summary), highlight=False)
+    if "preference" in summary:
+        console.print(preference_line(summary["preference"]), highlight=False, markup=False)
     line = judge_line(summary)
     if line:
         console.print(line, highlight=False)

@@ -27,12 +27,14 @@ from ..engine.retry import ErrorBudget
 from ..engine.rounds import BatchRounds
 from ..errors import OutputConflictError, ProviderError, RunAborted, is_item_level
 from ..export.reader import RowReader
-from ..export.rows import row_score
+from ..engine.together import together
+from ..export.rows import row_pairs, row_score
 from ..monitor import GenerationMonitor, Usage, current_usage
 from ..providers.cache import CallScope, current_scope
 from ..storage.jsonl import lock_for_writing, resume_errors
 from .duplicates import NearDuplicateIndex
 from .judge import ConversationJudge, Verdict
+from .pairwise import PairwiseJudge
 from .metrics import RowMetrics
 from .progress import EvaluateProgress
 from .resume import FINGERPRINT_KEY, DoneKeys, digest_of, row_evaluation_fingerprint, row_key, scan_output
@@ -69,6 +71,7 @@ class EvaluateRunner:
         *,
         fingerprint: str,
         judge: ConversationJudge | None = None,
+        pairwise: PairwiseJudge | None = None,
         budget: ErrorBudget | None = None,
         min_score: float | None = None,
         concurrency: int | None = None,
@@ -85,6 +88,7 @@ class EvaluateRunner:
         self.monitor = monitor
         self.fingerprint = fingerprint
         self.judge = judge
+        self.pairwise = pairwise  # preference rows: their pairs compared again, in both orders
         self.budget = budget
         self.min_score = min_score
         self.concurrency = concurrency or cfg.concurrency
@@ -231,7 +235,7 @@ class EvaluateRunner:
             async with slots:
                 try:
                     with rounds.item() if rounds is not None else nullcontext():
-                        return await judge.judge(row), usage
+                        return await self._verdict(judge, row), usage
                 except ProviderError as error:  # handled in order by the writer
                     return error, usage
 
@@ -290,6 +294,15 @@ class EvaluateRunner:
                 group.create_task(consume())
         except* Exception as failed:  # a stop, a bad input line: report the error itself, not its group
             raise failed.exceptions[0] from None
+
+    async def _verdict(self, judge: ConversationJudge, row: Row) -> Verdict:
+        """The row's verdict; for a row with preference pairs, also what the judge says of each pair (in
+        evaluation.preference), the comparisons made alongside the verdict's call."""
+        if self.pairwise is None or not row_pairs(row):
+            return await judge.judge(row)
+        verdict, reviews = await together(judge.judge(row), self.pairwise.review(row))
+        verdict.evaluation["preference"] = reviews
+        return verdict
 
     def _failed(self, number: int, row: Row, error: ProviderError, usage: Usage) -> None:
         """A row the judge could not score (the server refused its request, or its calls kept failing): not

@@ -95,6 +95,49 @@ class BinnedCounts:
         }
 
 
+class PairReviewStats:
+    """evaluate's view of preference rows: how often its judge, asked in both orders, agrees with their labels."""
+
+    def __init__(self) -> None:
+        self.pairs = 0
+        self.outcomes: Counter[str] = Counter()  # agree | tie | disagreement
+        self.prefers: Counter[str] = Counter()  # chosen | rejected
+        self.position_bias = 0
+        self.margins = ScoreHistogram()  # chosen minus rejected, mapped from [-1, 1] onto [0, 1]
+
+    def add(self, reviews: list[dict[str, Any]]) -> None:
+        for review in reviews:
+            if not isinstance(review, dict) or not isinstance(review.get("margin"), int | float):
+                continue
+            self.pairs += 1
+            self.outcomes[str(review.get("outcome"))] += 1
+            if review.get("prefers"):
+                self.prefers[str(review["prefers"])] += 1
+            self.position_bias += bool(review.get("position_bias"))
+            self.margins.add(min(1.0, max(0.0, (float(review["margin"]) + 1) / 2)))
+
+    def summary(self) -> dict[str, Any]:
+        pairs = self.pairs
+
+        def rate(count: int) -> float | None:
+            return round(count / pairs, 4) if pairs else None
+
+        def margin(value: float | None) -> float | None:
+            return None if value is None else round(value * 2 - 1, 4)
+
+        spread = self.margins.summary()
+        return {
+            "pairs": pairs,
+            "label_agreement_rate": rate(self.prefers["chosen"]),
+            "order_agreement_rate": rate(self.outcomes["agree"]),
+            "prefers_rejected": self.prefers["rejected"],
+            "ties": self.outcomes["tie"],
+            "disagreements": self.outcomes["disagreement"],
+            "position_bias_rate": rate(self.position_bias),
+            "margin": {key: margin(spread[key]) for key in ("mean", "p10", "p50", "p90")},
+        }
+
+
 class EvaluationStats:
     """Everything the summary and the report show, accumulated row by row."""
 
@@ -108,6 +151,7 @@ class EvaluationStats:
         self.answer_words = BinnedCounts(ANSWER_WORD_EDGES)
         self.user_turns = BinnedCounts(TURN_EDGES)
         self.overlap = ScoreHistogram()
+        self.pairs = PairReviewStats()
 
     def add(self, row: dict[str, Any], metrics: dict[str, Any]) -> None:
         """Count one evaluated (or resumed) row: its verdict, if any, and its offline metrics."""
@@ -132,6 +176,9 @@ class EvaluationStats:
         self.user_turns.add(metrics["user_turns"])
         if metrics["context_overlap"] is not None:
             self.overlap.add(metrics["context_overlap"])
+        reviews = evaluation.get("preference")
+        if isinstance(reviews, list):
+            self.pairs.add(reviews)
 
     def summary(self) -> dict[str, Any]:
         """The statistics as plain data (JSON-ready)."""
@@ -150,4 +197,5 @@ class EvaluationStats:
             "answer_words": self.answer_words.summary(),
             "user_turns": self.user_turns.summary(),
             "context_overlap": self.overlap.summary(),
+            **({"preference": self.pairs.summary()} if self.pairs.pairs else {}),
         }

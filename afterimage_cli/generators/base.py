@@ -80,7 +80,7 @@ class BaseGenerator(ABC):
             return plan
         digest = hashlib.sha256(f"{self.seed}:{plan.index}:attempt-{attempt}".encode()).digest()
         rng = random.Random(int.from_bytes(digest[:8], "big"))
-        return ItemPlan(index=plan.index, rng=rng, persona=plan.persona, num_turns=plan.num_turns)
+        return ItemPlan(index=plan.index, rng=rng, persona=plan.persona, num_turns=plan.num_turns, opening=plan.opening)
 
     @abstractmethod
     async def generate_item(self, plan: ItemPlan) -> Row:
@@ -102,6 +102,8 @@ class BaseGenerator(ABC):
             if self.quality_gate is None:
                 row = await self.generate_item(plan)
             else:  # judge, and regenerate below the bar (bounded); keeps the best attempt
+                if self.quality_gate.cfg.keep_pairs:
+                    plan.opening = []  # filled by the first attempt, reused by the others
                 row = await self.quality_gate.run(lambda attempt: self.generate_item(self.replan(plan, attempt)))
             return self._finish_row(row, plan, usage)
         finally:

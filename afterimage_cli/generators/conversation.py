@@ -49,7 +49,11 @@ class ConversationGenerator(BaseGenerator):
         self.system_prompt = system_prompt
 
     async def prepare(self, plan: ItemPlan) -> tuple[GeneratedInstructions, str, GeneratedResponsePrompt]:
-        """The opening instruction and the respondent's system prompt for one item."""
+        """The opening instruction and the respondent's system prompt for one item (with quality.keep_pairs, the
+        first attempt's, reused by the later ones)."""
+        if plan.opening:
+            opening: tuple[GeneratedInstructions, str, GeneratedResponsePrompt] = plan.opening[0]
+            return opening
         generated = await self.instruction_generator.agenerate(
             self.system_prompt, rng=plan.rng, persona=plan.persona, item_index=plan.index
         )
@@ -63,6 +67,8 @@ class ConversationGenerator(BaseGenerator):
         response_prompt = GeneratedResponsePrompt(prompt=self.system_prompt)
         for modifier in self.modifiers:
             response_prompt = await modifier.amodify(response_prompt, instructions=chosen, persona=plan.persona)
+        if plan.opening is not None:
+            plan.opening.append((generated, generated.instructions[pick], response_prompt))
         return generated, generated.instructions[pick], response_prompt
 
     async def _simulate_user(self, plan: ItemPlan, turns: list[dict[str, Any]]) -> LLMResponse:

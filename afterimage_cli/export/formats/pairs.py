@@ -5,23 +5,10 @@ rows that hold none (SFT rows, or a quality-gate row whose attempts made no pair
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from ..rows import Message, Record, Row, row_pairs
 
-from ...rowcheck import pair_turn
-from ..rows import Record, Row
-
-Message = dict[str, Any]
 Render = Callable[[list[Message], Message, Message], list[Record]]
 """(prompt turns ending with the user's, chosen answer, rejected answer) → the format's records of one pair."""
-
-
-def row_pairs(row: Row) -> list[tuple[list[Message], Message, Message]]:
-    """The row's pairs in turn order: earlier_pairs (at_turn every), then chosen/rejected."""
-    turns = row["conversations"]
-    pairs = [(turns[: 2 * p["turn"] - 1], p["chosen"], p["rejected"]) for p in row.get("earlier_pairs") or ()]
-    if row.get("chosen") is not None and row.get("rejected") is not None:
-        pairs.append((turns[: 2 * pair_turn(row) - 1], row["chosen"], row["rejected"]))
-    return pairs
 
 
 class PairConverter:
