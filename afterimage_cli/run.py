@@ -91,9 +91,24 @@ def _budget_named(cfg: Config, monitor: GenerationMonitor) -> str:
     return " (--max-cost, budget.max_cost_usd)"
 
 
-def _expected_turns(cfg: Config) -> float:
+def _turn_counts(cfg: Config) -> list[tuple[int, float]]:
+    """(turns, probability) of an item's dialog: uniform between min_turns and max_turns; a preference run with
+    at_turn random cuts its dialog at a turn drawn uniformly from the first to the planned last."""
     gen = cfg.generation
-    return 1.0 if gen.kind == "structured" else (gen.min_turns + gen.max_turns) / 2
+    if gen.kind == "structured":
+        return [(1, 1.0)]
+    planned = range(gen.min_turns, gen.max_turns + 1)
+    if gen.kind == "preference" and cfg.preference_settings.at_turn == "random":
+        cut: dict[int, float] = {}
+        for t in planned:
+            for r in range(1, t + 1):
+                cut[r] = cut.get(r, 0.0) + 1 / (t * len(planned))
+        return sorted(cut.items())
+    return [(t, 1 / len(planned)) for t in planned]
+
+
+def _expected_turns(cfg: Config) -> float:
+    return sum(t * w for t, w in _turn_counts(cfg))
 
 
 def estimate(cfg: Config) -> dict[str, Any]:
@@ -107,11 +122,11 @@ def estimate(cfg: Config) -> dict[str, Any]:
     system = len(gen.system_prompt) // 4 + 1
     # Each call re-reads the growing dialog, so input grows quadratically with turns; average over the
     # turn counts an item can draw (uniform between min_turns and max_turns).
-    counts = [1] if gen.kind == "structured" else list(range(gen.min_turns, gen.max_turns + 1))
+    counts = _turn_counts(cfg)
     respondent_in = sum(
-        sum(system + k * ASSUMED_QUESTION_TOKENS + (k - 1) * answer for k in range(1, t + 1)) for t in counts
-    ) / len(counts)
-    simulator_in = sum(sum(k * (ASSUMED_QUESTION_TOKENS + answer) for k in range(1, t)) for t in counts) / len(counts)
+        w * sum(system + k * ASSUMED_QUESTION_TOKENS + (k - 1) * answer for k in range(1, t + 1)) for t, w in counts
+    )
+    simulator_in = sum(w * sum(k * (ASSUMED_QUESTION_TOKENS + answer) for k in range(1, t)) for t, w in counts)
 
     per_item_calls = instruction_calls + turns + max(turns - 1, 0)
     per_item_in = respondent_in + simulator_in + instruction_calls * 60
@@ -129,11 +144,20 @@ def estimate(cfg: Config) -> dict[str, Any]:
             share * (per_item_in * price.input + per_item_out * price.output)
             + (1 - share) * (per_item_in * user_price.input + per_item_out * user_price.output)
         )
+    pairs = _pair_calls(cfg, turns, answer) if gen.kind == "preference" else None
     rounds: dict[str, Any] = {}
     if batch:
         # Each item makes its calls one per round; items_in_flight of them advance together, in waves.
         calls_per_item = math.ceil(instruction_calls) + (1 if gen.kind == "structured" else 2 * gen.max_turns - 1)
+        calls_per_item += math.ceil(pairs["branches"]) if pairs else 0  # each branch's judging is one more round
         rounds = {"mode": "batch", "rounds": calls_per_item * math.ceil(n / cfg.batch.items_in_flight)}
+    extra: dict[str, Any] = {}
+    if pairs is not None:
+        per_item_calls += pairs["calls"]
+        per_item_in += pairs["prompt_tokens"]
+        per_item_out += pairs["completion_tokens"]
+        cost = None if cost is None or pairs["cost"] is None else cost + n * pairs["cost"]
+        extra = {"calls_per_row": round(per_item_calls, 1), "pair_calls_per_row": round(pairs["calls"], 1)}
     return {
         **rounds,
         "conversations": n,
@@ -141,8 +165,40 @@ def estimate(cfg: Config) -> dict[str, Any]:
         "prompt_tokens": round(per_item_in * n),
         "completion_tokens": round(per_item_out * n),
         "cost_usd": None if cost is None else round(cost, 4),
+        **extra,
         "assumptions": f"{answer} tokens per answer, {ASSUMED_QUESTION_TOKENS} per question, "
-        f"{turns:g} turns on average",
+        f"{turns:g} turns on average" + (", no pair dropped by the judge" if pairs else ""),
+    }
+
+
+def _pair_calls(cfg: Config, turns: float, answer: int) -> dict[str, Any]:
+    """What a preference item adds to its dialog: the candidates beyond the respondent's own answer and two judge
+    calls (both orders) per branch; tokens and cost at each model's price. Items whose pair is dropped are
+    replaced, so a run pays this again for each: divide by the share of pairs kept."""
+    settings = cfg.preference_settings
+    branches = turns if settings.at_turn == "every" else 1.0
+    count = 2 if settings.strategy in ("models", "degrade") else settings.candidates
+    extra_candidates = count - 1  # on_policy writes every candidate, but the respondent's answer is not asked for
+    writer = {"models": settings.rejected_model, "on_policy": settings.policy}.get(settings.strategy) or cfg.respondent
+    judge = cfg.evaluation.judge or cfg.respondent
+    system = len(cfg.generation.system_prompt) // 4 + 1
+    history = system + turns * ASSUMED_QUESTION_TOKENS + (turns - 1) * answer  # the request at a branch, about
+    judge_in = history + count * answer + 200  # the conversation, the candidates and the instructions
+    judge_out = count * 60 + 60
+    price_of = model_batch_price if cfg.generation.mode == "batch" else model_price
+    writer_price, judge_price = price_of(writer), price_of(judge)
+    cost = None
+    if writer_price is not None and judge_price is not None:
+        cost = branches * (
+            extra_candidates * (history * writer_price.input + answer * writer_price.output)
+            + 2 * (judge_in * judge_price.input + judge_out * judge_price.output)
+        )
+    return {
+        "branches": branches,
+        "calls": branches * (extra_candidates + 2),
+        "prompt_tokens": branches * (extra_candidates * history + 2 * judge_in),
+        "completion_tokens": branches * (extra_candidates * answer + 2 * judge_out),
+        "cost": cost,
     }
 
 
@@ -176,7 +232,12 @@ def preview(cfg: Config, items: int = 3) -> dict[str, Any]:
         f"{est['completion_tokens']:,} completion tokens, "
         + ("cost unknown (unpriced model)" if est["cost_usd"] is None else f"~${est['cost_usd']:,.4f}")
         + f" ({est['assumptions']})"
-        + (f"; batch mode: at batch prices, about {est['rounds']} rounds" if "rounds" in est else ""),
+        + (f"; batch mode: at batch prices, about {est['rounds']} rounds" if "rounds" in est else "")
+        + (
+            f"; {est['calls_per_row']:g} calls per row, {est['pair_calls_per_row']:g} of them candidates and judging"
+            if "calls_per_row" in est
+            else ""
+        ),
         *(f"# warning: {w}" for w in warnings),
     ]
     return {"config": resolved, "items": plans, "estimate": est, "warnings": warnings, "text": "\n".join(lines)}

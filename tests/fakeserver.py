@@ -226,11 +226,11 @@ class FakeOpenAIServer:
     models_status: int | None = None
     # Preference runs: models whose answers are degraded; repeated requests at temperature > 0 answered with
     # numbered takes, each worse than the last; a judge that, with this probability, prefers whichever answer
-    # it is shown first (position bias); a judge that scores every candidate alike (ties).
+    # it is shown first (position bias); a judge that, with this probability, scores every candidate alike (a tie).
     weak_models: tuple[str, ...] = ()
     sample_spread: bool = False
     judge_position_bias: float = 0.0
-    judge_flat: bool = False
+    judge_flat: float = 0.0
     # What GET /models says of the weights, as llama.cpp's `meta` does (size, parameters …); None: nothing.
     model_meta: dict[str, Any] | None = None
 
@@ -590,12 +590,13 @@ class FakeOpenAIServer:
         self.stats["comparisons"] += 1
         shown = dict(_SHOWN_ANSWER.findall(_text(messages[-1].get("content")) if messages else ""))
         biased = bool(self.judge_position_bias) and self._random() < self.judge_position_bias
+        flat = bool(self.judge_flat) and self._random() < self.judge_flat
         verdict: dict[str, Any] = {}
         for name, prop in (schema.get("properties") or {}).items():
             if name not in shown:
                 verdict[name] = sample(prop, schema, name)
                 continue
-            score = 0.5 if self.judge_flat else self.quality(shown[name])
+            score = 0.5 if flat else self.quality(shown[name])
             if biased:
                 score = 0.95 if name == "A" else 0.2
             verdict[name] = {"feedback": f"Answer {name} scores {score}.", "score": score}

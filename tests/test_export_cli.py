@@ -9,7 +9,17 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.test_export_support import FORMAT_NAMES, SYSTEM, invoke_export, read_jsonl, sample_rows, write_jsonl
+from tests.test_export_support import (
+    FORMAT_NAMES,
+    PAIR_FORMATS,
+    PER_ROW_FORMATS,
+    SYSTEM,
+    invoke_export,
+    preference_rows,
+    read_jsonl,
+    sample_rows,
+    write_jsonl,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 AFTERIMAGE = f"{sys.executable} -m afterimage_cli"
@@ -57,14 +67,16 @@ def test_explicit_dash_output_and_quiet(tmp_path: Path) -> None:
 
 
 def test_several_formats_write_one_file_each_into_a_directory(tmp_path: Path) -> None:
-    source = write_jsonl(tmp_path / "in.jsonl", sample_rows())
+    source = write_jsonl(tmp_path / "in.jsonl", sample_rows() + preference_rows())
     out = tmp_path / "new" / "dir"
     result = invoke_export(str(source), *[arg for name in FORMAT_NAMES for arg in ("-f", name)], "-o", str(out))
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted([f"{name}.jsonl" for name in FORMAT_NAMES] + ["dataset_info.json"])
-    assert all(len(read_jsonl(out / f"{name}.jsonl")) == 6 for name in FORMAT_NAMES if name != "dpo")
-    assert "dpo 1" in result.stderr
+    assert all(len(read_jsonl(out / f"{name}.jsonl")) == 11 for name in PER_ROW_FORMATS)
+    assert all(len(read_jsonl(out / f"{name}.jsonl")) == 5 for name in PAIR_FORMATS if name != "kto")
+    assert "dpo 5" in result.stderr and "kto 10" in result.stderr
+    assert "dpo: 7 rows without a preference pair skipped" in result.stderr
 
 
 def test_one_format_into_an_existing_directory(tmp_path: Path) -> None:
@@ -170,7 +182,7 @@ def test_generate_pipes_into_export(tmp_path: Path) -> None:
 
 
 def test_export_does_not_import_llm_or_vector_libraries(tmp_path: Path) -> None:
-    source = write_jsonl(tmp_path / "in.jsonl", sample_rows())
+    source = write_jsonl(tmp_path / "in.jsonl", sample_rows() + preference_rows())
     formats = [arg for name in FORMAT_NAMES for arg in ("-f", name)]
     code = f"""
 import sys

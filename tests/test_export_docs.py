@@ -7,10 +7,10 @@ from pathlib import Path
 
 import orjson
 
-from tests.test_export_support import invoke_export, turn, write_jsonl
+from tests.test_export_support import PAIR_FORMATS, invoke_export, turn, write_jsonl
 
 DOC = Path(__file__).resolve().parent.parent / "README.md"
-EXAMPLE = re.compile(r"\*\*`(\w+)`\*\*.*?```json\n(.*?)\n```", re.DOTALL)
+EXAMPLE = re.compile(r"\*\*`([\w-]+)`\*\*.*?```json\n(.*?)\n```", re.DOTALL)
 
 
 def test_documented_example_rows_match_the_output(tmp_path: Path) -> None:
@@ -19,9 +19,13 @@ def test_documented_example_rows_match_the_output(tmp_path: Path) -> None:
         {"conversations": [turn("user", "What is 2+2?"), turn("assistant", "5.")], "final_score": 0.2},
     ]
     source = write_jsonl(tmp_path / "rows.jsonl", rows)
+    # The preference formats' example is the same exchange as a pair: "4." chosen over "5.".
+    pair = {**rows[0], "chosen": rows[0]["conversations"][1], "rejected": rows[1]["conversations"][1]}
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", [pair])
     examples = dict(EXAMPLE.findall(DOC.read_text()))
-    assert set(examples) == {"sharegpt", "messages", "alpaca", "llama_factory", "chatml", "dpo"}
+    assert set(examples) == {"sharegpt", "messages", "alpaca", "llama_factory", "chatml", *PAIR_FORMATS} - {"orpo"}
     for fmt, documented in examples.items():
-        result = invoke_export(str(source), "-f", fmt, "--system-prompt", "Be brief.", "-q")
+        given = pairs if fmt in PAIR_FORMATS else source
+        result = invoke_export(str(given), "-f", fmt, "--system-prompt", "Be brief.", "-q")
         assert result.exit_code == 0, result.output
         assert orjson.loads(result.stdout.splitlines()[0]) == orjson.loads(documented), fmt

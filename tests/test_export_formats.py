@@ -210,35 +210,6 @@ def test_chatml_text_is_what_the_chatml_template_renders(tmp_path: Path) -> None
         assert record["text"] == template.render(messages=messages, add_generation_prompt=False)
 
 
-def test_dpo_pairs_best_and_worst_of_an_instruction_for_trl(tmp_path: Path) -> None:
-    out = export_file(tmp_path, "dpo", "--system-prompt", SYSTEM)
-    dataset = load(out, tmp_path)
-    # Only "Explain Python decorators." has two evaluated rows with different scores (0.9 vs 0.3); the
-    # published row with final_score 0.0 and no evaluation is not a verdict and must not be "rejected".
-    assert len(dataset) == 1
-    pair = dataset[0]
-    assert trl_is_conversational(pair)
-    assert pair["prompt"] == [
-        {"role": "system", "content": SYSTEM},
-        {"role": "user", "content": "Explain Python decorators."},
-    ]
-    assert pair["chosen"][0]["content"] == "A decorator wraps a function." and len(pair["chosen"]) == 5
-    assert pair["rejected"] == [{"role": "assistant", "content": "It's magic."}]
-    # TRL renders prompt (+ generation prompt) and prompt + completion and needs the first to prefix the second.
-    template = jinja2.Environment().from_string(CHATML_TEMPLATE)
-    prompt = template.render(messages=pair["prompt"], add_generation_prompt=True)
-    for side in ("chosen", "rejected"):
-        assert pair[side][0]["role"] == "assistant" and pair[side][-1]["role"] == "assistant"
-        assert template.render(messages=pair["prompt"] + pair[side]).startswith(prompt)
-
-
-def test_dpo_skips_ties_and_unscored_groups(tmp_path: Path) -> None:
-    rows = sample_rows()
-    tie = {**rows[5], "id": "tie"}  # same instruction and score as rows[5]
-    out = export_file(tmp_path, "dpo", rows=[rows[5], tie, rows[1], rows[4]])
-    assert read_jsonl(out) == []
-
-
 # --- across formats -------------------------------------------------------------------------------------
 
 
@@ -254,13 +225,7 @@ def test_multi_turn_conversations_survive_every_format(tmp_path: Path, fmt: str,
         assert turns_of(fmt, record) == source_turns(row, include_reasoning)
 
 
-def test_dpo_keeps_every_turn_and_reasoning(tmp_path: Path) -> None:
-    record = read_jsonl(export_file(tmp_path, "dpo", "--include-reasoning"))[0]
-    turns = [(m["role"], m["content"], m["reasoning_content"] or None) for m in record["prompt"] + record["chosen"]]
-    assert turns == source_turns(sample_rows()[0])
-
-
-@pytest.mark.parametrize("fmt", ["sharegpt", "messages", "alpaca", "llama_factory", "chatml", "dpo"])
+@pytest.mark.parametrize("fmt", ["sharegpt", "messages", "alpaca", "llama_factory", "chatml"])
 def test_parquet_loads_and_matches_jsonl(tmp_path: Path, fmt: str) -> None:
     extra = ("--system-prompt", SYSTEM, "--include-reasoning")
     jsonl_records = read_jsonl(export_file(tmp_path, fmt, *extra))

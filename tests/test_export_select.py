@@ -146,21 +146,3 @@ def test_split_of_several_formats_writes_a_pair_per_format(tmp_path: Path) -> No
         texts = [r["text"] for r in read_jsonl(out / f"chatml.{part}.jsonl")]
         questions = [t.split("\n")[1].removesuffix("<|im_end|>") for t in texts]
         assert questions == first_user_turns(out / f"sharegpt.{part}.jsonl")
-
-
-def test_dpo_pairs_split_by_instruction(tmp_path: Path) -> None:
-    rows = []
-    for i in range(40):
-        for score in (0.9, 0.2):
-            rows.append(
-                {"conversations": [turn("user", f"q{i}"), turn("assistant", f"a{score}")], **evaluated(score, "good")}
-            )
-    source = write_jsonl(tmp_path / "in.jsonl", rows)
-    out = tmp_path / "pairs.jsonl"
-    result = invoke_export(str(source), "-f", "dpo", "-o", str(out), "--split", "0.5", "--seed", "2")
-    assert result.exit_code == 0, result.output
-    train = read_jsonl(tmp_path / "pairs.train.jsonl")
-    val = read_jsonl(tmp_path / "pairs.val.jsonl")
-    assert len(train) + len(val) == 40 and train and val
-    splitter = Splitter(0.5, seed=2)
-    assert all(splitter.part_of_key(p["prompt"][0]["content"]) == "train" for p in train)

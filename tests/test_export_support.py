@@ -20,8 +20,9 @@ from afterimage_cli.cli import app  # noqa: E402
 Turn = tuple[str, str, str | None]
 """(role, content, reasoning) of one turn."""
 
-FORMAT_NAMES = ("sharegpt", "messages", "openai", "alpaca", "llama_factory", "chatml", "dpo")
-PER_ROW_FORMATS = tuple(name for name in FORMAT_NAMES if name != "dpo")
+PER_ROW_FORMATS = ("sharegpt", "messages", "openai", "alpaca", "llama_factory", "chatml")
+PAIR_FORMATS = ("dpo", "orpo", "kto", "openai-preference", "llama_factory_ranking")
+FORMAT_NAMES = PER_ROW_FORMATS + PAIR_FORMATS
 SYSTEM = "You are a careful assistant."
 
 
@@ -93,6 +94,67 @@ def sample_rows() -> list[dict[str, Any]]:
             "id": "run:5",
             "conversations": [turn("user", "How does HTTP caching work?"), turn("assistant", "With headers.")],
             **evaluated(0.7, "good"),
+        },
+    ]
+
+
+def preference_rows() -> list[dict[str, Any]]:
+    """Rows with chosen/rejected pairs as generate writes them (at_turn last, every; quality.keep_pairs, whose
+    conversation goes on past its pair) and one SFT row without a pair: 5 pairs in all."""
+    decorators = [
+        turn("user", "Explain Python decorators."),
+        turn("assistant", "A decorator wraps a function.", "The user wants the concept first."),
+        turn("user", "Show an example?"),
+        turn("assistant", "@cache\ndef f(x): ...", "A stdlib example is clearest."),
+    ]
+    return [
+        {
+            "id": "pref:0",
+            "conversations": decorators,
+            "chosen": decorators[3],
+            "rejected": turn("assistant", "Decorators are magic; no example needed."),
+            "metadata": {"preference": {"strategy": "samples", "turn": 2, "margin": 0.4}},
+        },
+        {
+            "id": "pref:1",
+            "conversations": [
+                turn("user", "What is a vector database?"),
+                turn("assistant", "A store indexed for nearest-neighbour search."),
+                turn("user", "When do I need one?"),
+                turn("assistant", "When you search by meaning at scale.", "Answer the need, not the tech."),
+            ],
+            "chosen": turn("assistant", "When you search by meaning at scale.", "Answer the need, not the tech."),
+            "rejected": turn("assistant", "Always, for everything."),
+            "earlier_pairs": [
+                {
+                    "turn": 1,
+                    "chosen": turn("assistant", "A store indexed for nearest-neighbour search."),
+                    "rejected": turn("assistant", "A kind of spreadsheet."),
+                    "preference": {"strategy": "degrade", "turn": 1, "axis": "wrong"},
+                }
+            ],
+            "metadata": {"preference": {"strategy": "degrade", "turn": 2, "axis": "verbose"}},
+        },
+        {  # quality.keep_pairs: the kept attempt goes on after the turn where the attempts parted
+            "id": "pref:2",
+            "conversations": [
+                turn("user", "How does HTTP caching work?"),
+                turn("assistant", "With Cache-Control and ETag headers."),
+                turn("user", "And revalidation?"),
+                turn("assistant", "If-None-Match asks whether the ETag still holds."),
+            ],
+            "chosen": turn("assistant", "With Cache-Control and ETag headers."),
+            "rejected": turn("assistant", "Browsers just remember pages."),
+            "metadata": {"preference": {"strategy": "quality_gate", "turn": 1}},
+            **evaluated(0.9, "perfect"),
+        },
+        {"id": "sft:0", "conversations": [turn("user", "Hi"), turn("assistant", "Hello!")]},
+        {
+            "id": "pref:3",
+            "conversations": [turn("user", "Ünïcode — 日本語?"), turn("assistant", "はい, <tags> survive.", "思考")],
+            "chosen": turn("assistant", "はい, <tags> survive.", "思考"),
+            "rejected": turn("assistant", 'いいえ "quotes"'),
+            "metadata": {"preference": {"turn": 1}},
         },
     ]
 
