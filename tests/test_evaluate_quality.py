@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import orjson
 
@@ -105,3 +106,52 @@ def test_fingerprint_ignores_the_judge_unless_the_gate_is_on() -> None:
     )
     assert run_fingerprint(base) != run_fingerprint(gated) != run_fingerprint(gated_other)
     assert run_fingerprint(gated_other) == run_fingerprint(gated_endpoint)
+
+
+def test_keep_pairs_makes_the_gates_discarded_attempt_the_rejected_answer(fake_server, tmp_path) -> None:
+    """Attempts answer the item's one opening (written once, not per attempt); the passing attempt's answer is
+    chosen over the failed attempt's at the turn where they part."""
+    counters = {"openings": 0, "drafts": 0}
+
+    def respond(body):
+        messages = body["messages"]
+        fmt = body.get("response_format")
+        if isinstance(fmt, dict):  # the judge: even drafts are good, odd ones poor
+            draft = int(re.search(r"draft (\d+)", str(messages[-1]["content"])).group(1))
+            asked = list(fmt["json_schema"]["schema"]["properties"])
+            return orjson.dumps({name: {"feedback": "ok", "score": 0.9 if draft % 2 == 0 else 0.1} for name in asked}).decode()
+        if "Write the first message" in str(messages[-1]["content"]):
+            counters["openings"] += 1
+            return f"Opening question {counters['openings']}?"
+        counters["drafts"] += 1
+        return f"draft {counters['drafts']}"
+
+    fake_server.responder = respond
+    cfg = make_config(
+        tmp_path,
+        retry=FAST_RETRY,
+        generation={"num_conversations": 2, "min_turns": 1, "max_turns": 1, "concurrency": 1},
+        quality={"auto_improve": True, "min_grade": "good", "keep_pairs": True},
+        cache={"enabled": False},
+    )
+    result = invoke("generate", str(cfg), "--model", "fake-model", "--api-base", fake_server.api_base, "-q")
+    assert result.exit_code == 0, result.stderr
+    rows = read_rows(tmp_path / "out.jsonl")
+    assert counters["openings"] == 2  # one per item: the second attempt answered the first attempt's opening
+    for row, (good, poor) in zip(rows, ((2, 1), (4, 3)), strict=True):
+        assert row["metadata"]["quality"]["attempts"] == 2 and row["metadata"]["quality"]["paired"] is True
+        assert row["chosen"]["content"] == row["conversations"][1]["content"] == f"draft {good}"
+        assert row["rejected"]["content"] == f"draft {poor}"
+        info = row["metadata"]["preference"]
+        assert info["strategy"] == "quality_gate" and info["turn"] == 1
+        assert (info["chosen_attempt"], info["rejected_attempt"]) == (1, 0) and info["margin"] > 0
+    exported = invoke("export", str(tmp_path / "out.jsonl"), "-f", "dpo")
+    pair = orjson.loads(exported.stdout.splitlines()[0])
+    assert pair["prompt"] == [{"role": "user", "content": "Opening question 1?"}]
+    assert (pair["chosen"][0]["content"], pair["rejected"][0]["content"]) == ("draft 2", "draft 1")
+
+
+def test_keep_pairs_makes_no_pair_when_no_attempt_passed(fake_server, tmp_path) -> None:
+    result, rows = generate_with_gate(fake_server, tmp_path, itertools.cycle([0.0]), max_attempts=2, keep_pairs=True)
+    assert result.exit_code == 0, result.stderr
+    assert all(r["metadata"]["quality"]["paired"] is False and "chosen" not in r for r in rows)

@@ -273,3 +273,42 @@ def test_the_preference_block_decides_the_fingerprint_only_in_preference_runs(tm
     assert fingerprint(**plain) != fingerprint(**plain, preference={"min_margin": 0.2})
     assert fingerprint(**plain) == fingerprint(**plain, preference={"max_dropped_share": 0.9})  # operational
     assert fingerprint(**plain) != fingerprint(**plain, evaluation={"judge": {"model": "offline", "temperature": 0}})
+
+
+def test_batch_mode_runs_candidates_and_both_orders_in_rounds(fake_server, tmp_path) -> None:
+    sections = {"batch": {"poll_interval": 0.01}}
+    settings = preference(fake_server, "samples", candidates=3)
+    summary = summary_of(run(fake_server, tmp_path, "--mode", "batch", n=8, generation={"min_turns": 3}, preference=settings, **sections))
+    rows = read_rows(tmp_path / "out.jsonl")
+    assert_pair_rows(rows, 8)
+    assert fake_server.stats["requests"] == 0  # every call went through the batch API
+    received = fake_server.batch_api.lines_received
+    assert max(received.values()) == 1 and sum(received.values()) == summary["calls"]
+    assert fake_server.stats["comparisons"] == 2 * summary["preference"]["judged"]
+    # A three-turn dialog is five rounds (answer, question, answer, question, the branch's candidates at once);
+    # both orders of the comparison are one more.
+    assert summary["batch"]["rounds"] == 6
+    again = summary_of(run(fake_server, tmp_path, "--mode", "batch", n=8, generation={"min_turns": 3}, preference=settings, **sections))
+    assert again["rows_resumed"] == 8 and again["calls"] == 0
+
+
+@pytest.mark.parametrize("bias", [0.0, 1.0])
+def test_evaluate_reports_agreement_margins_and_position_bias_of_the_pairs(fake_server, tmp_path, bias) -> None:
+    summary_of(run(fake_server, tmp_path, n=6, generation={"min_turns": 2}, preference=preference(fake_server, "degrade", at_turn="every")))
+    pairs = sum(len(row_pairs(r)) for r in read_rows(tmp_path / "out.jsonl"))
+    fake_server.judge_position_bias = bias
+    out = tmp_path / "judged.jsonl"
+    args = ("evaluate", str(tmp_path / "out.jsonl"), "-o", str(out), "--judge-model", "fake-model")
+    result = invoke(*args, "--api-base", fake_server.api_base, "--json")
+    report = summary_of(result)["preference"]
+    assert report["pairs"] == pairs
+    if bias == 0:  # the fake judge sees the degraded answer 0.3 below, in both orders
+        assert report["label_agreement_rate"] == report["order_agreement_rate"] == 1.0
+        assert report["position_bias_rate"] == 0.0 and report["margin"]["p50"] == pytest.approx(0.3)
+    else:  # it prefers whatever it is shown first
+        assert report["label_agreement_rate"] == report["order_agreement_rate"] == 0.0
+        assert report["position_bias_rate"] == 1.0 and report["disagreements"] == pairs
+    reviews = [review for row in read_rows(out) for review in row["evaluation"]["preference"]]
+    assert len(reviews) == pairs and all(r["judge_model"] for r in reviews)
+    text = invoke(*args, "--api-base", fake_server.api_base).stderr  # resumed: the report reads the rows written
+    assert "preference pairs:" in text and "position bias" in text
