@@ -99,10 +99,10 @@ def build_preference_generator(
     roles: dict[str, tuple[LLMProvider, LLMProvider]] = {}
     if cfg.evaluation.judge is not None:
         roles["judge"] = build_provider(cfg.evaluation.judge, cfg, budget, monitor, cache, "evaluation.judge", rounds)
-    for field in ("rejected_model", "policy"):
-        model = getattr(settings, field)
+    for role in ("rejected_model", "policy"):
+        model = getattr(settings, role)
         if model is not None:
-            roles[field] = build_provider(model, cfg, budget, monitor, cache, f"preference.{field}", rounds)
+            roles[role] = build_provider(model, cfg, budget, monitor, cache, f"preference.{role}", rounds)
     # Without evaluation.judge the respondent judges, through its own limiter.
     judge = roles["judge"][1] if "judge" in roles else common["respondent"]
     stats = PairStats()

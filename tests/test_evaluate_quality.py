@@ -119,7 +119,9 @@ def test_keep_pairs_makes_the_gates_discarded_attempt_the_rejected_answer(fake_s
         if isinstance(fmt, dict):  # the judge: even drafts are good, odd ones poor
             draft = int(re.search(r"draft (\d+)", str(messages[-1]["content"])).group(1))
             asked = list(fmt["json_schema"]["schema"]["properties"])
-            return orjson.dumps({name: {"feedback": "ok", "score": 0.9 if draft % 2 == 0 else 0.1} for name in asked}).decode()
+            return orjson.dumps(
+                {name: {"feedback": "ok", "score": 0.9 if draft % 2 == 0 else 0.1} for name in asked}
+            ).decode()
         if "Write the first message" in str(messages[-1]["content"]):
             counters["openings"] += 1
             return f"Opening question {counters['openings']}?"

@@ -167,7 +167,8 @@ def test_kto_writes_each_pair_as_a_desirable_and_an_undesirable_completion(tmp_p
     assert [trl_kto_problems(record) for record in dataset] == [[]] * (2 * PAIRS)
     assert [record["label"] for record in dataset] == [True, False] * PAIRS
     dpo = read_jsonl(export_pairs(tmp_path, "dpo", "--system-prompt", SYSTEM))
-    for pair, (good, bad) in zip(dpo, zip(dataset.select(range(0, 10, 2)), dataset.select(range(1, 10, 2))), strict=True):
+    answers = zip(dataset.select(range(0, 10, 2)), dataset.select(range(1, 10, 2)), strict=True)
+    for pair, (good, bad) in zip(dpo, answers, strict=True):
         assert good["prompt"] == bad["prompt"] == pair["prompt"]
         assert (good["completion"], bad["completion"]) == (pair["chosen"], pair["rejected"])
 
@@ -239,19 +240,28 @@ def test_sft_formats_still_export_preference_rows_as_conversations(tmp_path: Pat
 def test_the_pairs_of_a_row_stay_on_its_side_of_the_split(tmp_path: Path) -> None:
     rows = []
     for i in range(40):
-        conversations = [turn("user", f"q{i}"), turn("assistant", f"a{i}"), turn("user", f"f{i}"), turn("assistant", f"b{i}")]
+        conversations = [
+            turn("user", f"q{i}"),
+            turn("assistant", f"a{i}"),
+            turn("user", f"f{i}"),
+            turn("assistant", f"b{i}"),
+        ]
         rows.append(
             {
                 "id": f"r{i}",
                 "conversations": conversations,
                 "chosen": conversations[3],
                 "rejected": turn("assistant", f"worse b{i}"),
-                "earlier_pairs": [{"turn": 1, "chosen": conversations[1], "rejected": turn("assistant", f"worse a{i}")}],
+                "earlier_pairs": [
+                    {"turn": 1, "chosen": conversations[1], "rejected": turn("assistant", f"worse a{i}")}
+                ],
                 "metadata": {"preference": {"turn": 2}},
             }
         )
     source = write_jsonl(tmp_path / "in.jsonl", rows)
-    result = invoke_export(str(source), "-f", "dpo", "-o", str(tmp_path / "pairs.jsonl"), "--split", "0.5", "--seed", "2")
+    result = invoke_export(
+        str(source), "-f", "dpo", "-o", str(tmp_path / "pairs.jsonl"), "--split", "0.5", "--seed", "2"
+    )
     assert result.exit_code == 0, result.output
     train, val = read_jsonl(tmp_path / "pairs.train.jsonl"), read_jsonl(tmp_path / "pairs.val.jsonl")
     assert len(train) + len(val) == 80 and train and val

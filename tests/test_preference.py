@@ -100,7 +100,12 @@ def test_each_strategy_ends_with_exactly_n_rows_of_pairs(fake_server, tmp_path, 
 
 def test_every_turn_branches_and_the_dialog_follows_the_chosen_answers(fake_server, tmp_path) -> None:
     summary = summary_of(
-        run(fake_server, tmp_path, generation={"min_turns": 3}, preference=preference(fake_server, "degrade", at_turn="every"))
+        run(
+            fake_server,
+            tmp_path,
+            generation={"min_turns": 3},
+            preference=preference(fake_server, "degrade", at_turn="every"),
+        )
     )
     rows = read_rows(tmp_path / "out.jsonl")
     assert_pair_rows(rows, 6)
@@ -115,7 +120,13 @@ def test_every_turn_branches_and_the_dialog_follows_the_chosen_answers(fake_serv
 
 def test_random_turn_cuts_the_dialog_at_its_pair(fake_server, tmp_path) -> None:
     summary_of(
-        run(fake_server, tmp_path, n=12, generation={"min_turns": 3}, preference=preference(fake_server, "samples", at_turn="random"))
+        run(
+            fake_server,
+            tmp_path,
+            n=12,
+            generation={"min_turns": 3},
+            preference=preference(fake_server, "samples", at_turn="random"),
+        )
     )
     rows = read_rows(tmp_path / "out.jsonl")
     assert_pair_rows(rows, 12)
@@ -154,7 +165,9 @@ def test_position_bias_is_a_rejected_item_replaced_and_counted(fake_server, tmp_
 
 def test_ties_are_counted_and_replaced(fake_server, tmp_path) -> None:
     fake_server.judge_flat = 0.3
-    summary = summary_of(run(fake_server, tmp_path, n=12, preference=preference(fake_server, "degrade", max_dropped_share=0.9)))
+    summary = summary_of(
+        run(fake_server, tmp_path, n=12, preference=preference(fake_server, "degrade", max_dropped_share=0.9))
+    )
     assert_pair_rows(read_rows(tmp_path / "out.jsonl"), 12)
     assert summary["preference"]["ties"] == rejections(tmp_path)["pair_tie"] > 0
 
@@ -172,7 +185,9 @@ def test_pairs_below_min_margin_are_dropped(fake_server, tmp_path) -> None:
     # The fake judge: the respondent's answer 0.9, the weak model's 0.6 → a margin of 0.3.
     result = run(fake_server, tmp_path, n=12, preference=preference(fake_server, "models", min_margin=0.35))
     assert result.exit_code == 1 and "pair_margin" in result.stderr and "margin 0.3" in result.stderr
-    kept = summary_of(run(fake_server, tmp_path, "--overwrite", n=4, preference=preference(fake_server, "models", min_margin=0.3)))
+    kept = summary_of(
+        run(fake_server, tmp_path, "--overwrite", n=4, preference=preference(fake_server, "models", min_margin=0.3))
+    )
     assert kept["preference"]["kept"] == 4
 
 
@@ -210,7 +225,9 @@ def test_every_extra_call_is_counted_and_priced(fake_server, tmp_path) -> None:
     models = fake_server.stats["models"]
     assert models["judge-model"] == 2 * summary["preference"]["judged"] and models["weak-model"] >= 6
     rows = read_rows(tmp_path / "out.jsonl")
-    rejected_calls = sum(r["usage"]["calls"] for r in read_ledger(ledger_path(tmp_path / "out.jsonl")) if r["event"] == "rejected")
+    rejected_calls = sum(
+        r["usage"]["calls"] for r in read_ledger(ledger_path(tmp_path / "out.jsonl")) if r["event"] == "rejected"
+    )
     assert sum(r["metadata"]["usage"]["calls"] for r in rows) + rejected_calls == summary["calls"]
 
 
@@ -278,7 +295,9 @@ def test_the_preference_block_decides_the_fingerprint_only_in_preference_runs(tm
 def test_batch_mode_runs_candidates_and_both_orders_in_rounds(fake_server, tmp_path) -> None:
     sections = {"batch": {"poll_interval": 0.01}}
     settings = preference(fake_server, "samples", candidates=3)
-    summary = summary_of(run(fake_server, tmp_path, "--mode", "batch", n=8, generation={"min_turns": 3}, preference=settings, **sections))
+    summary = summary_of(
+        run(fake_server, tmp_path, "--mode", "batch", n=8, generation={"min_turns": 3}, preference=settings, **sections)
+    )
     rows = read_rows(tmp_path / "out.jsonl")
     assert_pair_rows(rows, 8)
     assert fake_server.stats["requests"] == 0  # every call went through the batch API
@@ -288,13 +307,23 @@ def test_batch_mode_runs_candidates_and_both_orders_in_rounds(fake_server, tmp_p
     # A three-turn dialog is five rounds (answer, question, answer, question, the branch's candidates at once);
     # both orders of the comparison are one more.
     assert summary["batch"]["rounds"] == 6
-    again = summary_of(run(fake_server, tmp_path, "--mode", "batch", n=8, generation={"min_turns": 3}, preference=settings, **sections))
+    again = summary_of(
+        run(fake_server, tmp_path, "--mode", "batch", n=8, generation={"min_turns": 3}, preference=settings, **sections)
+    )
     assert again["rows_resumed"] == 8 and again["calls"] == 0
 
 
 @pytest.mark.parametrize("bias", [0.0, 1.0])
 def test_evaluate_reports_agreement_margins_and_position_bias_of_the_pairs(fake_server, tmp_path, bias) -> None:
-    summary_of(run(fake_server, tmp_path, n=6, generation={"min_turns": 2}, preference=preference(fake_server, "degrade", at_turn="every")))
+    summary_of(
+        run(
+            fake_server,
+            tmp_path,
+            n=6,
+            generation={"min_turns": 2},
+            preference=preference(fake_server, "degrade", at_turn="every"),
+        )
+    )
     pairs = sum(len(row_pairs(r)) for r in read_rows(tmp_path / "out.jsonl"))
     fake_server.judge_position_bias = bias
     out = tmp_path / "judged.jsonl"

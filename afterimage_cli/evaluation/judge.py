@@ -88,7 +88,11 @@ class ConversationJudge:
 
     def messages(self, row: dict[str, Any], criteria: tuple[str, ...]) -> Messages:
         """The judge's request for one row."""
-        parts = [self.context_part(row), f"Conversation:\n{transcript(row)}", f"Score these criteria:\n{asked(criteria)}"]
+        parts = [
+            self.context_part(row),
+            f"Conversation:\n{transcript(row)}",
+            f"Score these criteria:\n{asked(criteria)}",
+        ]
         return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
 
     async def judge(self, row: dict[str, Any]) -> Verdict:

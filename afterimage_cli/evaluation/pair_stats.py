@@ -76,4 +76,3 @@ class PairStats:
             + (f" · degraded answer won {s['degraded_won']}" if s["degraded_won"] else "")
             + (f" · not judged: {', '.join(f'{c} {n}' for c, n in self.skipped.items())}" if skipped else "")
         )
-

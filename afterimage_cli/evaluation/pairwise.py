@@ -112,7 +112,9 @@ class PairwiseJudge:
 
     def messages(self, row: dict[str, Any], answers: Sequence[str], criteria: tuple[str, ...]) -> Messages:
         """The request showing `answers` in the given order after the row's conversation (ending with the user)."""
-        shown = "\n\n".join(f"[Answer {label}]\n{text}\n[/Answer {label}]" for label, text in zip(LABELS, answers))
+        shown = "\n\n".join(
+            f"[Answer {label}]\n{text}\n[/Answer {label}]" for label, text in zip(LABELS, answers, strict=False)
+        )
         parts = [
             self.judge.context_part(row),
             f"Conversation so far:\n{transcript(row)}",
@@ -145,9 +147,15 @@ class PairwiseJudge:
         contexts = {key: row.get(key) for key in ("instruction_context", "response_context")}
         pairs = row_pairs(row)
         comparisons = await together(
-            *(self.compare({**contexts, "conversations": prompt}, [c["content"], r["content"]]) for prompt, c, r in pairs)
+            *(
+                self.compare({**contexts, "conversations": prompt}, [c["content"], r["content"]])
+                for prompt, c, r in pairs
+            )
         )
-        return [pair_review(len(prompt) // 2 + 1, comparison) for (prompt, _, _), comparison in zip(pairs, comparisons)]
+        return [
+            pair_review(len(prompt) // 2 + 1, comparison)
+            for (prompt, _, _), comparison in zip(pairs, comparisons, strict=True)
+        ]
 
 
 def pair_review(turn: int, comparison: Comparison) -> dict[str, Any]:

@@ -64,7 +64,6 @@ class QualityGate:
             metadata["quality"]["paired"] = "chosen" in row
         return row
 
-
     def _pair(self, row: Row, verdict: Verdict, kept: int, attempts: list[tuple[Row, Verdict]]) -> None:
         """Give the kept row `chosen`/`rejected` from the worst failed attempt it parts from at an answer."""
         if not meets(verdict.grade, self.cfg.min_grade) or verdict.final_score is None:

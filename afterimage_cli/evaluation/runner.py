@@ -25,17 +25,17 @@ from ..config import EvaluationConfig
 from ..engine.ledger import Rejection, RejectionBudget, RunLedger
 from ..engine.retry import ErrorBudget
 from ..engine.rounds import BatchRounds
+from ..engine.together import together
 from ..errors import OutputConflictError, ProviderError, RunAborted, is_item_level
 from ..export.reader import RowReader
-from ..engine.together import together
 from ..export.rows import row_pairs, row_score
 from ..monitor import GenerationMonitor, Usage, current_usage
 from ..providers.cache import CallScope, current_scope
 from ..storage.jsonl import lock_for_writing, resume_errors
 from .duplicates import NearDuplicateIndex
 from .judge import ConversationJudge, Verdict
-from .pairwise import PairwiseJudge
 from .metrics import RowMetrics
+from .pairwise import PairwiseJudge
 from .progress import EvaluateProgress
 from .resume import FINGERPRINT_KEY, DoneKeys, digest_of, row_evaluation_fingerprint, row_key, scan_output
 from .stats import EvaluationStats
@@ -301,6 +301,7 @@ class EvaluateRunner:
         if self.pairwise is None or not row_pairs(row):
             return await judge.judge(row)
         verdict, reviews = await together(judge.judge(row), self.pairwise.review(row))
+        assert isinstance(verdict, Verdict) and isinstance(reviews, list)
         verdict.evaluation["preference"] = reviews
         return verdict
 

@@ -44,7 +44,7 @@ class _Target:
     def write(self, record: Record | list[Record], part: str) -> None:
         """Write one record (or a preference format's records of one row) to its part."""
         writer = self.writers[part]
-        if type(record) is list:
+        if isinstance(record, list):
             for each in record:
                 writer.write(each)
         else:
@@ -119,7 +119,7 @@ def _stream(
         for row in rows:
             record = feed(row)
             if record is not None:
-                write(record)
+                write(record)  # type: ignore[arg-type]  # a per-row format: one record, never a list
         return 0
     filtered = kept = 0
     part_of: Callable[[Row], str] = splitter.part_of_row if splitter else (lambda row: WHOLE)

@@ -80,7 +80,9 @@ class CandidateMaker:
 
         return call()
 
-    async def make(self, request: Messages, *, made: Candidate | None = None, axis: str | None = None) -> list[Candidate]:
+    async def make(
+        self, request: Messages, *, made: Candidate | None = None, axis: str | None = None
+    ) -> list[Candidate]:
         """The candidates for `request` (system prompt + history + the user's message); `made` is the respondent's
         answer when the dialog already has it (it is not asked for again, except by on_policy, which replaces it)."""
         strategy = self.cfg.strategy
@@ -90,7 +92,9 @@ class CandidateMaker:
             calls.append(self._ask(self.respondent, "respondent.max_tokens", request, "respondent"))
         if strategy == "models":
             assert self.rejected_model is not None
-            calls.append(self._ask(self.rejected_model, "preference.rejected_model.max_tokens", request, "rejected_model"))
+            calls.append(
+                self._ask(self.rejected_model, "preference.rejected_model.max_tokens", request, "rejected_model")
+            )
         elif strategy == "samples":
             calls += [
                 self._ask(self.respondent, "respondent.max_tokens", request, "sample", **self.sampling)

@@ -33,9 +33,7 @@ from .conversation import ConversationGenerator
 
 # The rejection causes of pairs the judge could not settle: they are expected in a preference run, so they have a
 # budget of their own (preference.max_dropped_share) instead of error_budget.max_rejected_share.
-PAIR_CAUSES = frozenset(
-    {"pair_tie", "pair_disagreement", "pair_margin", "pair_identical", "pair_degraded_won"}
-)
+PAIR_CAUSES = frozenset({"pair_tie", "pair_disagreement", "pair_margin", "pair_identical", "pair_degraded_won"})
 _WHY = {
     "tie": "the judge scored the best (or the worst) candidates alike",
     "disagreement": "the judge's two orders (A/B and B/A) named different winners",
@@ -88,7 +86,9 @@ class BranchingChat(ChatSession):
         user = {"role": "user", "content": message}
         request = self.messages() + [user]
         candidates = await self.generator.candidates_for(self.plan, request, made)
-        pair = await self.generator.judge_pair(self.plan, turn, {**self.context, "conversations": self.history + [user]}, candidates)
+        pair = await self.generator.judge_pair(
+            self.plan, turn, {**self.context, "conversations": self.history + [user]}, candidates
+        )
         winner = pair.chosen if pair is not None else candidates[0]
         self.history += [user, {"role": "assistant", "content": winner.text}]
         return winner
@@ -155,13 +155,18 @@ class PreferenceGenerator(ConversationGenerator):
             assert plan.chat is not None
             plan.chat.history = plan.chat.history[:-2]
             answer = turns[-1]
-            made = Candidate(answer["content"], answer.get("reasoning_content"), self.respondent.model_name, "respondent")
+            made = Candidate(
+                answer["content"], answer.get("reasoning_content"), self.respondent.model_name, "respondent"
+            )
             chosen = await plan.chat.branch(turns[-2]["content"], made)
             turns[-1] = chosen.message()
         if not plan.pairs:
             causes = Counter(cause for _, cause in plan.dropped)
             listed = ", ".join(f"turn {turn}: {cause}" for turn, cause in plan.dropped)
-            raise ItemRejected(f"no pair of the item's {len(plan.dropped)} turn(s) was kept ({listed})", cause=causes.most_common(1)[0][0])
+            raise ItemRejected(
+                f"no pair of the item's {len(plan.dropped)} turn(s) was kept ({listed})",
+                cause=causes.most_common(1)[0][0],
+            )
         return self._with_pairs(row, plan)
 
     def _with_pairs(self, row: Row, plan: BranchPlan) -> Row:
@@ -180,7 +185,9 @@ class PreferenceGenerator(ConversationGenerator):
 
     # --- one branch ---------------------------------------------------------------------------------------
 
-    async def candidates_for(self, plan: BranchPlan, request: list[dict[str, Any]], made: Candidate | None) -> list[Candidate]:
+    async def candidates_for(
+        self, plan: BranchPlan, request: list[dict[str, Any]], made: Candidate | None
+    ) -> list[Candidate]:
         axis = self._axis(plan) if self.preference.strategy == "degrade" else None
         return await self.candidates.make(request, made=made, axis=axis)
 

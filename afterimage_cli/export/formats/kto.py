@@ -33,9 +33,7 @@ def arrow_schema(options: ExportOptions) -> Any:
     import pyarrow as pa
 
     messages = pa.list_(message_arrow_type(options.include_reasoning))
-    return pa.schema(
-        [pa.field("prompt", messages), pa.field("completion", messages), pa.field("label", pa.bool_())]
-    )
+    return pa.schema([pa.field("prompt", messages), pa.field("completion", messages), pa.field("label", pa.bool_())])
 
 
 FORMAT = ExportFormat(

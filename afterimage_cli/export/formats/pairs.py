@@ -5,6 +5,7 @@ rows that hold none (SFT rows, or a quality-gate row whose attempts made no pair
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+
 from ..rows import Message, Record, Row, row_pairs
 
 Render = Callable[[list[Message], Message, Message], list[Record]]
