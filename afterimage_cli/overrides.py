@@ -92,15 +92,18 @@ def apply_overrides(cfg: Config, flags: Overrides) -> Config:
     if flags.api_key_env is not None and flags.api_base is None:
         raise UsageError("--api-key-env names the key variable for the --api-base server: add --api-base URL")
     if flags.api_base is not None:
-        for role in ("respondent", "correspondent"):
-            if data.get(role):
-                if data[role]["model"].split("/")[0] == "offline":
-                    raise UsageError(
-                        f"--api-base needs the model the server serves: add --model NAME (the {role} is 'offline')"
-                    )
-                data[role]["api_base"] = flags.api_base
+        # The preference run's own models too: with on_policy, the server at --api-base serves the policy.
+        pairs = data.get("preference") or {}
+        blocks = {role: data.get(role) for role in ("respondent", "correspondent")}
+        blocks |= {f"preference.{role}": pairs.get(role) for role in ("policy", "rejected_model")}
+        for role, block in blocks.items():
+            if block:
+                if block["model"].split("/")[0] == "offline":
+                    fix = f"set {role}.model" if role.startswith("preference.") else "add --model NAME"
+                    raise UsageError(f"--api-base needs the model the server serves: {fix} (the {role} is 'offline')")
+                block["api_base"] = flags.api_base
                 if flags.api_key_env is not None:
-                    data[role]["api_key_env"] = flags.api_key_env
+                    block["api_key_env"] = flags.api_key_env
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

@@ -1,7 +1,7 @@
 """Export rows to the formats trainers read: a reader, a filter, a split, one module per format, writers.
 
-Rows stream through in constant memory (except ``dpo``, which holds the best and worst row of each
-instruction group); nothing here imports an LLM SDK, and pyarrow is imported only for parquet.
+Rows stream through in constant memory (the preference formats write each row's pairs as it comes); nothing
+here imports an LLM SDK, and pyarrow is imported only for parquet.
 """
 
 from __future__ import annotations
