@@ -599,7 +599,8 @@ class FakeOpenAIServer:
             score = 0.5 if flat else self.quality(shown[name])
             if biased:
                 score = 0.95 if name == "A" else 0.2
-            verdict[name] = {"feedback": f"Answer {name} scores {score}.", "score": score}
+            points = round(score * 10)  # the comparison asks for whole points out of 10
+            verdict[name] = {"feedback": f"Answer {name} scores {points}/10.", "score": points}
         return verdict
 
     def _chat_answer(self, body: dict[str, Any]) -> web.Response:

@@ -341,3 +341,12 @@ def test_evaluate_reports_agreement_margins_and_position_bias_of_the_pairs(fake_
     assert len(reviews) == pairs and all(r["judge_model"] for r in reviews)
     text = invoke(*args, "--api-base", fake_server.api_base).stderr  # resumed: the report reads the rows written
     assert "preference pairs:" in text and "position bias" in text
+
+
+def test_api_base_points_the_policy_at_the_server_too(fake_server, tmp_path) -> None:
+    settings = preference(fake_server, "on_policy", policy={"model": "policy-model"})
+    summary_of(run(fake_server, tmp_path, n=2, preference=settings))
+    assert fake_server.stats["models"]["policy-model"] >= 4
+    offline = preference(fake_server, "on_policy", policy={"model": "offline"})
+    result = run(fake_server, tmp_path, "--overwrite", n=2, preference=offline)
+    assert result.exit_code == 2 and "set preference.policy.model" in result.stderr

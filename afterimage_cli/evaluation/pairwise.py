@@ -16,15 +16,19 @@ from ..engine.together import together
 from ..export.rows import row_pairs
 from ..providers.base import Messages
 from .grading import applicable_criteria, row_context
-from .judge import ConversationJudge, CriterionVerdict, asked, transcript
+from .judge import ConversationJudge, asked, transcript
 
 COMPARE_SYSTEM = (
     "You are a strict, fair judge comparing candidate answers that an AI assistant could give to the last user "
     "message of a conversation. First say in two or three sentences which candidate is better and why. Then, for "
-    "each candidate, write one or two sentences of feedback and a score from 0 to 1: 1.0 flawless, 0.75 minor "
-    "issues, 0.5 clear problems, 0.25 major problems, 0.0 unusable. Score each candidate on its own merits: the "
-    "order in which the candidates are shown means nothing. Do not reward length for its own sake."
+    "each candidate, write one or two sentences of feedback and a score from 0 to 10: 10 flawless, 7 minor "
+    "issues, 5 clear problems, 2 major problems, 0 unusable. Score each candidate on its own merits: the order "
+    "in which the candidates are shown means nothing. Do not reward length for its own sake."
 )
+# Whole points, not fractions: a grammar-constrained server (llama.cpp) enforces an integer's bounds but not a
+# float's (a small model wrote "score": 698 for a 0-1 float, and nothing stopped it). Scores are read as
+# points / 10, so min_margin and the margins are on the 0-1 scale of every other score.
+SCORE_POINTS = 10
 LABELS = "ABCDEFGH"  # preference.candidates is at most 8
 # Margins are means of scores the judge rounds as it likes: a hair below the bar is at the bar.
 EPSILON = 1e-9
@@ -33,12 +37,21 @@ EPSILON = 1e-9
 Outcome = Literal["kept", "tie", "disagreement", "margin", "degraded_won"]
 
 
+class CandidateVerdict(BaseModel):
+    """The judge's answer for one candidate; feedback comes first so the score follows the reasoning."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    feedback: str = Field(description="Why the score; name the concrete problem if any.")
+    score: int = Field(ge=0, le=SCORE_POINTS, description="0 (unusable) to 10 (flawless).")
+
+
 @lru_cache(maxsize=8)
 def comparison_schema(labels: tuple[str, ...]) -> type[BaseModel]:
     """A response model with the rationale first, then one verdict per shown candidate."""
     fields: dict[str, Any] = {
         "rationale": (str, Field(description="Which candidate is better and why, in two or three sentences.")),
-        **{label: (CriterionVerdict, Field(description=f"Candidate {label}.")) for label in labels},
+        **{label: (CandidateVerdict, Field(description=f"Candidate {label}.")) for label in labels},
     }
     model: type[BaseModel] = create_model(  # type: ignore[call-overload]
         "CandidateComparison", __config__=ConfigDict(extra="forbid"), **fields
@@ -133,8 +146,8 @@ class PairwiseJudge:
             provider.acomplete_structured(self.messages(row, answers, criteria), schema),
             provider.acomplete_structured(self.messages(row, list(reversed(answers)), criteria), schema),
         )
-        forward_scores = [getattr(forward.parsed, LABELS[i]).score for i in range(count)]
-        backward_scores = [getattr(backward.parsed, LABELS[count - 1 - i]).score for i in range(count)]
+        forward_scores = [getattr(forward.parsed, LABELS[i]).score / SCORE_POINTS for i in range(count)]
+        backward_scores = [getattr(backward.parsed, LABELS[count - 1 - i]).score / SCORE_POINTS for i in range(count)]
         return Comparison(
             tuple(forward_scores),
             tuple(backward_scores),
