@@ -110,11 +110,29 @@ def check_model(where: str, model: ModelConfig) -> None:
             raise type(exc)(f"{where}: {exc}") from None
 
 
+def check_batch_mode(cfg: Config) -> None:
+    """In batch mode every model an item calls must speak a batch protocol (providers/batch): refused before
+    the run, naming the model block, rather than at its first round."""
+    if cfg.generation.mode != "batch":
+        return
+    for where, model in budgeted_models(cfg):
+        if where == "persona_generation.model":
+            continue  # called before the first item, online
+        spec = parse_model(model.model, api_base=model.api_base, provider=model.provider)
+        if getattr(providers.resolve(spec.provider, f"{where}.provider"), "batch_protocol", None) is None:
+            raise ConfigError(
+                f"{where}: {model.model} cannot run in batch mode (generation.mode / --mode batch): it goes "
+                f"through the {spec.provider} transport, and batch mode needs an OpenAI-protocol model (openai/…, "
+                "azure/…, an api_base server with /v1/batches) or an Anthropic model (anthropic/…)"
+            )
+
+
 def check_components(cfg: Config, resources: Resources | None = None) -> list[str]:
     """Resolve every named component as a run would, calling no plugin, and return warnings; raise on errors."""
     check_model("respondent", cfg.respondent)
     if cfg.correspondent:
         check_model("correspondent", cfg.correspondent)
+    check_batch_mode(cfg)
     resources = resources or Resources(cfg)
     instruction_generator = checked_instruction_generator(cfg, resources)
     check_modifiers(cfg, resources)

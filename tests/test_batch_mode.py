@@ -232,7 +232,12 @@ def test_dry_run_estimates_batch_prices_and_rounds(tmp_path, monkeypatch):
 def test_offline_model_cannot_run_in_batch_mode(tmp_path):
     result = invoke("generate", str(config(tmp_path)), "--mode", "batch", "-n", "2")
     assert result.exit_code == 2
-    assert "batch mode" in result.stderr and "Traceback" not in result.stderr
+    assert "respondent: offline cannot run in batch mode" in result.stderr and "Traceback" not in result.stderr
+    validated = invoke("validate", str(config(tmp_path, generation={"mode": "batch"})))
+    assert validated.exit_code == 2 and "cannot run in batch mode" in validated.stderr
+    litellm = config(tmp_path, generation={"mode": "batch"}, respondent={"model": "ollama/llama3"})
+    refused = invoke("generate", str(litellm), "--dry-run")
+    assert refused.exit_code == 2 and "respondent: ollama/llama3" in refused.stderr
 
 
 def test_anthropic_models_run_through_message_batches(fake_server, tmp_path, monkeypatch):
