@@ -121,8 +121,8 @@ def estimate(cfg: Config) -> dict[str, Any]:
         # Split by role: the respondent's share is its own calls; the rest is the simulated user's.
         share = (turns / per_item_calls) if per_item_calls else 1.0
         cost = n * (
-            share * (per_item_in * price[0] + per_item_out * price[1])
-            + (1 - share) * (per_item_in * user_price[0] + per_item_out * user_price[1])
+            share * (per_item_in * price.input + per_item_out * price.output)
+            + (1 - share) * (per_item_in * user_price.input + per_item_out * user_price.output)
         )
     return {
         "conversations": n,

@@ -32,6 +32,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests import fake_gemini
+
 END_TOKEN = "[END]"
 EMBEDDING_DIM = 16
 
@@ -39,7 +41,7 @@ KNOBS = tuple(
     "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang hang_after fail_status admit_rps"
     " end_rate reasoning seed responder rate_limit_headers reject_keys model_name context_tokens filter_words"
     " unprocessable_words rate_truncated down_after down_for down_status echo_model models_status model_meta"
-    " gather".split()
+    " gather cached_share".split()
 )
 GATHER_TIMEOUT = 30.0  # seconds a gathering request waits for the others before it goes on alone
 
@@ -214,6 +216,8 @@ class FakeOpenAIServer:
     models_status: int | None = None
     # What GET /models says of the weights, as llama.cpp's `meta` does (size, parameters …); None: nothing.
     model_meta: dict[str, Any] | None = None
+    # The share of each prompt reported as read from the provider's prompt cache (Gemini's routes).
+    cached_share: float = 0.0
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> None:
         unknown = set(knobs) - set(KNOBS)
@@ -282,6 +286,7 @@ class FakeOpenAIServer:
         app.router.add_post("/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/models", self._models)
+        fake_gemini.add_routes(self, app)
         app.router.add_get("/_stats", self._get_stats)
         app.router.add_post("/_knobs", self._set_knobs)
         # No access log: at thousands of requests/s it would cost more than answering.
@@ -334,6 +339,7 @@ class FakeOpenAIServer:
         counts.update(dict.fromkeys(("rejected", "bad_request", "embeddings", "prompt_tokens", "completion_tokens"), 0))
         counts.update(dict.fromkeys(("context_exceeded", "filtered", "unprocessable", "truncated"), 0))
         counts["down"] = 0
+        counts["cached_tokens"] = 0
         counts["model_lists"] = 0
         return {**counts, "by_key": {}, "models": {}, "in_flight": in_flight, "max_in_flight": in_flight}
 
@@ -419,9 +425,17 @@ class FakeOpenAIServer:
             headers["Retry-After"] = f"{self.retry_after:g}"
         return _json(_error_body(status, message), status, headers)
 
-    async def _handle(self, request: web.Request, answer: Callable[[dict[str, Any]], web.Response]) -> web.Response:
+    async def _handle(
+        self,
+        request: web.Request,
+        answer: Callable[[dict[str, Any]], web.Response],
+        error: Callable[[int, str | None], web.Response] | None = None,
+        model: str | None = None,
+    ) -> web.Response:
         """The knobs, in order: outage, auth, fail_status, bad request, hang, admission, gather, latency,
-        random failures."""
+        random failures. Another protocol's routes pass their own `error` body and the `model` their URL
+        names."""
+        fail = error or self._error
         stats = self.stats  # no await before the try: a reset cannot slip in between
         stats["requests"] += 1
         stats["in_flight"] += 1
@@ -430,12 +444,12 @@ class FakeOpenAIServer:
             if self._is_down():
                 stats["down"] += 1
                 if self.down_status is not None:
-                    return self._error(self.down_status)
+                    return fail(self.down_status)
                 if request.transport is not None:
                     request.transport.abort()  # a restarting server: the client sees a dropped connection
                 return web.Response(status=503)
             auth = request.headers.get("Authorization", "")
-            key = auth[7:] if auth[:7].lower() == "bearer " else auth
+            key = (auth[7:] if auth[:7].lower() == "bearer " else auth) or request.headers.get("x-goog-api-key", "")
             self.stats["by_key"][key] = self.stats["by_key"].get(key, 0) + 1
             try:
                 body = orjson.loads(await request.read())
@@ -443,15 +457,15 @@ class FakeOpenAIServer:
                     raise ValueError("the body is not a JSON object")
             except ValueError as exc:
                 self.stats["bad_request"] += 1
-                return self._error(400, f"Invalid JSON body: {exc}")
-            model = str(body.get("model", ""))
+                return fail(400, f"Invalid JSON body: {exc}")
+            model = str(body.get("model", "")) if model is None else model
             self.stats["models"][model] = self.stats["models"].get(model, 0) + 1
             if key in self.reject_keys or self.fail_status is not None:
                 self.stats["rejected"] += 1
-                return self._error(401 if key in self.reject_keys else int(self.fail_status or 500))
+                return fail(401 if key in self.reject_keys else int(self.fail_status or 500))
             if body.get("stream"):
                 self.stats["bad_request"] += 1
-                return self._error(400, "This fake server does not stream.")
+                return fail(400, "This fake server does not stream.")
             if self.hang or (self.hang_after is not None and self.stats["requests"] > self.hang_after):
                 self.stats["hung"] += 1
                 assert self._released is not None
@@ -461,17 +475,17 @@ class FakeOpenAIServer:
                 return web.Response(status=503)
             if not self._admit():
                 self.stats["429"] += 1
-                return self._error(429)
+                return fail(429)
             await self._gather()
             if self.latency > 0:
                 await asyncio.sleep(self.latency)
             draw = self._random()
             if draw < self.rate_429:
                 self.stats["429"] += 1
-                return self._error(429)
+                return fail(429)
             if draw < self.rate_429 + self.rate_500:
                 self.stats["500"] += 1
-                return self._error(500)
+                return fail(500)
             if draw < self.rate_429 + self.rate_500 + self.rate_garbage:
                 self.stats["garbage"] += 1
                 return _json(_GARBAGE, 200, self._headers())

@@ -13,7 +13,7 @@ from ..errors import ConfigError
 from ..registry import providers
 from .base import LLMProvider
 from .keypool import SmartKeyPool
-from .pricing import price_per_token
+from .pricing import ModelPrice, price_per_token
 
 # The variable each provider prefix reads its key from, when the config names none.
 DEFAULT_KEY_ENV: dict[str, str | None] = {
@@ -49,6 +49,11 @@ PROVIDER_HOSTS: dict[str, frozenset[str]] = {
 # call than litellm, same behaviour); `provider: litellm` in the config forces litellm.
 DIRECT_TRANSPORT = "openai_compat"
 DIRECT_PREFIXES = frozenset({"openai", "hosted_vllm", "lm_studio", "llamafile"})
+# Providers with a direct transport of their own protocol, whatever the api_base.
+OWN_TRANSPORTS = {"gemini": "gemini"}
+# The variable that moves a direct transport's host when the model block names no api_base (the SDKs'
+# convention); the key rules treat it as an api_base.
+BASE_URL_ENV = {"gemini": "GEMINI_API_BASE"}
 
 
 @dataclass(frozen=True)
@@ -85,11 +90,25 @@ def parse_model(model: str, *, api_base: str | None = None, provider: str | None
         if model.startswith("claude"):
             return ModelSpec("litellm", "anthropic", model)
         if model.startswith("gemini"):
-            return ModelSpec("litellm", "gemini", model)
+            return ModelSpec(OWN_TRANSPORTS["gemini"], "gemini", model)
         raise ConfigError(f"model {model!r} names no provider: write it as 'provider/model', e.g. 'openai/{model}'")
+    if prefix in OWN_TRANSPORTS:
+        return ModelSpec(OWN_TRANSPORTS[prefix], prefix, name)
     if api_base and prefix in DIRECT_PREFIXES:
         return ModelSpec(DIRECT_TRANSPORT, prefix, name)
     return ModelSpec("litellm", prefix, name)
+
+
+def with_env_base(spec: ModelSpec, cfg: ModelConfig, environ: Mapping[str, str]) -> ModelConfig:
+    """The model block with the transport's base-URL variable (GEMINI_API_BASE, …) as its api_base, when
+    it names none itself."""
+    variable = BASE_URL_ENV.get(spec.provider)
+    base = environ.get(variable) if variable and not cfg.api_base else None
+    if not base:
+        return cfg
+    if not base.startswith(("http://", "https://")):
+        raise ConfigError(f"{variable} must be an http:// or https:// URL, got {base!r}")
+    return cfg.model_copy(update={"api_base": base})
 
 
 def key_env_names(spec: ModelSpec, cfg: ModelConfig) -> list[str]:
@@ -124,6 +143,7 @@ class LLMFactory:
     def from_config(cfg: ModelConfig, environ: Mapping[str, str] | None = None) -> LLMProvider:
         env = os.environ if environ is None else environ
         spec = parse_model(cfg.model, api_base=cfg.api_base, provider=cfg.provider)
+        cfg = with_env_base(spec, cfg, env)
         factory = providers.get(spec.provider)
         kwargs: dict[str, Any] = {"timeout": cfg.timeout, "params": LLMFactory.request_params(cfg)}
         if spec.provider != "offline":
@@ -150,11 +170,11 @@ class LLMFactory:
         return LLMFactory.from_config(ModelConfig(model=model, **settings))
 
 
-def model_price(cfg: ModelConfig) -> tuple[float, float] | None:
-    """USD per token (prompt, completion): the config's override, litellm's bundled map, or None if unknown."""
+def model_price(cfg: ModelConfig) -> ModelPrice | None:
+    """USD per token: the config's override, litellm's bundled map, or None if unknown."""
     if cfg.input_cost_per_million is not None or cfg.output_cost_per_million is not None:
-        return (cfg.input_cost_per_million or 0.0) / 1e6, (cfg.output_cost_per_million or 0.0) / 1e6
+        return ModelPrice((cfg.input_cost_per_million or 0.0) / 1e6, (cfg.output_cost_per_million or 0.0) / 1e6)
     spec = parse_model(cfg.model, api_base=cfg.api_base, provider=cfg.provider)
     if spec.provider == "offline":
-        return 0.0, 0.0
+        return ModelPrice(0.0, 0.0)
     return price_per_token(spec.full, spec.model)

@@ -42,40 +42,11 @@ class OpenAICompatProvider(RemoteProvider):
         # 'openai/llama3' or 'hosted_vllm/llama3' → the server is asked for 'llama3'.
         self.served_model = self.requested_model
         self.url = self.api_base.rstrip("/") + "/chat/completions"
-        self._session: Any = None
-
-    def _client(self) -> Any:
-        if self._session is None:
-            import aiohttp
-
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-                json_serialize=lambda obj: orjson.dumps(obj).decode(),
-            )
-        return self._session
 
     async def _post(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-        import aiohttp
-
         key = await self.keys.acquire() if self.keys else None
-        headers = {"Content-Type": "application/json"}
-        if key is not None:
-            headers["Authorization"] = f"Bearer {key.value}"
-        try:
-            async with self._client().post(self.url, data=orjson.dumps(payload), headers=headers) as response:
-                body = await response.read()
-                answer_headers = {k.lower(): v for k, v in response.headers.items()}
-                status = response.status
-        except TimeoutError:
-            raise ProviderError(f"{self.model_name}: request timed out", retryable=True, kind="timeout") from None
-        except aiohttp.ClientError as exc:
-            raise ProviderError(
-                f"{self.model_name}: cannot reach the server at {self.api_base}: {exc}",
-                retryable=True,
-                kind="connection",
-            ) from exc
+        headers = {"Content-Type": "application/json", **self.auth_headers(key)}
+        status, body, answer_headers = await self.send(self.url, orjson.dumps(payload), headers)
         if status >= 400:
             error = status_error(self.model_name, status, _error_message(body), answer_headers, key, self.api_base)
             self.report_key_error(key, error)
@@ -151,8 +122,3 @@ class OpenAICompatProvider(RemoteProvider):
         data, _ = await self._post(payload)
         model = data.get("model")
         return model if isinstance(model, str) and model else None
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None

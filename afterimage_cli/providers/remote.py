@@ -10,6 +10,7 @@ from ..errors import ProviderError
 from .base import BaseProvider, LLMResponse, StructuredLLMResponse
 from .http_errors import status_error
 from .keypool import ApiKey, SmartKeyPool
+from .pricing import ModelPrice
 from .structured import Schema
 
 # What a run sends to learn the served model when the server keeps no model list: one token, at most.
@@ -30,7 +31,7 @@ class RemoteProvider(BaseProvider):
         keys: SmartKeyPool | None = None,
         timeout: float = 60.0,
         params: dict[str, Any] | None = None,
-        price: tuple[float, float] | None = None,
+        price: ModelPrice | None = None,
     ) -> None:
         self.model_name = model
         self.api_base = api_base
@@ -38,6 +39,40 @@ class RemoteProvider(BaseProvider):
         self.timeout = timeout
         self.params = dict(params or {})
         self.price = price
+        self._session: Any = None
+
+    def http_session(self) -> Any:
+        """The provider's one aiohttp session for the whole run (made on first use, closed by aclose)."""
+        if self._session is None:
+            import aiohttp
+
+            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout)
+            )
+        return self._session
+
+    async def send(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+        """POST `body` to `url`: (status, body, lower-cased headers). A timeout or a server that cannot be
+        reached is a retryable ProviderError; an error status is the caller's to read."""
+        import aiohttp
+
+        try:
+            async with self.http_session().post(url, data=body, headers=headers) as response:
+                return response.status, await response.read(), {k.lower(): v for k, v in response.headers.items()}
+        except TimeoutError:
+            raise ProviderError(f"{self.model_name}: request timed out", retryable=True, kind="timeout") from None
+        except aiohttp.ClientError as exc:
+            raise ProviderError(
+                f"{self.model_name}: cannot reach the server at {self.api_base}: {exc}",
+                retryable=True,
+                kind="connection",
+            ) from exc
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     @property
     def requested_model(self) -> str:
@@ -51,8 +86,8 @@ class RemoteProvider(BaseProvider):
 
         assert self.api_base is not None
         key = await self.keys.acquire() if self.keys else None
-        headers = {"Authorization": f"Bearer {key.value}"} if key is not None else {}
-        url = self.api_base.rstrip("/") + "/models"
+        headers = self.auth_headers(key)
+        url = self.models_url()
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)) as session:
                 async with session.get(url, headers=headers) as response:
@@ -72,18 +107,32 @@ class RemoteProvider(BaseProvider):
             data = orjson.loads(body) if status == 200 else None
         except orjson.JSONDecodeError:
             return None
-        entries = data.get("data") if isinstance(data, dict) else None
+        return self.model_entries(data) if isinstance(data, dict) else None
+
+    def auth_headers(self, key: ApiKey | None) -> dict[str, str]:
+        """How the server is shown the key (none at all without one)."""
+        return {"Authorization": f"Bearer {key.value}"} if key is not None else {}
+
+    def models_url(self) -> str:
+        """Where the server lists the models it serves."""
+        assert self.api_base is not None
+        return self.api_base.rstrip("/") + "/models"
+
+    def model_entries(self, data: dict[str, Any]) -> list[Any] | None:
+        """The entries of the server's model list, each with an `id` (OpenAI's `data`)."""
+        entries = data.get("data")
         return entries if isinstance(entries, list) else None
 
     async def aprobe_model(self) -> str | None:
         """The `model` field of the server's answer to a one-token request (PROBE_MESSAGES)."""
         raise NotImplementedError
 
-    def priced(self, prompt_tokens: int, completion_tokens: int) -> float | None:
-        """USD for a call at the configured or mapped price; None when the model is unpriced."""
+    def priced(self, prompt: int, completion: int, cached: int = 0, cache_creation: int = 0) -> float | None:
+        """USD for a call at the configured or mapped price; None when the model is unpriced. `cached` and
+        `cache_creation` are the prompt tokens read from or written to the provider's prompt cache."""
         if self.price is None:
             return None
-        return prompt_tokens * self.price[0] + completion_tokens * self.price[1]
+        return self.price.cost(prompt, completion, cached, cache_creation)
 
     def report_key_error(self, key: ApiKey | None, error: ProviderError) -> None:
         """Tell the key pool how a key fared; a rejected key is retryable while others remain."""
