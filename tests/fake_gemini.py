@@ -1,4 +1,5 @@
-"""The Gemini API routes of the fake server: POST /v1beta/models/{model}:generateContent and GET /v1beta/models.
+"""The Gemini API routes of the fake server: POST /v1beta/models/{model}:generateContent (and /v1/…) and GET
+/v1beta/models.
 
 They speak Gemini's wire format (camelCase JSON as google-genai's `types.GenerateContentResponse` reads it,
 snake_case request fields accepted too, as the API's proto parser does) and reuse the fake server's knobs
@@ -49,7 +50,8 @@ KEY_INVALID = "API key not valid. Please pass a valid API key."
 
 def add_routes(server: FakeOpenAIServer, app: web.Application) -> None:
     """Serve the Gemini API beside the OpenAI one."""
-    app.router.add_post("/v1beta/models/{target}", functools.partial(_generate, server))
+    for version in ("v1beta", "v1"):  # the API serves both; google-genai 3.x asks v1 by default
+        app.router.add_post(f"/{version}/models/{{target}}", functools.partial(_generate, server))
     app.router.add_get("/v1beta/models", functools.partial(_models, server))
 
 

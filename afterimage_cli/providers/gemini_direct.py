@@ -76,10 +76,11 @@ class GeminiProvider(RemoteProvider):
         return f"{self.root}/models"
 
     def model_entries(self, data: dict[str, Any]) -> list[Any] | None:
-        """Gemini lists {"models": [{"name": "models/gemini-2.5-flash", …}]}; the id is the name's tail."""
+        """Gemini lists {"models": [{"name": "models/gemini-2.5-flash", …}]}; the id is the name's tail. (A
+        gateway in front may list models as OpenAI does, which is read as such.)"""
         models = data.get("models")
         if not isinstance(models, list):
-            return None
+            return super().model_entries(data)
         entries = [m for m in models if isinstance(m, dict) and isinstance(m.get("name"), str)]
         return [{**m, "id": m["name"].removeprefix("models/")} for m in entries]
 

@@ -22,7 +22,8 @@ def retry_after(headers: dict[str, str]) -> float | None:
 # How servers say "this prompt is too long for the model" (OpenAI, vLLM, llama.cpp, Anthropic, Gemini, Ollama).
 _CONTEXT_LIMIT = re.compile(
     r"context_length_exceeded|exceed_context_size|maximum context length|context (?:size|window|length)"
-    r"|prompt is too long|too many (?:input )?tokens|input is too long|exceeds the (?:available )?context",
+    r"|prompt is too long|too many (?:input )?tokens|input is too long|exceeds the (?:available )?context"
+    r"|exceeds the maximum number of tokens",
     re.IGNORECASE,
 )
 # How they say "I will not answer this prompt" (OpenAI/Azure content filter, Gemini safety blocks).
