@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ from .generators.base import BaseGenerator
 from .monitor import GenerationMonitor
 from .providers.base import LLMProvider
 from .providers.cache import CachedProvider, ResponseCache, default_cache_path, open_response_cache
-from .providers.factory import LLMFactory, parse_model
+from .providers.factory import LLMFactory, parse_model, with_env_base
 from .providers.ratelimit import RateLimiter
 from .resources import Resources
 from .types import Persona
@@ -109,9 +110,10 @@ def open_cache(cfg: Config) -> ResponseCache | None:
 
 def server_name(model: ModelConfig) -> str:
     """How an outage message names the server a model is served by (its outage gate is shared by name)."""
-    if model.api_base:
-        return f"the server at {model.api_base}"
-    spec = parse_model(model.model, provider=model.provider)
+    spec = parse_model(model.model, api_base=model.api_base, provider=model.provider)
+    api_base = with_env_base(spec, model, os.environ).api_base
+    if api_base:
+        return f"the server at {api_base}"
     return f"the {spec.prefix or spec.provider} API"
 
 

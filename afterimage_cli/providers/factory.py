@@ -128,6 +128,7 @@ def is_provider_endpoint(prefix: str, api_base: str) -> bool:
 def build_key_pool(spec: ModelSpec, cfg: ModelConfig, environ: Mapping[str, str]) -> SmartKeyPool | None:
     """Keys from the environment. An api_base that is not the provider's own endpoint gets a key only when
     the config (api_key_env) or --api-key-env names its variable; otherwise no key at all is sent."""
+    cfg = with_env_base(spec, cfg, environ)
     if cfg.api_base and not cfg.api_key_env and not is_provider_endpoint(spec.prefix, cfg.api_base):
         return None
     names = key_env_names(spec, cfg)
@@ -143,7 +144,7 @@ class LLMFactory:
     def from_config(cfg: ModelConfig, environ: Mapping[str, str] | None = None) -> LLMProvider:
         env = os.environ if environ is None else environ
         spec = parse_model(cfg.model, api_base=cfg.api_base, provider=cfg.provider)
-        cfg = with_env_base(spec, cfg, env)
+        cfg = with_env_base(spec, cfg, env)  # before the key pool: a key follows the base URL's rules
         factory = providers.get(spec.provider)
         kwargs: dict[str, Any] = {"timeout": cfg.timeout, "params": LLMFactory.request_params(cfg)}
         if spec.provider != "offline":

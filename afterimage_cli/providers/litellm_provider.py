@@ -148,31 +148,41 @@ class LiteLLMProvider(RemoteProvider):
             raise ProviderError(
                 f"{self.model_name}: malformed response: {exc}", retryable=True, kind="invalid_output"
             ) from exc
-        if text is None:
-            raise ProviderError(
-                f"{self.model_name}: empty response (finish_reason={choice.finish_reason})",
-                retryable=True,
-                kind="invalid_output",
-            )
         usage = getattr(response, "usage", None)
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-        return LLMResponse(
-            text=text,
+        cached = int(getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0) or 0)
+        answer = LLMResponse(
+            text=text or "",
             prompt_token_count=prompt_tokens,
             completion_token_count=completion_tokens,
             total_token_count=int(getattr(usage, "total_tokens", 0) or prompt_tokens + completion_tokens),
+            cached_prompt_tokens=cached,
             finish_reason=choice.finish_reason,
             model_name=self.model_name,
             raw_response=response,
             reasoning_content=getattr(message, "reasoning_content", None),
-            cost=self._cost(prompt_tokens, completion_tokens),
+            cost=self._cost(prompt_tokens, completion_tokens, cached),
             headers=_rate_limit_headers(response),
         )
+        if text is None:
+            # No content and finish_reason content_filter: the provider's filter refused this prompt or
+            # answer (litellm's reading of a Gemini block or safety stop), one item's refusal.
+            refused = choice.finish_reason == "content_filter"
+            error = ProviderError(
+                f"{self.model_name}: "
+                + ("refused by the provider's content filter" if refused else "empty response")
+                + f" (finish_reason={choice.finish_reason})",
+                retryable=not refused,
+                kind="content_filter" if refused else "invalid_output",
+            )
+            error.response = answer  # billed all the same
+            raise error
+        return answer
 
-    def _cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+    def _cost(self, prompt_tokens: int, completion_tokens: int, cached: int = 0) -> float | None:
         if self.price is not None or self._unpriced:
-            return self.priced(prompt_tokens, completion_tokens)
+            return self.priced(prompt_tokens, completion_tokens, cached)
         try:
             prompt_cost, completion_cost = import_litellm().cost_per_token(
                 model=self.model_name, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
