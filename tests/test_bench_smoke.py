@@ -21,6 +21,12 @@ def test_measure_tiny_litellm_run(fake_server: FakeOpenAIServer, tmp_path: Path)
     assert run.calls_per_s > 0 and run.peak_rss_mb > 0
 
 
+def test_measure_tiny_gemini_run(fake_server: FakeOpenAIServer, tmp_path: Path) -> None:
+    run = measure(fake_server.url, "gemini", 8, 0.02, 24, tmp_path, poll=0.02)
+    assert run.rows == run.calls == 24 == fake_server.snapshot()["ok"]
+    assert set(fake_server.snapshot()["models"]) == {"fake-model"} and run.cpu_ms_per_call > 0
+
+
 def test_run_size_is_bounded() -> None:
     assert run_size("litellm", 16, 0.5, 10) == 320
     assert run_size("openai_compat", 256, 0.05, 10) == 12_000
