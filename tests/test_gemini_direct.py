@@ -367,3 +367,31 @@ def test_an_unknown_reasoning_effort_is_refused_when_the_run_is_built() -> None:
         LLMFactory.from_config(
             ModelConfig(model=MODEL, params={"reasoning_effort": "extreme"}), environ={"GEMINI_API_KEY": "k"}
         )
+
+
+def test_a_server_at_GEMINI_API_BASE_that_never_answers_is_named_when_the_run_stops(
+    fake_server, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("GEMINI_API_BASE", fake_server.url)
+    fake_server.down_after, fake_server.down_for = 0, 3600.0  # every call's connection is dropped
+    result = generate(tmp_path, "-n", "3", error_budget={"max_consecutive_failures": 3})
+    assert result.exit_code == 1
+    assert f"the server at {fake_server.url} has not answered" in result.stderr, result.stderr
+
+
+def test_the_served_model_comes_from_the_model_list_or_else_a_one_token_probe(fake_server) -> None:
+    from afterimage_cli.config import RetryConfig
+    from afterimage_cli.engine.served import aserved_model
+
+    fake_server.model_name, fake_server.echo_model = "gemini-2.5-flash-001", False
+
+    async def served() -> str:
+        p = provider(fake_server)
+        try:
+            return await aserved_model(p, RetryConfig(max_attempts=1))
+        finally:
+            await p.aclose()
+
+    assert asyncio.run(served()) == "gemini-2.5-flash-001" and fake_server.stats["requests"] == 0
+    fake_server.models_status = 404  # no model list: the answer's modelVersion says it
+    assert asyncio.run(served()) == "gemini-2.5-flash-001" and fake_server.stats["requests"] == 1
