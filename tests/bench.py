@@ -1,10 +1,8 @@
 """`make bench`: throughput, CPU and memory of `afterimage generate` against the fake server on 127.0.0.1.
 
-Run it with `python -m tests.bench [--quick] [--only TRANSPORT]` (`--only` measures one transport's runs
-and skips the sharing scenarios of bench_sharing; TRANSPORT is one of RESPONDENTS: litellm, openai_compat,
-gemini, litellm_gemini — the last two call the fake server's Gemini routes, directly and through litellm,
-at c=64 and 500 ms only). The Markdown table goes to stdout, progress notes to stderr. A missed target is
-reported (exit 0); a run that errors exits 1.
+Run it with `python -m tests.bench [--quick] [--only litellm|openai_compat]` (`--only` measures one
+transport's runs and skips the sharing scenarios of bench_sharing). The Markdown table goes to stdout,
+progress notes to stderr. A missed target is reported (exit 0); a run that errors exits 1.
 
 Throughput is measured in the steady state, not over the process lifetime: the bench polls the server's
 `/_stats` and the child's CPU (/proc) every `poll` seconds and takes the slope between 10 % and 90 % of the
@@ -22,7 +20,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,21 +28,11 @@ import orjson
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-# What each measured transport calls: its model block, given the fake server's URL.
-RESPONDENTS: dict[str, Callable[[str], dict[str, str]]] = {
-    "litellm": lambda url: {"model": "openai/fake-model", "provider": "litellm", "api_base": url + "/v1"},
-    "openai_compat": lambda url: {"model": "openai/fake-model", "provider": "openai_compat", "api_base": url + "/v1"},
-    "gemini": lambda url: {"model": "gemini/fake-model", "provider": "gemini", "api_base": url},
-    # litellm's gemini api_base names the API version.
-    "litellm_gemini": lambda url: {"model": "gemini/fake-model", "provider": "litellm", "api_base": url + "/v1beta"},
-}
-TRANSPORTS = tuple(RESPONDENTS)
+TRANSPORTS = ("litellm", "openai_compat")
 GRID = [(c, lat) for lat in (0.05, 0.5) for c in (16, 64, 256)]
 QUICK_GRID = [(64, 0.05)]
-# The Gemini pair is measured where the issue's target is set (c=64, 500 ms), not over the whole grid.
-GRIDS = {"gemini": [(64, 0.5)], "litellm_gemini": [(64, 0.5)]}
 # A rough ceiling per transport (calls/s on this 2-core machine), only used to size runs to ~10 s.
-EXPECTED_CAP = {"litellm": 250.0, "openai_compat": 1200.0, "gemini": 1200.0, "litellm_gemini": 200.0}
+EXPECTED_CAP = {"litellm": 250.0, "openai_compat": 1200.0}
 TICK = os.sysconf("SC_CLK_TCK")
 RUN_TIMEOUT = 300.0  # seconds one generate run may take before the bench calls it failed
 INSTRUCTIONS = ["What is Python used for?", "How do hash maps work?", "Why is the sky blue?", "What is TCP?"]
@@ -186,12 +173,15 @@ def measure(
     *,
     server_pid: int | None = None,
     poll: float = 0.05,
+    respondent: dict[str, Any] | None = None,
 ) -> Run:
-    """One run of n single-turn conversations through `transport` against a server answering in `latency` s."""
+    """One run of n single-turn conversations through `transport` against a server answering in `latency` s
+    (`respondent`: the model block, when it is not the OpenAI protocol's through that transport)."""
     http(server_url + "/_knobs", {"latency": latency})
     base = http(server_url + "/_stats")["ok"]
     config = workdir / f"{transport}-{concurrency}-{int(latency * 1000)}.yaml"
-    write_config(config, RESPONDENTS[transport](server_url), concurrency)
+    respondent = respondent or {"model": "openai/fake-model", "provider": transport, "api_base": server_url + "/v1"}
+    write_config(config, respondent, concurrency)
     samples: list[tuple[float, int, float, float]] = []  # (time, calls done, child CPU s, server CPU s)
 
     def sample(pid: int) -> None:
@@ -254,7 +244,7 @@ def registered(transport: str) -> bool:
     from afterimage_cli.registry import providers
 
     try:
-        providers.get(RESPONDENTS[transport]("http://127.0.0.1")["provider"])
+        providers.get(transport)
     except UnknownComponentError:
         return False
     return True
@@ -320,10 +310,9 @@ def targets(
     if peak["litellm"] and peak["openai_compat"]:
         ratio = peak["openai_compat"] / peak["litellm"]
         out.append(("fast path far above litellm (peak calls/s ≥ 2×)", f"{ratio:.1f}×", ratio >= 2))
-    cpu = {r.transport: r.cpu_ms_per_call for r in runs if (r.concurrency, r.latency) == (64, 0.5)}
-    if cpu.get("gemini") and cpu.get("litellm_gemini"):
-        ratio = cpu["litellm_gemini"] / cpu["gemini"]
-        out.append(("gemini direct CPU/call ≥ 5× below litellm (c=64, 500 ms)", f"{ratio:.1f}×", ratio >= 5))
+    from tests.bench_native import cpu_target
+
+    out.extend(cpu_target(runs))
     out.append(("`afterimage --help` ≤ 0.3 s", f"{help_s:.2f} s", help_s <= 0.3))
     (small, rs), (big, rb) = sorted(rss.items())
     flat = rb <= 200 and rb <= rs * 1.25 + 10
@@ -354,19 +343,25 @@ def main(argv: list[str] | None = None) -> int:
                     skipped.append(f"{transport}: not registered as a provider yet, skipped")
                     note(skipped[-1])
                     continue
-                for concurrency, latency in grid if args.quick else GRIDS.get(transport, grid):
+                for concurrency, latency in grid:
                     n = run_size(transport, concurrency, latency, seconds)
                     note(f"{transport}: concurrency {concurrency}, latency {latency * 1000:.0f} ms, n={n} …")
                     run = measure(server.url, transport, concurrency, latency, n, workdir, server_pid=server.proc.pid)
                     note(f"  {run.calls_per_s:,.0f} calls/s, efficiency {run.efficiency:.2f}")
                     runs.append(run)
+            if not args.only:
+                from tests.bench_native import native_runs
+
+                runs += native_runs(server.url, workdir, server.proc.pid, args.quick)
             from tests.bench_ratelimit import run_scenarios
 
-            # The rate-limit scenarios measure the OpenAI-compatible direct transport.
-            limits = [] if args.only not in (None, "openai_compat") else run_scenarios(server.url, workdir)
+            limits = [] if args.only == "litellm" else run_scenarios(server.url, workdir)
             from tests.bench_sharing import run_all as sharing_scenarios
 
             sharing = [] if args.only else sharing_scenarios(server.url, workdir, args.quick)
+            from tests.bench_batch import run_batch
+
+            sharing += [] if args.only else ["", *run_batch(server.url, workdir, args.quick)]
             note("afterimage --help …")
             help_s = help_time()
             sizes = (1_000, 10_000) if args.quick else (10_000, 100_000)

@@ -1,13 +1,14 @@
-"""A fake OpenAI-compatible HTTP server for tests and benchmarks.
+"""A fake OpenAI-compatible HTTP server for tests and benchmarks (tests/fake_anthropic.py adds the Anthropic
+Messages API's routes and tests/fake_gemini.py the Gemini API's, with the same knobs).
 
-It answers chat completions, embeddings and the model list on 127.0.0.1 with deterministic content,
-and misbehaves on demand through knobs (plain attributes that may be flipped while it runs): latency,
-429s, 500s, garbage bodies, schema-violating structured output, hung requests (all, or every one after
-the first N), a fixed failure status, rejected keys, a token-bucket admission limit (timed by `clock`,
-which a test may replace), `gather` (hold requests until that many are in flight together, so a test of
-concurrency needs no timing) and an outage (after `down_after` requests, every request for `down_for`
-seconds has its connection dropped, or gets `down_status`); and which model it says it serves (in
-answers and GET /models, or no model list at all). Counters in `stats` record what happened.
+It answers chat completions, embeddings and the model list on 127.0.0.1 with deterministic content, and
+misbehaves on demand through knobs (plain attributes that may be flipped while it runs): latency, 429s, 500s,
+529s (Anthropic's "overloaded"), garbage bodies, schema-violating structured output, hung requests (all, or
+every one after the first N), a fixed failure status, rejected keys, a token-bucket admission limit (timed by
+`clock`, which a test may replace), `gather` (hold requests until that many are in flight together, so a test
+of concurrency needs no timing) and an outage (after `down_after` requests, every request for `down_for`
+seconds has its connection dropped, or gets `down_status`); and which model it says it serves (in answers and
+GET /models, or no model list at all). Counters in `stats` record what happened.
 
 Run it standalone with `python -m tests.fakeserver --port 0 --latency 0.05`: the first stdout line
 is its URL. `GET /_stats` returns the counters and `POST /_knobs` (a JSON object) sets knobs, so a
@@ -32,14 +33,15 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests import fake_gemini
+from tests import fake_anthropic, fake_gemini
+from tests.fake_batches import add_routes as add_batch_routes
 
 END_TOKEN = "[END]"
 EMBEDDING_DIM = 16
 
 KNOBS = tuple(
     "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang hang_after fail_status admit_rps"
-    " end_rate reasoning seed responder rate_limit_headers reject_keys model_name context_tokens filter_words"
+    " rate_529 end_rate reasoning seed responder rate_limit_headers reject_keys model_name context_tokens filter_words"
     " unprocessable_words rate_truncated down_after down_for down_status echo_model models_status model_meta"
     " gather cached_share".split()
 )
@@ -185,6 +187,7 @@ class FakeOpenAIServer:
     rate_429: float = 0.0
     retry_after: float | None = 0.05
     rate_500: float = 0.0
+    rate_529: float = 0.0  # Anthropic's "overloaded"
     rate_garbage: float = 0.0
     rate_bad_structured: float = 0.0
     hang: bool = False
@@ -286,9 +289,11 @@ class FakeOpenAIServer:
         app.router.add_post("/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/models", self._models)
-        fake_gemini.add_routes(self, app)
         app.router.add_get("/_stats", self._get_stats)
         app.router.add_post("/_knobs", self._set_knobs)
+        add_batch_routes(self, app)
+        fake_anthropic.add_routes(self, app)
+        fake_gemini.add_routes(self, app)
         # No access log: at thousands of requests/s it would cost more than answering.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -335,7 +340,7 @@ class FakeOpenAIServer:
 
     def _fresh_stats(self, in_flight: int = 0) -> dict[str, Any]:
         """Zeroed counters (in-flight requests are still in flight)."""
-        counts = dict.fromkeys(("requests", "ok", "429", "500", "garbage", "bad_structured", "hung"), 0)
+        counts = dict.fromkeys(("requests", "ok", "429", "500", "529", "garbage", "bad_structured", "hung"), 0)
         counts.update(dict.fromkeys(("rejected", "bad_request", "embeddings", "prompt_tokens", "completion_tokens"), 0))
         counts.update(dict.fromkeys(("context_exceeded", "filtered", "unprocessable", "truncated"), 0))
         counts["down"] = 0
@@ -433,8 +438,8 @@ class FakeOpenAIServer:
         model: str | None = None,
     ) -> web.Response:
         """The knobs, in order: outage, auth, fail_status, bad request, hang, admission, gather, latency,
-        random failures. Another protocol's routes pass their own `error` body and the `model` their URL
-        names."""
+        random failures. `error` makes an error response in the protocol's shape (OpenAI's by default);
+        `model` is the model a protocol names in its URL rather than its body (Gemini)."""
         fail = error or self._error
         stats = self.stats  # no await before the try: a reset cannot slip in between
         stats["requests"] += 1
@@ -449,7 +454,11 @@ class FakeOpenAIServer:
                     request.transport.abort()  # a restarting server: the client sees a dropped connection
                 return web.Response(status=503)
             auth = request.headers.get("Authorization", "")
-            key = (auth[7:] if auth[:7].lower() == "bearer " else auth) or request.headers.get("x-goog-api-key", "")
+            key = (
+                request.headers.get("x-api-key")
+                or request.headers.get("x-goog-api-key")
+                or (auth[7:] if auth[:7].lower() == "bearer " else auth)
+            )
             self.stats["by_key"][key] = self.stats["by_key"].get(key, 0) + 1
             try:
                 body = orjson.loads(await request.read())
@@ -486,7 +495,10 @@ class FakeOpenAIServer:
             if draw < self.rate_429 + self.rate_500:
                 self.stats["500"] += 1
                 return fail(500)
-            if draw < self.rate_429 + self.rate_500 + self.rate_garbage:
+            if draw < self.rate_429 + self.rate_500 + self.rate_529:
+                self.stats["529"] += 1
+                return fail(529)
+            if draw < self.rate_429 + self.rate_500 + self.rate_529 + self.rate_garbage:
                 self.stats["garbage"] += 1
                 return _json(_GARBAGE, 200, self._headers())
             return answer(body)
@@ -625,7 +637,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="A fake OpenAI-compatible HTTP server.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    for name in ("latency", "rate_429", "rate_500", "rate_garbage", "rate_bad_structured", "end_rate"):
+    for name in ("latency", "rate_429", "rate_500", "rate_529", "rate_garbage", "rate_bad_structured", "end_rate"):
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=0.0)
     parser.add_argument("--retry-after", type=lambda v: None if v.lower() == "none" else float(v), default=0.05)
     parser.add_argument("--admit-rps", type=float, default=None)

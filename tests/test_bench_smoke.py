@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from tests.bench import measure, run_size
+import pytest
+
+from tests.bench import Run, measure, run_size
+from tests.bench_native import PROTOCOLS, cpu_target
 from tests.bench_sharing import _chunks, cache_run, index_start
 from tests.fakeserver import FakeOpenAIServer
 
@@ -38,3 +41,20 @@ def test_sharing_scenarios_on_tiny_runs(fake_server: FakeOpenAIServer, tmp_path:
     assert run.calls == 16 == fake_server.snapshot()["ok"] and run.refused == 0 and run.cpu_ms_per_call > 0
     first, later = index_start(tmp_path, _chunks(20))
     assert first > 0 and later > 0
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_measure_tiny_native_protocol_run(fake_server: FakeOpenAIServer, tmp_path: Path, protocol: str) -> None:
+    model, direct_base, _ = PROTOCOLS[protocol]
+    respondent = {"model": model, "provider": protocol, "api_base": direct_base(fake_server.url)}
+    run = measure(fake_server.url, protocol, 8, 0.02, 40, tmp_path, poll=0.02, respondent=respondent)
+    assert run.rows == run.calls == 40
+    stats = fake_server.snapshot()
+    # Only the protocol's own routes answer its requests (the OpenAI routes have no such paths).
+    assert stats["ok"] == 40 and stats["models"] == {model.split("/")[1]: 40}
+    if protocol == "anthropic":
+        assert "cache_read_input_tokens" in stats
+    litellm = Run(f"litellm-{protocol}", 8, 0.02, 40, 40, 40, 1.0, 1.0, 1.0, 6.0, 1.0, None)
+    ((label, measured, passed),) = cpu_target([run, litellm])
+    assert label.startswith(f"{protocol}/… direct")
+    assert measured.startswith(f"{6.0 / run.cpu_ms_per_call:.1f}×") and passed == (6.0 / run.cpu_ms_per_call >= 5)

@@ -58,6 +58,7 @@ class RunLedger:
         self.fingerprint = fingerprint
         self._fh: IO[bytes] | None = None
         self._last_checkpoint = time.monotonic()
+        self.previous: list[dict[str, Any]] = []  # what earlier sessions of this run recorded (set by open)
 
     def open(self, *, overwrite: bool = False) -> dict[int, Rejection]:
         """Start a session; return the items earlier sessions of this run rejected (by item number).
@@ -69,6 +70,7 @@ class RunLedger:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "wb" if overwrite else "ab")
+        self.previous = previous
         rejected: dict[int, Rejection] = {}
         for record in previous:
             if record["event"] == "rejected":
@@ -110,12 +112,18 @@ class RunLedger:
             self._fh.close()
             self._fh = None
 
-    def _write(self, record: dict[str, Any]) -> None:
+    def record(self, record: dict[str, Any], *, sync: bool = True) -> None:
+        """Append any event (batch mode records its batches and answers); `sync=False` leaves the fsync to
+        the next synced record, for events written many at a time."""
+        self._write(record, sync=sync)
+
+    def _write(self, record: dict[str, Any], *, sync: bool = True) -> None:
         if self._fh is None:
             return
         self._fh.write(orjson.dumps(record) + b"\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        if sync:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
 
 
 def read_ledger(path: Path | None) -> list[dict[str, Any]]:

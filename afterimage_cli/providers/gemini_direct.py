@@ -18,9 +18,10 @@ from ..errors import ProviderError
 from .base import LLMResponse, Messages, StructuredLLMResponse
 from .gemini_request import request_body, thinking_config
 from .http_errors import status_error
+from .http_transport import HttpTransport
 from .keypool import ApiKey
 from .ratelimit import parse_duration
-from .remote import PROBE_MESSAGES, RemoteProvider
+from .remote import PROBE_MESSAGES
 from .structured import Schema
 
 DEFAULT_API_BASE = "https://generativelanguage.googleapis.com"
@@ -51,8 +52,10 @@ def google_error(body: bytes) -> tuple[str, float | None, bool]:
     return f"{status}{error.get('message', '')}"[:300], delay, "API_KEY_INVALID" in reasons
 
 
-class GeminiProvider(RemoteProvider):
+class GeminiProvider(HttpTransport):
     """generateContent against the Gemini API (or a server speaking it), one HTTP session for the run."""
+
+    # No `batch_protocol`: Gemini's batch API is not spoken yet, so batch mode refuses these models by name.
 
     def __init__(self, model: str, **settings: Any) -> None:
         super().__init__(model, **settings)
@@ -69,9 +72,10 @@ class GeminiProvider(RemoteProvider):
         """The URL path generateContent bodies are POSTed to (what a batch request names)."""
         return urlsplit(self.url).path
 
-    def auth_headers(self, key: ApiKey | None) -> dict[str, str]:
+    def request_headers(self, key: ApiKey | None) -> dict[str, str]:
         return {"x-goog-api-key": key.value} if key is not None else {}
 
+    @property
     def models_url(self) -> str:
         return f"{self.root}/models"
 
@@ -88,25 +92,7 @@ class GeminiProvider(RemoteProvider):
         """The JSON body of one generateContent call (batch mode sends the same body inside a batch file)."""
         return request_body(messages, {**self.params, **kwargs}, self.requested_model, schema)
 
-    async def _post(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-        key = await self.keys.acquire() if self.keys else None
-        headers = {"Content-Type": "application/json", **self.auth_headers(key)}
-        status, body, answer_headers = await self.send(self.url, orjson.dumps(payload), headers)
-        if status >= 400:
-            error = self._status_error(status, body, answer_headers, key)
-            self.report_key_error(key, error)
-            raise error
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise ProviderError(
-                f"{self.model_name}: malformed response body ({len(body)} bytes)", retryable=True, kind="invalid_output"
-            ) from None
-        if not isinstance(data, dict):
-            raise ProviderError(f"{self.model_name}: malformed response", retryable=True, kind="invalid_output")
-        return data, answer_headers
-
-    def _status_error(self, status: int, body: bytes, headers: dict[str, str], key: ApiKey | None) -> ProviderError:
+    def error_for(self, status: int, body: bytes, headers: dict[str, str], key: ApiKey | None) -> ProviderError:
         detail, delay, key_invalid = google_error(body)
         # Gemini answers a bad key with 400 INVALID_ARGUMENT (reason API_KEY_INVALID): what others call 401.
         error = status_error(self.model_name, 401 if key_invalid else status, detail, headers, key, self.api_base)

@@ -8,28 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from ..errors import ProviderError
 from .base import LLMResponse, Messages, StructuredLLMResponse
-from .http_errors import status_error
-from .remote import PROBE_MESSAGES, RemoteProvider
+from .http_transport import HttpTransport
+from .remote import PROBE_MESSAGES
 from .structured import Schema, response_format
 
 
-def _error_message(body: bytes) -> str:
-    """The server's own error text, if its body is OpenAI-shaped JSON."""
-    try:
-        data = orjson.loads(body)
-        error = data.get("error") if isinstance(data, dict) else None
-        message = error.get("message") if isinstance(error, dict) else error
-        return str(message or data)[:300]
-    except orjson.JSONDecodeError:
-        return body[:200].decode("utf-8", "replace")
-
-
-class OpenAICompatProvider(RemoteProvider):
+class OpenAICompatProvider(HttpTransport):
     """Chat completions against an OpenAI-compatible server, one HTTP session for the whole run."""
+
+    # The batch API that takes these bodies (providers/batch): /v1/files + /v1/batches.
+    batch_protocol = "openai"
 
     def __init__(self, model: str, **settings: Any) -> None:
         super().__init__(model, **settings)
@@ -42,24 +32,6 @@ class OpenAICompatProvider(RemoteProvider):
         # 'openai/llama3' or 'hosted_vllm/llama3' → the server is asked for 'llama3'.
         self.served_model = self.requested_model
         self.url = self.api_base.rstrip("/") + "/chat/completions"
-
-    async def _post(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-        key = await self.keys.acquire() if self.keys else None
-        headers = {"Content-Type": "application/json", **self.auth_headers(key)}
-        status, body, answer_headers = await self.send(self.url, orjson.dumps(payload), headers)
-        if status >= 400:
-            error = status_error(self.model_name, status, _error_message(body), answer_headers, key, self.api_base)
-            self.report_key_error(key, error)
-            raise error
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise ProviderError(
-                f"{self.model_name}: malformed response body ({len(body)} bytes)", retryable=True, kind="invalid_output"
-            ) from None
-        if not isinstance(data, dict):
-            raise ProviderError(f"{self.model_name}: malformed response", retryable=True, kind="invalid_output")
-        return data, answer_headers
 
     def _to_response(self, data: dict[str, Any], headers: dict[str, str]) -> LLMResponse:
         try:

@@ -39,55 +39,31 @@ class RemoteProvider(BaseProvider):
         self.timeout = timeout
         self.params = dict(params or {})
         self.price = price
-        self._session: Any = None
-
-    def http_session(self) -> Any:
-        """The provider's one aiohttp session for the whole run (made on first use, closed by aclose)."""
-        if self._session is None:
-            import aiohttp
-
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout)
-            )
-        return self._session
-
-    async def send(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
-        """POST `body` to `url`: (status, body, lower-cased headers). A timeout or a server that cannot be
-        reached is a retryable ProviderError; an error status is the caller's to read."""
-        import aiohttp
-
-        try:
-            async with self.http_session().post(url, data=body, headers=headers) as response:
-                return response.status, await response.read(), {k.lower(): v for k, v in response.headers.items()}
-        except TimeoutError:
-            raise ProviderError(f"{self.model_name}: request timed out", retryable=True, kind="timeout") from None
-        except aiohttp.ClientError as exc:
-            raise ProviderError(
-                f"{self.model_name}: cannot reach the server at {self.api_base}: {exc}",
-                retryable=True,
-                kind="connection",
-            ) from exc
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     @property
     def requested_model(self) -> str:
         """The model name the server is asked for: 'openai/llama3' → 'llama3'."""
         return self.model_name.split("/", 1)[1] if "/" in self.model_name else self.model_name
 
+    def request_headers(self, key: ApiKey | None) -> dict[str, str]:
+        """The headers of every request besides its content type: the key, as OpenAI's protocol sends it."""
+        return {"Authorization": f"Bearer {key.value}"} if key is not None else {}
+
+    @property
+    def models_url(self) -> str:
+        """Where the server lists the models it serves."""
+        assert self.api_base is not None
+        return self.api_base.rstrip("/") + "/models"
+
     async def alist_models(self) -> list[Any] | None:
-        """The entries of GET {api_base}/models; None when the server keeps no usable list. Raises
+        """The entries of GET `models_url`; None when the server keeps no usable list. Raises
         ProviderError when the server cannot be reached, fails (5xx, 429) or refuses the key."""
         import aiohttp
 
         assert self.api_base is not None
         key = await self.keys.acquire() if self.keys else None
-        headers = self.auth_headers(key)
-        url = self.models_url()
+        headers = self.request_headers(key)
+        url = self.models_url
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)) as session:
                 async with session.get(url, headers=headers) as response:
@@ -109,17 +85,8 @@ class RemoteProvider(BaseProvider):
             return None
         return self.model_entries(data) if isinstance(data, dict) else None
 
-    def auth_headers(self, key: ApiKey | None) -> dict[str, str]:
-        """How the server is shown the key (none at all without one)."""
-        return {"Authorization": f"Bearer {key.value}"} if key is not None else {}
-
-    def models_url(self) -> str:
-        """Where the server lists the models it serves."""
-        assert self.api_base is not None
-        return self.api_base.rstrip("/") + "/models"
-
     def model_entries(self, data: dict[str, Any]) -> list[Any] | None:
-        """The entries of the server's model list, each with an `id` (OpenAI's `data`)."""
+        """The entries of the server's model list, each with an `id` (OpenAI's and Anthropic's `data`)."""
         entries = data.get("data")
         return entries if isinstance(entries, list) else None
 
@@ -128,8 +95,8 @@ class RemoteProvider(BaseProvider):
         raise NotImplementedError
 
     def priced(self, prompt: int, completion: int, cached: int = 0, cache_creation: int = 0) -> float | None:
-        """USD for a call at the configured or mapped price; None when the model is unpriced. `cached` and
-        `cache_creation` are the prompt tokens read from or written to the provider's prompt cache."""
+        """USD for a call at the configured or mapped price (`prompt` counts the `cached` and `cache_creation`
+        tokens too); None when the model is unpriced."""
         if self.price is None:
             return None
         return self.price.cost(prompt, completion, cached, cache_creation)
