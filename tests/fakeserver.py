@@ -1,5 +1,5 @@
 """A fake OpenAI-compatible HTTP server for tests and benchmarks (tests/fake_anthropic.py adds the Anthropic
-Messages API's routes, with the same knobs).
+Messages API's routes and tests/fake_gemini.py the Gemini API's, with the same knobs).
 
 It answers chat completions, embeddings and the model list on 127.0.0.1 with deterministic content, and
 misbehaves on demand through knobs (plain attributes that may be flipped while it runs): latency, 429s, 500s,
@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests import fake_anthropic
+from tests import fake_anthropic, fake_gemini
 from tests.fake_batches import add_routes as add_batch_routes
 
 END_TOKEN = "[END]"
@@ -43,7 +43,7 @@ KNOBS = tuple(
     "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang hang_after fail_status admit_rps"
     " rate_529 end_rate reasoning seed responder rate_limit_headers reject_keys model_name context_tokens filter_words"
     " unprocessable_words rate_truncated down_after down_for down_status echo_model models_status model_meta"
-    " gather".split()
+    " gather cached_share".split()
 )
 GATHER_TIMEOUT = 30.0  # seconds a gathering request waits for the others before it goes on alone
 
@@ -219,6 +219,8 @@ class FakeOpenAIServer:
     models_status: int | None = None
     # What GET /models says of the weights, as llama.cpp's `meta` does (size, parameters …); None: nothing.
     model_meta: dict[str, Any] | None = None
+    # The share of each prompt reported as read from the provider's prompt cache (Gemini's routes).
+    cached_share: float = 0.0
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> None:
         unknown = set(knobs) - set(KNOBS)
@@ -291,6 +293,7 @@ class FakeOpenAIServer:
         app.router.add_post("/_knobs", self._set_knobs)
         add_batch_routes(self, app)
         fake_anthropic.add_routes(self, app)
+        fake_gemini.add_routes(self, app)
         # No access log: at thousands of requests/s it would cost more than answering.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -341,6 +344,7 @@ class FakeOpenAIServer:
         counts.update(dict.fromkeys(("rejected", "bad_request", "embeddings", "prompt_tokens", "completion_tokens"), 0))
         counts.update(dict.fromkeys(("context_exceeded", "filtered", "unprocessable", "truncated"), 0))
         counts["down"] = 0
+        counts["cached_tokens"] = 0
         counts["model_lists"] = 0
         return {**counts, "by_key": {}, "models": {}, "in_flight": in_flight, "max_in_flight": in_flight}
 
@@ -431,9 +435,11 @@ class FakeOpenAIServer:
         request: web.Request,
         answer: Callable[[dict[str, Any]], web.Response],
         error: Callable[[int, str | None], web.Response] | None = None,
+        model: str | None = None,
     ) -> web.Response:
         """The knobs, in order: outage, auth, fail_status, bad request, hang, admission, gather, latency,
-        random failures. `error` makes an error response in the protocol's shape (OpenAI's by default)."""
+        random failures. `error` makes an error response in the protocol's shape (OpenAI's by default);
+        `model` is the model a protocol names in its URL rather than its body (Gemini)."""
         fail = error or self._error
         stats = self.stats  # no await before the try: a reset cannot slip in between
         stats["requests"] += 1
@@ -448,7 +454,11 @@ class FakeOpenAIServer:
                     request.transport.abort()  # a restarting server: the client sees a dropped connection
                 return web.Response(status=503)
             auth = request.headers.get("Authorization", "")
-            key = request.headers.get("x-api-key") or (auth[7:] if auth[:7].lower() == "bearer " else auth)
+            key = (
+                request.headers.get("x-api-key")
+                or request.headers.get("x-goog-api-key")
+                or (auth[7:] if auth[:7].lower() == "bearer " else auth)
+            )
             self.stats["by_key"][key] = self.stats["by_key"].get(key, 0) + 1
             try:
                 body = orjson.loads(await request.read())
@@ -457,7 +467,7 @@ class FakeOpenAIServer:
             except ValueError as exc:
                 self.stats["bad_request"] += 1
                 return fail(400, f"Invalid JSON body: {exc}")
-            model = str(body.get("model", ""))
+            model = str(body.get("model", "")) if model is None else model
             self.stats["models"][model] = self.stats["models"].get(model, 0) + 1
             if key in self.reject_keys or self.fail_status is not None:
                 self.stats["rejected"] += 1

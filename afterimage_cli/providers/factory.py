@@ -50,10 +50,10 @@ PROVIDER_HOSTS: dict[str, frozenset[str]] = {
 DIRECT_TRANSPORT = "openai_compat"
 DIRECT_PREFIXES = frozenset({"openai", "hosted_vllm", "lm_studio", "llamafile"})
 # Providers with a direct transport of their own protocol, chosen for their prefix with or without api_base.
-NATIVE_TRANSPORTS: dict[str, str] = {"anthropic": "anthropic"}
+NATIVE_TRANSPORTS: dict[str, str] = {"anthropic": "anthropic", "gemini": "gemini"}
 # The variable each provider's own SDK reads another host from (a gateway; the fake server in tests).
 # The config's api_base wins over it; either way the key rules below treat it as the model's api_base.
-BASE_URL_ENV: dict[str, str] = {"anthropic": "ANTHROPIC_BASE_URL"}
+BASE_URL_ENV: dict[str, str] = {"anthropic": "ANTHROPIC_BASE_URL", "gemini": "GEMINI_API_BASE"}
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def parse_model(model: str, *, api_base: str | None = None, provider: str | None
         if model.startswith("claude"):
             return ModelSpec(NATIVE_TRANSPORTS["anthropic"], "anthropic", model)
         if model.startswith("gemini"):
-            return ModelSpec("litellm", "gemini", model)
+            return ModelSpec(NATIVE_TRANSPORTS["gemini"], "gemini", model)
         raise ConfigError(f"model {model!r} names no provider: write it as 'provider/model', e.g. 'openai/{model}'")
     if api_base and prefix in DIRECT_PREFIXES:
         return ModelSpec(DIRECT_TRANSPORT, prefix, name)
