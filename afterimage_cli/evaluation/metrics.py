@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..hygiene.checks import is_truncated
 from .diversity import DistinctN
 from .duplicates import NearDuplicateIndex
 from .grading import row_context
@@ -24,27 +25,11 @@ REFUSAL = re.compile(
 )
 # Substrings every refusal pattern contains: a cheap test that spares most answers the regex.
 _REFUSAL_CUES = ("sorry", "cannot", "can't", "can’t", "can not", "won't", "won’t", "unable", "not able", "as an ai")
-# An answer that stops on one of these has almost certainly been cut off mid-sentence.
-_DANGLING_CHARS = tuple(",;:-–(/")
-_DANGLING_WORDS = frozenset("and or but the a an to of with that which for in on is are because".split())
 _STOP = frozenset(
     "the and for are but not you your with this that from have has had was were will would could should "
     "what when where which who how why there their they them then than also into about over such some "
     "more most other only just like very can may might must been being its it's does doing done each".split()
 )
-
-
-def is_truncated(text: str) -> bool:
-    """An unclosed code fence, or an ending that leaves the sentence hanging."""
-    if text.count("```") % 2:
-        return True
-    stripped = text.rstrip()
-    if not stripped:
-        return False
-    if stripped.endswith(_DANGLING_CHARS):
-        return True
-    last = stripped.rsplit(None, 1)[-1].lower()
-    return last in _DANGLING_WORDS
 
 
 def content_words(words: list[str]) -> set[str]:
