@@ -78,8 +78,10 @@ def test_chat_completion_shape_and_token_counts(fake_server: FakeOpenAIServer) -
     choice = data["choices"][0]
     assert choice["finish_reason"] == "stop" and choice["message"]["role"] == "assistant"
     content = choice["message"]["content"]
-    assert (
-        content == "Here is an answer about: Explain how photosynthesis turns light into sugar in green plants, please."
+    # The end of the question, then one fact per turn of the dialog (so a well-behaved dialog never repeats).
+    assert content == (
+        "Here is an answer about into sugar in green plants, please: "
+        "start with the defaults, measure one change at a time, and keep notes."
     )
     assert "reasoning_content" not in choice["message"]
     prompt = sum(len(m["content"]) // 4 + 1 for m in messages)
@@ -358,7 +360,7 @@ def test_litellm_accepts_the_answers(fake_server: FakeOpenAIServer) -> None:
     async def run() -> None:
         fake_server.reasoning = True
         plain = await litellm.acompletion(messages=USER_MSG, **common)
-        assert plain.choices[0].message.content.startswith("Here is an answer about: Explain")
+        assert plain.choices[0].message.content.startswith("Here is an answer about into sugar")
         assert plain.usage.prompt_tokens == len(USER_MSG[0]["content"]) // 4 + 1
         assert plain.choices[0].message.reasoning_content
 
