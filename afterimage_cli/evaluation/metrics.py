@@ -8,12 +8,15 @@ answers' vocabulary comes from the row's context. Set-wide measures (duplicates,
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..hygiene.checks import is_truncated
 from .diversity import DistinctN
 from .duplicates import NearDuplicateIndex
 from .grading import row_context
+
+if TYPE_CHECKING:
+    from ..hygiene import TurnChecker
 
 WORD = re.compile(r"\w+")
 # Refusals and boilerplate disclaimers a fine-tune should not learn; apostrophes are normalised first.
@@ -51,8 +54,9 @@ def context_overlap(answer_words: list[str], context: str) -> float | None:
 class RowMetrics:
     """Measures rows one at a time and feeds the set-wide duplicate index and distinct-n counters."""
 
-    def __init__(self, duplicates: NearDuplicateIndex) -> None:
+    def __init__(self, duplicates: NearDuplicateIndex, hygiene: TurnChecker | None = None) -> None:
         self.duplicates = duplicates
+        self.hygiene = hygiene
         self.user_diversity = DistinctN()
         self.assistant_diversity = DistinctN()
 
@@ -111,4 +115,5 @@ class RowMetrics:
             if duplicate is None
             else {"kind": duplicate.kind, "similarity": duplicate.similarity, "of": duplicate.of},
             "issues": issues,
+            "hygiene": None if self.hygiene is None else self.hygiene.row(row),
         }

@@ -26,6 +26,7 @@ from ..engine.retry import ErrorBudget
 from ..errors import OutputConflictError, ProviderError, RunAborted, is_item_level
 from ..export.reader import RowReader
 from ..export.rows import row_score
+from ..hygiene import TurnChecker
 from ..monitor import GenerationMonitor, Usage, current_usage
 from ..storage.jsonl import lock_for_writing, resume_errors
 from .duplicates import NearDuplicateIndex
@@ -73,6 +74,7 @@ class EvaluateRunner:
         retry_rejected: bool = False,
         max_rejected_share: float = 0.05,
         monitor: GenerationMonitor | None = None,
+        hygiene: TurnChecker | None = None,
     ) -> None:
         self.cfg = cfg
         self.ledger = ledger
@@ -85,7 +87,7 @@ class EvaluateRunner:
         self.budget = budget
         self.min_score = min_score
         self.concurrency = concurrency or cfg.concurrency
-        self.metrics = RowMetrics(NearDuplicateIndex(cfg.dedup_window, cfg.near_duplicate_threshold))
+        self.metrics = RowMetrics(NearDuplicateIndex(cfg.dedup_window, cfg.near_duplicate_threshold), hygiene)
         self.stats = EvaluationStats()
         self.counts = Counts()
         self.done = DoneKeys()

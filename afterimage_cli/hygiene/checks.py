@@ -12,9 +12,9 @@ No check calls a model: a turn costs a few microseconds (`make bench` measures i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .leaks import Scaffolding, leak_in, scaffolding_templates
 from .text import containment, jaccard, normalized, shingles, words
@@ -161,6 +161,15 @@ class TurnChecker:
             "repeat" in on and check_repeat(text, earlier, sim),
         ]
         return [f for f in found if f]
+
+    def row(self, row: Mapping[str, Any]) -> dict[str, list[int]]:
+        """Every failed check of a written row, as check → turn indices; the turns its metadata.cut_off_turns
+        lists (kept by on_truncated: keep) fail `cut`."""
+        turns = row.get("conversations")
+        meta = row.get("metadata")
+        marked = meta.get("cut_off_turns") if isinstance(meta, Mapping) else None
+        cut_off = [i for i in marked if isinstance(i, int)] if isinstance(marked, list) else []
+        return self.conversation(turns, cut_off) if isinstance(turns, list) else {}
 
     def conversation(self, turns: Sequence[dict[str, object]], cut_off: Sequence[int] = ()) -> dict[str, list[int]]:
         """Every failed check of a written dialog, as check → indices of the turns that fail it. `cut_off`
