@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from tests.bench import measure, run_size
+from tests.bench_hygiene import bench_hygiene
 from tests.bench_sharing import _chunks, cache_run, index_start
 from tests.fakeserver import FakeOpenAIServer
 
@@ -19,6 +20,10 @@ def test_measure_tiny_litellm_run(fake_server: FakeOpenAIServer, tmp_path: Path)
     figures = (run.calls_per_s, run.efficiency, run.conv_per_s, run.cpu_ms_per_call, run.peak_rss_mb)
     assert all(math.isfinite(f) and f >= 0 for f in figures)
     assert run.calls_per_s > 0 and run.peak_rss_mb > 0
+
+
+def test_hygiene_bench_measures_cpu_per_turn() -> None:
+    assert bench_hygiene(20) > 0 and math.isfinite(bench_hygiene(20))
 
 
 def test_run_size_is_bounded() -> None:

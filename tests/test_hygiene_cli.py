@@ -77,6 +77,7 @@ def test_regenerations_are_replayed_from_the_cache_on_a_rerun(fake_server, tmp_p
     assert again.exit_code == 0, again.stderr
     assert fake_server.stats["requests"] == requests  # every call, regenerations included, came from the cache
     second = read_rows(tmp_path / "out.jsonl")
+
     def content(rows: list[dict[str, Any]]) -> list[Any]:
         return sorted((r["id"], r["conversations"], r["metadata"]["hygiene"]) for r in rows)
 
