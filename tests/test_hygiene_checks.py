@@ -35,7 +35,7 @@ LONG_ANSWER = (
 def test_similarity_ignores_case_punctuation_and_unicode_forms() -> None:
     assert jaccard("How do B-trees work?", "how do b trees WORK") == 1.0
     assert jaccard("the ﬁle system", "the file system") == 1.0
-    assert shingles("Yes.") == frozenset({("yes",)})
+    assert shingles("Yes.") == shingles("yes") and len(shingles("Yes.")) == 1
     assert jaccard("", "anything") == 0.0 and containment("", "anything") == 0.0
     assert containment("they converge to the same value", LONG_ANSWER) == 1.0
     # One word left out of an eleven-word turn changes three of its nine shingles.

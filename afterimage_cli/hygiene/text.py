@@ -1,7 +1,8 @@
 """How alike two turns are: normalised words, word 3-gram shingles, Jaccard similarity and containment.
 
 Turns of one dialog are compared with each other many times (every earlier turn of a side, at every
-turn), so a turn's words and shingles are memoised by its text.
+turn), so a turn's words and shingles are memoised by its text, a few hundred turns at most: shingles are
+kept as 64-bit hashes, a few kB per turn, so the memo stays small beside a run's other memory.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from functools import lru_cache
 
 _WORD = re.compile(r"\w+")
 SHINGLE = 3  # words per shingle: long enough that shared boilerplate ("can you tell me") stays a small share
-_MEMO = 4096  # turns remembered: a few hundred dialogs in flight, each re-reading its own few turns
+_MEMO = 512  # turns remembered: enough for the dialogs in flight to re-read their own few turns
 
 
 @lru_cache(maxsize=_MEMO)
@@ -22,13 +23,13 @@ def words(text: str) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=_MEMO)
-def shingles(text: str) -> frozenset[tuple[str, ...]]:
-    """The text's word 3-grams; a text of fewer words is one shingle of them all (so "Yes." matches only
-    "yes")."""
+def shingles(text: str) -> frozenset[int]:
+    """Hashes of the text's word 3-grams; a text of fewer words is one shingle of them all (so "Yes."
+    matches only "yes")."""
     found = words(text)
     if len(found) < SHINGLE:
-        return frozenset({found}) if found else frozenset()
-    return frozenset(zip(*(found[i:] for i in range(SHINGLE)), strict=False))
+        return frozenset({hash(found)}) if found else frozenset()
+    return frozenset(map(hash, zip(*(found[i:] for i in range(SHINGLE)), strict=False)))
 
 
 def jaccard(a: str, b: str) -> float:
