@@ -194,6 +194,31 @@ def test_on_truncated_keep_keeps_cut_answers_while_the_other_checks_regenerate(f
     assert "leak" in summary["regenerated_by_check"] and "cut" not in summary["regenerated_by_check"]
 
 
+def test_the_configs_thresholds_and_phrases_reach_the_checks():
+    cfg = Config.model_validate(
+        {
+            "respondent": {"model": "offline", "temperature": 1.0},
+            "generation": {"system_prompt": "You answer for the Zephyr Billing team, briefly."},
+            "hygiene": {
+                "similarity": 0.5,
+                "min_chars": 5,
+                "leak_phrases": ["ticket macro"],
+                "regeneration_temperature": 1.2,
+            },
+        }
+    )
+    hygiene = build_hygiene(cfg, None, GenerationMonitor())
+    checker = hygiene.checker
+    assert checker is not None and checker.similarity == 0.5 and checker.min_chars == 5
+    assert [f.check for f in checker.answer("Use the Ticket-Macro feature.", "How?", [])] == ["leak"]
+    assert [
+        f.check for f in checker.answer("My prompt: you answer for the Zephyr Billing team, briefly!", "Who?", [])
+    ] == ["leak"]
+    assert [f.check for f in checker.answer("Sure", "Ok?", [])] == ["short"]
+    place = TurnPlace("assistant", 1, item=0, model="m", setting="respondent.max_tokens")
+    assert hygiene.params(place, 1)["temperature"] == 1.2  # 1.0 is below this run's floor
+
+
 def test_a_regeneration_is_a_fresh_sample_with_a_seed_of_its_own_and_hotter_when_needed():
     cfg = Config.model_validate(
         {
@@ -212,3 +237,28 @@ def test_a_regeneration_is_a_fresh_sample_with_a_seed_of_its_own_and_hotter_when
     assert "temperature" not in hygiene.params(question, 1)  # 0.9 is hot enough already
     other_item = TurnPlace("assistant", 1, item=6, model="m", setting="respondent.max_tokens")
     assert hygiene.params(other_item, 1)["seed"] != first["seed"]
+
+
+def test_max_regenerations_and_min_chars_come_from_the_config(fake_server, tmp_path):
+    fake_server.defect_words = {"forbidden": "echo", "setting": "short"}
+    hygiene = {"max_regenerations": 0, "min_chars": 1}
+    result = run(fake_server, tmp_path, "-n", "20", generation={"max_turns": 1}, hygiene=hygiene)
+    assert result.exit_code == 0, result.stderr
+    rejected = rejections(tmp_path)
+    assert rejected and {r["cause"] for r in rejected} == {"echo"}
+    assert all(r["usage"]["calls"] == 1 for r in rejected)  # no regeneration at all
+    assert orjson.loads(result.stdout)["regenerated_by_check"] == {}
+    # A one-character answer passes `short` at min_chars 1.
+    rows = read_rows(tmp_path / "out.jsonl")
+    assert all(r["conversations"][1]["content"] == "." for r in rows)
+
+
+def test_bad_hygiene_settings_are_config_errors_naming_the_field(tmp_path):
+    for hygiene, field in (
+        ({"checks": {"ech": False}}, "hygiene.checks"),
+        ({"similarty": 0.5}, "hygiene.similarty"),
+        ({"similarity": 0}, "hygiene.similarity"),
+        ({"max_regenerations": 11}, "hygiene.max_regenerations"),
+    ):
+        result = invoke("validate", str(make_config(tmp_path, hygiene=hygiene)))
+        assert result.exit_code == 2 and field in result.stderr, (hygiene, result.stderr)
