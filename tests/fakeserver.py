@@ -213,7 +213,7 @@ class FakeOpenAIServer:
     end_rate: float = 0.0
     reasoning: bool = False
     seed: int = 0
-    responder: Callable[[dict[str, Any]], str] | None = None
+    responder: Callable[[dict[str, Any]], str | None] | None = None
     rate_limit_headers: bool = False
     reject_keys: set[str] | frozenset[str] = frozenset()
     model_name: str = "fake-model"
@@ -553,7 +553,9 @@ class FakeOpenAIServer:
     def _content(self, body: dict[str, Any], messages: list[dict[str, Any]]) -> str:
         """What the fake model says: structured JSON, the user simulator's turn, or an answer."""
         if self.responder is not None:
-            return self.responder(body)
+            answer = self.responder(body)
+            if answer is not None:  # None: this request gets the default content
+                return answer
         fmt = body.get("response_format")
         if isinstance(fmt, dict) and fmt.get("type") in ("json_schema", "json_object"):
             spec = fmt.get("json_schema") or {}
