@@ -262,3 +262,13 @@ def test_bad_hygiene_settings_are_config_errors_naming_the_field(tmp_path):
     ):
         result = invoke("validate", str(make_config(tmp_path, hygiene=hygiene)))
         assert result.exit_code == 2 and field in result.stderr, (hygiene, result.stderr)
+
+
+def test_the_shipped_hygiene_config_turns_hygiene_on_or_off_from_the_environment(monkeypatch):
+    from afterimage_cli.config_loader import load_config
+
+    from .helpers import ROOT
+
+    assert load_config(ROOT / "configs" / "hygiene-smollm.yaml").hygiene.enabled
+    monkeypatch.setenv("HYGIENE", "false")
+    assert not load_config(ROOT / "configs" / "hygiene-smollm.yaml").hygiene.enabled
