@@ -21,13 +21,15 @@ OPENINGS = [
     "How does TLS 1.3 agree on a session key?",
 ]
 ROWS = 4
+SYSTEM = "You are a concise assistant. Answer in two or three short sentences."
 
 
 def test_rows_of_a_small_model_come_out_clean_with_their_regenerations(tmp_path: Path, llama: LlamaServer) -> None:
-    # 96 tokens cut some answers: the cut check regenerates them (more often than any other check).
+    # This model runs past 256 tokens in about one turn of three (measured: 47 of 100 past 200): the cut
+    # check regenerates those more often than any other check.
     config = dialog_config(
-        tmp_path, llama, OPENINGS, respondent={"max_tokens": 96, "temperature": 0.7},
-        num_conversations=ROWS, min_turns=2, max_turns=2, concurrency=2,
+        tmp_path, llama, OPENINGS, respondent={"max_tokens": 256, "temperature": 0.7},
+        num_conversations=ROWS, min_turns=2, max_turns=2, concurrency=2, system_prompt=SYSTEM,
     )  # fmt: skip
     text = config.read_text() + "error_budget: {max_rejected_share: 0.9}\n"
     config.write_text(text)
