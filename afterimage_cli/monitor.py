@@ -68,6 +68,8 @@ class GenerationMonitor:
         self.rows_resumed = 0
         self.items_failed = 0
         self.rejected: Counter[str] = Counter()
+        self.regenerated: Counter[str] = Counter()  # turns generated again, by the hygiene check they failed
+        self.ended_early: Counter[str] = Counter()  # dialogs ended before a turn no regeneration fixed, by check
         self.retries = 0
         self.errors: Counter[str] = Counter()
         self.started = time.monotonic()
@@ -108,6 +110,14 @@ class GenerationMonitor:
         """An item rejected (it makes no row; another item number takes its place)."""
         self.rejected[cause] += 1
         self._refresh()
+
+    def record_regeneration(self, check: str) -> None:
+        """A turn that failed a hygiene check, asked for again."""
+        self.regenerated[check] += 1
+
+    def record_ended_early(self, check: str) -> None:
+        """A dialog that ended at its last good turn, before a turn that kept failing `check`."""
+        self.ended_early[check] += 1
 
     def record_item_failed(self) -> None:
         self.items_failed += 1
@@ -237,6 +247,8 @@ class GenerationMonitor:
             "items_failed": self.items_failed,
             "items_rejected": sum(self.rejected.values()),
             "rejected_by_cause": dict(self.rejected),
+            "regenerated_by_check": dict(self.regenerated),
+            "ended_early_by_check": dict(self.ended_early),
             **self.usage.as_dict(),
             "retries": self.retries,
             "errors": dict(self.errors),
@@ -257,14 +269,22 @@ class GenerationMonitor:
             f"{s['prompt_tokens']:,} in / {s['completion_tokens']:,} out · cost {self.cost_text()} · "
             f"retries {s['retries']} · errors {sum(self.errors.values())}"
             + (f" · {self.cache_hits} answered from the cache" if self.cache_hits else "")
-            + (f" · rejected {self._rejected_text()}" if self.rejected else ""),
+            + (f" · rejected {self._rejected_text()}" if self.rejected else "")
+            + (f" · regenerated {_counts_text(self.regenerated, 'turn')}" if self.regenerated else "")
+            + (f" · ended early {_counts_text(self.ended_early, 'dialog')}" if self.ended_early else ""),
             highlight=False,
         )
 
     def _rejected_text(self) -> str:
         """'3 items (context_limit 2, content_filter 1)'."""
-        causes = ", ".join(f"{cause} {n}" for cause, n in self.rejected.most_common())
-        return f"{sum(self.rejected.values())} items ({causes})"
+        return _counts_text(self.rejected, "item")
+
+
+def _counts_text(counts: Counter[str], unit: str) -> str:
+    """'3 items (context_limit 2, content_filter 1)'."""
+    total = sum(counts.values())
+    causes = ", ".join(f"{cause} {n}" for cause, n in counts.most_common())
+    return f"{total} {unit}{'' if total == 1 else 's'} ({causes})"
 
 
 def _short(count: int) -> str:

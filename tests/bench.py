@@ -293,7 +293,12 @@ def table(rows: list[list[str]]) -> str:
 
 
 def targets(
-    runs: list[Run], help_s: float, rss: dict[int, float], export: float, evaluate: dict[int, float]
+    runs: list[Run],
+    help_s: float,
+    rss: dict[int, float],
+    export: float,
+    evaluate: dict[int, float],
+    hygiene_us: float | None = None,
 ) -> list[tuple[str, str, bool]]:
     """(target, measured, passed) for each target of the issue."""
     out = []
@@ -323,6 +328,8 @@ def targets(
     (small, es), (big, eb) = sorted(evaluate.items())
     label = f"evaluate --no-judge RSS flat from {small:,} to {big:,} rows (≤ +{ALLOWED_GROWTH_MB:g} MB)"
     out.append((label, f"{es:.0f} → {eb:.0f} MB", eb - es <= ALLOWED_GROWTH_MB))
+    if hygiene_us is not None:
+        out.append(("turn hygiene checks ≤ 100 µs CPU per turn", f"{hygiene_us:.0f} µs", hygiene_us <= 100))
     return out
 
 
@@ -378,6 +385,11 @@ def main(argv: list[str] | None = None) -> int:
 
         export_rows = 20_000 if args.quick else 200_000
         export = bench_export(export_rows)
+        note("turn hygiene checks …")
+        from tests.bench_hygiene import bench_hygiene
+
+        hygiene_dialogs = 500 if args.quick else 2_000
+        hygiene_us = bench_hygiene(hygiene_dialogs)
     except BenchError as exc:
         note(f"bench failed: {exc}")
         return 1
@@ -402,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     for size, mb in ((small, rs), (big, rb)):
         print(f"| peak RSS, {size:,} offline conversations | {mb:.0f} MB |")
     print(f"| export sharegpt, {export_rows:,} rows | {export:,.0f} rows/s |")
+    print(f"| turn hygiene checks, {hygiene_dialogs:,} six-turn dialogs | {hygiene_us:.0f} µs CPU per turn |")
     for size, mb in sorted(evaluate.items()):
         print(f"| peak RSS, evaluate --no-judge of {size:,} rows | {mb:.0f} MB |")
     if limits:
@@ -412,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     if sharing:
         print("\n" + "\n".join(sharing))
     print("\n### Targets\n")
-    verdicts = targets(runs, help_s, rss, export, evaluate)
+    verdicts = targets(runs, help_s, rss, export, evaluate, hygiene_us)
     print(table([["target", "measured", "verdict"], *[[t, m, "PASS" if ok else "FAIL"] for t, m, ok in verdicts]]))
     return 0
 

@@ -7,8 +7,9 @@ misbehaves on demand through knobs (plain attributes that may be flipped while i
 every one after the first N), a fixed failure status, rejected keys, a token-bucket admission limit (timed by
 `clock`, which a test may replace), `gather` (hold requests until that many are in flight together, so a test
 of concurrency needs no timing) and an outage (after `down_after` requests, every request for `down_for`
-seconds has its connection dropped, or gets `down_status`); and which model it says it serves (in answers and
-GET /models, or no model list at all). Counters in `stats` record what happened.
+seconds has its connection dropped, or gets `down_status`); defective turns as small models write them
+(echoes, copies, repeats, leaked tags, one-character turns: `rate_echo` … `defect_words`); and which model it
+says it serves (in answers and GET /models, or no model list at all). Counters in `stats` record what happened.
 
 Run it standalone with `python -m tests.fakeserver --port 0 --latency 0.05`: the first stdout line
 is its URL. `GET /_stats` returns the counters and `POST /_knobs` (a JSON object) sets knobs, so a
@@ -43,7 +44,26 @@ KNOBS = tuple(
     "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang hang_after fail_status admit_rps"
     " rate_529 end_rate reasoning seed responder rate_limit_headers reject_keys model_name context_tokens filter_words"
     " unprocessable_words rate_truncated down_after down_for down_status echo_model models_status model_meta"
-    " gather cached_share".split()
+    " gather cached_share rate_echo rate_copy rate_repeat rate_leak rate_short defect_words".split()
+)
+# Defective turns (see `_defect`), in the order their rates are stacked, and the sides that make each:
+# the respondent ("answer") or the simulated user ("question").
+DEFECTS: dict[str, tuple[str, ...]] = {
+    "echo": ("answer",),
+    "copy": ("question",),
+    "repeat": ("answer", "question"),
+    "leak": ("answer", "question"),
+    "short": ("answer", "question"),
+}
+LEAKED_TAG = "<assistant_last_message>"
+# What the well-behaved fake answers with, one sentence per turn of a dialog, so its turns never repeat.
+FACTS = (
+    "start with the defaults, measure one change at a time, and keep notes",
+    "the usual cause is a setting that differs between two environments",
+    "a small reproducible example makes every later step much easier",
+    "the documentation lists the limits, and the logs show which one was hit",
+    "most teams automate this check so that it runs on every change",
+    "compare the numbers before and after rather than trusting a single run",
 )
 GATHER_TIMEOUT = 30.0  # seconds a gathering request waits for the others before it goes on alone
 
@@ -198,7 +218,7 @@ class FakeOpenAIServer:
     end_rate: float = 0.0
     reasoning: bool = False
     seed: int = 0
-    responder: Callable[[dict[str, Any]], str] | None = None
+    responder: Callable[[dict[str, Any]], str | None] | None = None
     rate_limit_headers: bool = False
     reject_keys: set[str] | frozenset[str] = frozenset()
     model_name: str = "fake-model"
@@ -215,6 +235,17 @@ class FakeOpenAIServer:
     # True: answers name the model the request asked for. False: they name `model_name`, as real servers
     # name what they serve (llama.cpp its --alias or gguf path, vLLM its served-model-name).
     echo_model: bool = True
+    # Defective turns, as small models write them: an answer that echoes the question, a simulated user that
+    # copies the last answer, a turn that repeats an earlier one, a leaked scaffolding tag, a one-character
+    # turn. Each request draws from a hash of its messages, seed and temperature, as a model sampled with
+    # that seed would: the same request gets the same turn, a regeneration sent with a seed of its own
+    # draws again. A request mentioning a word of `defect_words` always gets that word's defect.
+    rate_echo: float = 0.0
+    rate_copy: float = 0.0
+    rate_repeat: float = 0.0
+    rate_leak: float = 0.0
+    rate_short: float = 0.0
+    defect_words: dict[str, str] = {}  # noqa: RUF012  (a knob: replaced, never mutated)
     # GET /models answers with this error status (a server without a model list) instead of the list.
     models_status: int | None = None
     # What GET /models says of the weights, as llama.cpp's `meta` does (size, parameters …); None: nothing.
@@ -346,7 +377,15 @@ class FakeOpenAIServer:
         counts["down"] = 0
         counts["cached_tokens"] = 0
         counts["model_lists"] = 0
-        return {**counts, "by_key": {}, "models": {}, "in_flight": in_flight, "max_in_flight": in_flight}
+        defects = dict.fromkeys(DEFECTS, 0)
+        return {
+            **counts,
+            "by_key": {},
+            "models": {},
+            "defects": defects,
+            "in_flight": in_flight,
+            "max_in_flight": in_flight,
+        }
 
     def _on_loop(self, fn: Callable[[], Any]) -> Any:
         """Run fn on the server's loop, so it never races a handler's read-modify-write."""
@@ -540,7 +579,9 @@ class FakeOpenAIServer:
     def _content(self, body: dict[str, Any], messages: list[dict[str, Any]]) -> str:
         """What the fake model says: structured JSON, the user simulator's turn, or an answer."""
         if self.responder is not None:
-            return self.responder(body)
+            answer = self.responder(body)
+            if answer is not None:  # None: this request gets the default content
+                return answer
         fmt = body.get("response_format")
         if isinstance(fmt, dict) and fmt.get("type") in ("json_schema", "json_object"):
             spec = fmt.get("json_schema") or {}
@@ -552,13 +593,62 @@ class FakeOpenAIServer:
                 value = violate(schema, value)
             return orjson.dumps(value).decode()
         system = next((_text(m.get("content")) for m in messages if m.get("role") == "system"), "")
-        if "simulated user" in system.lower():
-            if self.end_rate and self._random() < self.end_rate:
-                return END_TOKEN
+        side = "question" if "simulated user" in system.lower() else "answer"
+        if side == "question" and self.end_rate and self._random() < self.end_rate:
+            return END_TOKEN
+        normal = self._normal(messages, side)
+        defect = self._defect(body, messages, side)
+        if defect is None:
+            return normal
+        self.stats["defects"][defect] += 1
+        return self._defective(defect, side, messages, normal)
+
+    @staticmethod
+    def _normal(messages: list[dict[str, Any]], side: str) -> str:
+        """A well-behaved turn: a follow-up on the last answer's end, an opening, or a fact per turn."""
+        if side == "question":
             words = _text(messages[-1].get("content")).replace("?", " ").split() if messages else []
             return f"Can you tell me more about {' '.join(words[-6:]).rstrip('.!') or 'that'}?"
         last_user = next((_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
-        return f"Here is an answer about: {' '.join(last_user.split()[:12])}."
+        if "write the first message" in last_user.lower():  # an instruction generator asks for an opening
+            topic = last_user.split("about:", 1)[-1].split("\n", 1)[0].split(".", 1)[0].split()
+            return f"How do I get started with {' '.join(topic[:6]) or 'this'}?"
+        turn = sum(1 for m in messages if m.get("role") == "user")
+        topic = " ".join(last_user.split()[-6:]).rstrip("?.!")
+        return f"Here is an answer about {topic}: {FACTS[(turn - 1) % len(FACTS)]}."
+
+    def _defect(self, body: dict[str, Any], messages: list[dict[str, Any]], side: str) -> str | None:
+        """Which defect this request's turn has, if any (see the rate_* knobs and defect_words)."""
+        if self.defect_words:
+            joined = " ".join(_text(m.get("content")) for m in messages).lower()
+            for word, defect in self.defect_words.items():
+                if word.lower() in joined and side in DEFECTS[defect]:
+                    return defect
+        rates = {name: getattr(self, f"rate_{name}") for name, sides in DEFECTS.items() if side in sides}
+        if not any(rates.values()):
+            return None
+        request = [body.get("messages"), body.get("seed"), body.get("temperature")]
+        digest = hashlib.sha256(orjson.dumps(request, default=str)).digest()
+        draw = int.from_bytes(digest[:8], "big") / 2**64
+        for name, rate in rates.items():
+            if draw < rate:
+                return name
+            draw -= rate
+        return None
+
+    @staticmethod
+    def _defective(defect: str, side: str, messages: list[dict[str, Any]], normal: str) -> str:
+        """The defective turn: the other side's last message, an earlier turn, a tag, or one character."""
+        # Both sides see their own turns as 'assistant' (the simulated user's dialog has its roles flipped).
+        texts = [(m.get("role"), _text(m.get("content"))) for m in messages if m.get("role") != "system"]
+        own = [text for role, text in texts if role == "assistant"]
+        if defect in ("echo", "copy"):
+            return texts[-1][1] if texts else "."
+        if defect == "repeat":  # the simulated user its opening, the respondent its last answer
+            return (own[0] if side == "question" else own[-1]) if own else normal
+        if defect == "leak":
+            return f"{LEAKED_TAG}\n{normal}"
+        return "."
 
     def _chat_answer(self, body: dict[str, Any]) -> web.Response:
         messages = [m for m in body.get("messages") or () if isinstance(m, dict)]

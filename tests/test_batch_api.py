@@ -101,7 +101,7 @@ def test_anthropic_round_trip(fake_server: FakeOpenAIServer) -> None:
     info, results = run(client(fake_server, "anthropic"), work)
     assert (info.status, info.done, info.total, info.completed, info.failed) == ("ended", True, 4, 4, 0)
     assert info.counts == {"processing": 0, "succeeded": 4, "errored": 0, "canceled": 0, "expired": 0}
-    assert text_of("anthropic", results["item-2"].body or {}).endswith("Question number 2 about tides.")
+    assert "Question number 2 about tides" in text_of("anthropic", results["item-2"].body or {})
     assert fake_server.stats["requests"] == 0
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.bench import Run, measure, run_size
+from tests.bench_hygiene import bench_hygiene
 from tests.bench_native import PROTOCOLS, cpu_target
 from tests.bench_sharing import _chunks, cache_run, index_start
 from tests.fakeserver import FakeOpenAIServer
@@ -28,6 +29,10 @@ def test_measure_tiny_gemini_run(fake_server: FakeOpenAIServer, tmp_path: Path) 
     run = measure(fake_server.url, "gemini", 8, 0.02, 24, tmp_path, poll=0.02)
     assert run.rows == run.calls == 24 == fake_server.snapshot()["ok"]
     assert set(fake_server.snapshot()["models"]) == {"fake-model"} and run.cpu_ms_per_call > 0
+
+
+def test_hygiene_bench_measures_cpu_per_turn() -> None:
+    assert bench_hygiene(20) > 0 and math.isfinite(bench_hygiene(20))
 
 
 def test_run_size_is_bounded() -> None:

@@ -78,8 +78,10 @@ def test_chat_completion_shape_and_token_counts(fake_server: FakeOpenAIServer) -
     choice = data["choices"][0]
     assert choice["finish_reason"] == "stop" and choice["message"]["role"] == "assistant"
     content = choice["message"]["content"]
-    assert (
-        content == "Here is an answer about: Explain how photosynthesis turns light into sugar in green plants, please."
+    # The end of the question, then one fact per turn of the dialog (so a well-behaved dialog never repeats).
+    assert content == (
+        "Here is an answer about into sugar in green plants, please: "
+        "start with the defaults, measure one change at a time, and keep notes."
     )
     assert "reasoning_content" not in choice["message"]
     prompt = sum(len(m["content"]) // 4 + 1 for m in messages)
@@ -95,6 +97,29 @@ def test_chat_completion_shape_and_token_counts(fake_server: FakeOpenAIServer) -
     # The path without /v1 answers too, identically.
     again = httpx.post(f"{fake_server.url}/chat/completions", json={"model": "my-model", "messages": messages})
     assert again.json()["choices"] == data["choices"]
+
+
+def test_defective_turns_are_drawn_per_request_like_a_seeded_model(fake_server: FakeOpenAIServer) -> None:
+    def content(**body: Any) -> str:
+        return chat(fake_server, **body).json()["choices"][0]["message"]["content"]
+
+    fake_server.rate_echo = 1.0
+    assert content() == USER_MSG[0]["content"]  # the answer echoes the question
+    fake_server.rate_echo = 0.5
+    # The same request gets the same turn; another seed draws again.
+    by_seed = {seed: content(seed=seed) for seed in range(16)}
+    assert all(content(seed=seed) == text for seed, text in list(by_seed.items())[:4])
+    assert 0 < sum(text == USER_MSG[0]["content"] for text in by_seed.values()) < 16
+    fake_server.rate_echo = 0.0
+    dialog = [SIMULATOR_SYSTEM, {"role": "assistant", "content": "How do leaves work?"}]
+    dialog += [{"role": "user", "content": "Leaves capture light with chlorophyll."}]
+    fake_server.defect_words = {"leaves": "copy"}
+    assert content(messages=dialog) == "Leaves capture light with chlorophyll."  # the simulated user copies
+    fake_server.defect_words = {"leaves": "repeat"}
+    assert content(messages=dialog) == "How do leaves work?"  # … or asks its opening again
+    fake_server.defect_words = {"leaves": "leak"}
+    assert content(messages=dialog).startswith("<assistant_last_message>\nCan you tell me more about")
+    assert fake_server.stats["defects"]["echo"] > 0 and fake_server.stats["defects"]["copy"] == 1
 
 
 def test_user_simulator_questions_and_end_rate(fake_server: FakeOpenAIServer) -> None:
@@ -358,7 +383,7 @@ def test_litellm_accepts_the_answers(fake_server: FakeOpenAIServer) -> None:
     async def run() -> None:
         fake_server.reasoning = True
         plain = await litellm.acompletion(messages=USER_MSG, **common)
-        assert plain.choices[0].message.content.startswith("Here is an answer about: Explain")
+        assert plain.choices[0].message.content.startswith("Here is an answer about into sugar")
         assert plain.usage.prompt_tokens == len(USER_MSG[0]["content"]) // 4 + 1
         assert plain.choices[0].message.reasoning_content
 

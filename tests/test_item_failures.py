@@ -135,7 +135,7 @@ def test_truncated_answers_rejected_when_asked(fake_server, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert len(read_rows(tmp_path / "out.jsonl")) == 20
     rejected = rejections(tmp_path)
-    assert {r["cause"] for r in rejected} == {"truncated"}
+    assert {r["cause"] for r in rejected} == {"cut"}
     assert all("raise respondent.max_tokens" in r["error"] for r in rejected)
 
 
