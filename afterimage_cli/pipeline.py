@@ -20,7 +20,7 @@ from .generators.base import BaseGenerator
 from .monitor import GenerationMonitor
 from .providers.base import LLMProvider
 from .providers.cache import CachedProvider, ResponseCache, default_cache_path, open_response_cache
-from .providers.factory import LLMFactory, parse_model
+from .providers.factory import LLMFactory, resolve_route
 from .providers.ratelimit import RateLimiter
 from .resources import Resources
 from .types import Persona
@@ -109,10 +109,10 @@ def open_cache(cfg: Config) -> ResponseCache | None:
 
 def server_name(model: ModelConfig) -> str:
     """How an outage message names the server a model is served by (its outage gate is shared by name)."""
-    if model.api_base:
-        return f"the server at {model.api_base}"
-    spec = parse_model(model.model, provider=model.provider)
-    return f"the {spec.prefix or spec.provider} API"
+    route = resolve_route(model)
+    if route.api_base and route.source != "default":  # an api_base, or OPENAI_BASE_URL and the like
+        return f"the server at {route.api_base}"
+    return f"the {route.spec.prefix or route.spec.provider} API"
 
 
 def build_provider(

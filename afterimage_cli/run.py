@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
+from .components import model_routes
 from .config import Config
 from .engine.items import ItemPlanner
 from .errors import BudgetExceeded, RunAborted
@@ -121,8 +122,8 @@ def estimate(cfg: Config) -> dict[str, Any]:
         # Split by role: the respondent's share is its own calls; the rest is the simulated user's.
         share = (turns / per_item_calls) if per_item_calls else 1.0
         cost = n * (
-            share * (per_item_in * price[0] + per_item_out * price[1])
-            + (1 - share) * (per_item_in * user_price[0] + per_item_out * user_price[1])
+            share * (per_item_in * price.input + per_item_out * price.output)
+            + (1 - share) * (per_item_in * user_price.input + per_item_out * user_price.output)
         )
     return {
         "conversations": n,
@@ -150,13 +151,16 @@ def preview(cfg: Config, items: int = 3) -> dict[str, Any]:
 
     est = estimate(cfg)
     resolved = cfg.model_dump(mode="json")
-    served_elsewhere = any(m.api_base for m in (cfg.respondent, cfg.user_model))
+    routes = model_routes(cfg)
+    served_elsewhere = any(r.serves_elsewhere for w, r in routes.items() if w in ("respondent", "correspondent"))
     lines = [
         "# resolved config",
         yaml.safe_dump(resolved, sort_keys=False).rstrip(),
         "",
         f"# run fingerprint: {grounded_fingerprint(cfg, Resources(cfg), personas)[:16]}"
         + (" (a run adds the model its api_base server serves)" if served_elsewhere else ""),
+        "# transports:",
+        *(f"#   {where}: {route.describe()}" for where, route in routes.items()),
         "# respondent system prompt:",
         *(f"#   {line}" for line in cfg.generation.system_prompt.splitlines()),
         "# first items:",
@@ -167,4 +171,12 @@ def preview(cfg: Config, items: int = 3) -> dict[str, Any]:
         + f" ({est['assumptions']})",
         *(f"# warning: {w}" for w in warnings),
     ]
-    return {"config": resolved, "items": plans, "estimate": est, "warnings": warnings, "text": "\n".join(lines)}
+    transports = {where: route.describe() for where, route in routes.items()}
+    return {
+        "config": resolved,
+        "transports": transports,
+        "items": plans,
+        "estimate": est,
+        "warnings": warnings,
+        "text": "\n".join(lines),
+    }

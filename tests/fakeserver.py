@@ -7,7 +7,10 @@ the first N), a fixed failure status, rejected keys, a token-bucket admission li
 which a test may replace), `gather` (hold requests until that many are in flight together, so a test of
 concurrency needs no timing) and an outage (after `down_after` requests, every request for `down_for`
 seconds has its connection dropped, or gets `down_status`); and which model it says it serves (in
-answers and GET /models, or no model list at all). Counters in `stats` record what happened.
+answers and GET /models, or no model list at all). Its answers have OpenAI's wire shape (checked against
+the openai SDK's types): usage details with the prompt tokens read from a cache (`cached_tokens`), a forced
+tool call answered as one, and Azure OpenAI's deployment route (`api-key` header). Counters in `stats`
+record what happened, and `stats["last_request"]` what the last request asked.
 
 Run it standalone with `python -m tests.fakeserver --port 0 --latency 0.05`: the first stdout line
 is its URL. `GET /_stats` returns the counters and `POST /_knobs` (a JSON object) sets knobs, so a
@@ -39,7 +42,7 @@ KNOBS = tuple(
     "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang hang_after fail_status admit_rps"
     " end_rate reasoning seed responder rate_limit_headers reject_keys model_name context_tokens filter_words"
     " unprocessable_words rate_truncated down_after down_for down_status echo_model models_status model_meta"
-    " gather".split()
+    " gather cached_tokens".split()
 )
 GATHER_TIMEOUT = 30.0  # seconds a gathering request waits for the others before it goes on alone
 
@@ -65,9 +68,21 @@ def _text(content: Any) -> str:
     return ""
 
 
+def _auth_scheme(request: web.Request) -> str | None:
+    """How the request carried its key: 'bearer' (OpenAI), 'api-key' (Azure), or None."""
+    if request.headers.get("Authorization", "")[:7].lower() == "bearer ":
+        return "bearer"
+    return "api-key" if "api-key" in request.headers else None
+
+
 def _tokens(text: str) -> int:
     """The deterministic token count of a text."""
     return len(text) // 4 + 1
+
+
+def _schema_format(schema: Any) -> dict[str, Any]:
+    """A JSON-Schema response_format around a schema (a forced tool's parameters are answered as one)."""
+    return {"type": "json_schema", "json_schema": {"name": "tool", "schema": schema}}
 
 
 def _error_body(status: int, message: str | None = None) -> bytes:
@@ -214,6 +229,9 @@ class FakeOpenAIServer:
     models_status: int | None = None
     # What GET /models says of the weights, as llama.cpp's `meta` does (size, parameters …); None: nothing.
     model_meta: dict[str, Any] | None = None
+    # Tokens of each prompt the server says it read from its prompt cache (at most the prompt's), as OpenAI's
+    # usage.prompt_tokens_details.cached_tokens does.
+    cached_tokens: int = 0
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> None:
         unknown = set(knobs) - set(KNOBS)
@@ -278,6 +296,7 @@ class FakeOpenAIServer:
         app = web.Application(client_max_size=64 * 1024**2)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/chat/completions", self._chat)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._chat)  # Azure OpenAI
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
@@ -335,7 +354,8 @@ class FakeOpenAIServer:
         counts.update(dict.fromkeys(("context_exceeded", "filtered", "unprocessable", "truncated"), 0))
         counts["down"] = 0
         counts["model_lists"] = 0
-        return {**counts, "by_key": {}, "models": {}, "in_flight": in_flight, "max_in_flight": in_flight}
+        fresh = {**counts, "by_key": {}, "models": {}, "last_request": None}
+        return {**fresh, "in_flight": in_flight, "max_in_flight": in_flight}
 
     def _on_loop(self, fn: Callable[[], Any]) -> Any:
         """Run fn on the server's loop, so it never races a handler's read-modify-write."""
@@ -435,7 +455,7 @@ class FakeOpenAIServer:
                     request.transport.abort()  # a restarting server: the client sees a dropped connection
                 return web.Response(status=503)
             auth = request.headers.get("Authorization", "")
-            key = auth[7:] if auth[:7].lower() == "bearer " else auth
+            key = auth[7:] if auth[:7].lower() == "bearer " else auth or request.headers.get("api-key", "")
             self.stats["by_key"][key] = self.stats["by_key"].get(key, 0) + 1
             try:
                 body = orjson.loads(await request.read())
@@ -444,6 +464,8 @@ class FakeOpenAIServer:
             except ValueError as exc:
                 self.stats["bad_request"] += 1
                 return self._error(400, f"Invalid JSON body: {exc}")
+            # What the last request asked, as the server saw it (a parity test compares two clients' requests).
+            self.stats["last_request"] = {"path": request.path_qs, "auth": _auth_scheme(request), "body": body}
             model = str(body.get("model", ""))
             self.stats["models"][model] = self.stats["models"].get(model, 0) + 1
             if key in self.reject_keys or self.fail_status is not None:
@@ -534,10 +556,25 @@ class FakeOpenAIServer:
         last_user = next((_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
         return f"Here is an answer about: {' '.join(last_user.split()[:12])}."
 
+    def _forced_tool(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The tool a request forces the model to call (`tool_choice` naming a function of `tools`), if any."""
+        choice = body.get("tool_choice")
+        name = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+        tools = [t.get("function") for t in body.get("tools") or () if isinstance(t, dict)]
+        return next((t for t in tools if isinstance(t, dict) and t.get("name") == name), None)
+
     def _chat_answer(self, body: dict[str, Any]) -> web.Response:
         messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
-        content, finish_reason = self._cut(body, self._content(body, messages))
-        message: dict[str, Any] = {"role": "assistant", "content": content}
+        tool = self._forced_tool(body)
+        if tool is not None:  # the arguments of the one call it forces, no content (OpenAI's wire shape)
+            arguments = self._content({"response_format": _schema_format(tool.get("parameters"))}, messages)
+            content, finish_reason = arguments, "stop"
+            call = {"id": f"call_fake{self._ids}", "type": "function"}
+            call["function"] = {"name": tool["name"], "arguments": arguments}
+            message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [call]}
+        else:
+            content, finish_reason = self._cut(body, self._content(body, messages))
+            message = {"role": "assistant", "content": content}
         if self.reasoning:
             message["reasoning_content"] = f"Thinking about {len(messages)} messages before answering."
         prompt_tokens = sum(_tokens(_text(m.get("content"))) for m in messages)
@@ -546,12 +583,17 @@ class FakeOpenAIServer:
         self.stats["ok"] += 1
         self.stats["prompt_tokens"] += prompt_tokens
         self.stats["completion_tokens"] += completion_tokens
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+        usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
         usage["total_tokens"] = prompt_tokens + completion_tokens
-        choice = {"index": 0, "message": message, "finish_reason": finish_reason}
+        usage["prompt_tokens_details"] = {"cached_tokens": min(self.cached_tokens, prompt_tokens), "audio_tokens": 0}
+        usage["completion_tokens_details"] = dict.fromkeys(
+            ("reasoning_tokens", "audio_tokens", "accepted_prediction_tokens", "rejected_prediction_tokens"), 0
+        )
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
         payload = {"id": f"chatcmpl-fake{self._ids}", "object": "chat.completion", "created": int(time.time())}
         served = body.get("model", self.model_name) if self.echo_model else self.model_name
-        payload.update(model=served, choices=[choice], usage=usage)
+        payload.update(model=served, choices=[choice], usage=usage, service_tier="default")
+        payload["system_fingerprint"] = "fp_fake"
         return _json(orjson.dumps(payload), 200, self._headers())
 
     def _cut(self, body: dict[str, Any], content: str) -> tuple[str, str]:

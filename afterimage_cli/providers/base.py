@@ -20,6 +20,8 @@ class LLMResponse(BaseModel):
     prompt_token_count: int = 0
     completion_token_count: int = 0
     total_token_count: int = 0
+    cached_prompt_tokens: int = Field(default=0, description="Prompt tokens read from the provider's prompt cache.")
+    cache_creation_tokens: int = Field(default=0, description="Prompt tokens written to it (Anthropic).")
     finish_reason: str | None = None
     model_name: str = ""
     raw_response: Any = None

@@ -157,25 +157,33 @@ class LiteLLMProvider(RemoteProvider):
         usage = getattr(response, "usage", None)
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        cached = int(getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0) or 0)
+        creation = int(getattr(usage, "cache_creation_input_tokens", 0) or 0)
         return LLMResponse(
             text=text,
             prompt_token_count=prompt_tokens,
             completion_token_count=completion_tokens,
             total_token_count=int(getattr(usage, "total_tokens", 0) or prompt_tokens + completion_tokens),
+            cached_prompt_tokens=cached,
+            cache_creation_tokens=creation,
             finish_reason=choice.finish_reason,
             model_name=self.model_name,
             raw_response=response,
             reasoning_content=getattr(message, "reasoning_content", None),
-            cost=self._cost(prompt_tokens, completion_tokens),
+            cost=self._cost(prompt_tokens, completion_tokens, cached, creation),
             headers=_rate_limit_headers(response),
         )
 
-    def _cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+    def _cost(self, prompt_tokens: int, completion_tokens: int, cached: int, creation: int) -> float | None:
         if self.price is not None or self._unpriced:
-            return self.priced(prompt_tokens, completion_tokens)
+            return self.priced(prompt_tokens, completion_tokens, cached, creation)
         try:
             prompt_cost, completion_cost = import_litellm().cost_per_token(
-                model=self.model_name, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+                model=self.model_name,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                cache_read_input_tokens=cached,
+                cache_creation_input_tokens=creation,
             )
         except Exception:
             # Unknown to litellm's price map too: "unpriced", and never asked again (each miss costs

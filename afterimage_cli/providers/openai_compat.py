@@ -1,7 +1,9 @@
-"""A direct OpenAI-compatible transport (vLLM, llama.cpp, Ollama's /v1, LM Studio, any --api-base server).
+"""The direct OpenAI-protocol transport: OpenAI, Azure OpenAI, the OpenAI-compatible hosts (Groq, Together,
+DeepSeek, …) and any --api-base server (vLLM, llama.cpp, Ollama's /v1, LM Studio).
 
-It speaks only POST {api_base}/chat/completions over one aiohttp session, so a call costs a fraction of
-litellm's CPU. Errors, retries, usage, reasoning and structured output behave exactly as through litellm.
+It speaks only POST …/chat/completions over one aiohttp session, so a call costs a fraction of litellm's
+CPU. Errors, retries, usage, reasoning and structured output behave exactly as through litellm; what a host
+wants said its own way is in openai_dialect.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import orjson
 from ..errors import ProviderError
 from .base import LLMResponse, Messages, StructuredLLMResponse
 from .http_errors import status_error
+from .keypool import ApiKey
+from .openai_dialect import adapt_request, answer_text
 from .remote import PROBE_MESSAGES, RemoteProvider
 from .structured import Schema, response_format
 
@@ -31,7 +35,7 @@ def _error_message(body: bytes) -> str:
 class OpenAICompatProvider(RemoteProvider):
     """Chat completions against an OpenAI-compatible server, one HTTP session for the whole run."""
 
-    def __init__(self, model: str, **settings: Any) -> None:
+    def __init__(self, model: str, *, api_version: str | None = None, **settings: Any) -> None:
         super().__init__(model, **settings)
         if not self.api_base:
             raise ProviderError(
@@ -41,8 +45,26 @@ class OpenAICompatProvider(RemoteProvider):
             )
         # 'openai/llama3' or 'hosted_vllm/llama3' → the server is asked for 'llama3'.
         self.served_model = self.requested_model
-        self.url = self.api_base.rstrip("/") + "/chat/completions"
+        self.prefix = model.partition("/")[0] if "/" in model else ""
+        self.api_version = api_version
+        self.url = self.api_base.rstrip("/") + self.request_url
         self._session: Any = None
+
+    @property
+    def is_azure(self) -> bool:
+        return self.prefix == "azure"
+
+    @property
+    def request_url(self) -> str:
+        """The path a chat body is POSTed to under api_base (Azure: the deployment's, with its api-version)."""
+        if self.is_azure:
+            return f"/openai/deployments/{self.served_model}/chat/completions?api-version={self.api_version}"
+        return "/chat/completions"
+
+    def auth_headers(self, key: ApiKey | None) -> dict[str, str]:
+        if key is not None and self.is_azure:
+            return {"api-key": key.value}
+        return super().auth_headers(key)
 
     def _client(self) -> Any:
         if self._session is None:
@@ -60,9 +82,7 @@ class OpenAICompatProvider(RemoteProvider):
         import aiohttp
 
         key = await self.keys.acquire() if self.keys else None
-        headers = {"Content-Type": "application/json"}
-        if key is not None:
-            headers["Authorization"] = f"Bearer {key.value}"
+        headers = {"Content-Type": "application/json", **self.auth_headers(key)}
         try:
             async with self._client().post(self.url, data=orjson.dumps(payload), headers=headers) as response:
                 body = await response.read()
@@ -94,12 +114,12 @@ class OpenAICompatProvider(RemoteProvider):
         try:
             choice = data["choices"][0]
             message = choice["message"]
-            text = message.get("content")
+            text, reasoning = answer_text(message)
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise ProviderError(
                 f"{self.model_name}: malformed response: missing {exc}", retryable=True, kind="invalid_output"
             ) from None
-        if text is None:
+        if not isinstance(text, str):
             raise ProviderError(
                 f"{self.model_name}: empty response (finish_reason={choice.get('finish_reason')})",
                 retryable=True,
@@ -108,17 +128,20 @@ class OpenAICompatProvider(RemoteProvider):
         usage = data.get("usage") or {}
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         completion_tokens = int(usage.get("completion_tokens") or 0)
+        details = usage.get("prompt_tokens_details")
+        cached = int((details.get("cached_tokens") if isinstance(details, dict) else None) or 0)
         limits = {k: v for k, v in headers.items() if "ratelimit" in k}
         return LLMResponse(
             text=text,
             prompt_token_count=prompt_tokens,
             completion_token_count=completion_tokens,
             total_token_count=int(usage.get("total_tokens") or prompt_tokens + completion_tokens),
+            cached_prompt_tokens=cached,
             finish_reason=choice.get("finish_reason"),
             model_name=self.model_name,
             raw_response=data,
-            reasoning_content=message.get("reasoning_content") or message.get("reasoning"),
-            cost=self.priced(prompt_tokens, completion_tokens),
+            reasoning_content=reasoning,
+            cost=self.priced(prompt_tokens, completion_tokens, cached),
             headers=limits or None,
         )
 
@@ -127,7 +150,7 @@ class OpenAICompatProvider(RemoteProvider):
         payload = {**self.params, **kwargs, "model": self.served_model, "messages": messages}
         if schema is not None:
             payload["response_format"] = response_format(schema)
-        return payload
+        return adapt_request(self.prefix, self.served_model, payload)
 
     def answer_from(
         self, data: dict[str, Any], headers: dict[str, str], schema: Schema | None = None
@@ -147,8 +170,7 @@ class OpenAICompatProvider(RemoteProvider):
         return answer
 
     async def aprobe_model(self) -> str | None:
-        payload = {**self.params, "model": self.served_model, "messages": PROBE_MESSAGES, "max_tokens": 1}
-        data, _ = await self._post(payload)
+        data, _ = await self._post(self.request_payload(PROBE_MESSAGES, max_tokens=1))
         model = data.get("model")
         return model if isinstance(model, str) and model else None
 

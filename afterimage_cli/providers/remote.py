@@ -10,6 +10,7 @@ from ..errors import ProviderError
 from .base import BaseProvider, LLMResponse, StructuredLLMResponse
 from .http_errors import status_error
 from .keypool import ApiKey, SmartKeyPool
+from .pricing import ModelPrice
 from .structured import Schema
 
 # What a run sends to learn the served model when the server keeps no model list: one token, at most.
@@ -30,7 +31,7 @@ class RemoteProvider(BaseProvider):
         keys: SmartKeyPool | None = None,
         timeout: float = 60.0,
         params: dict[str, Any] | None = None,
-        price: tuple[float, float] | None = None,
+        price: ModelPrice | None = None,
     ) -> None:
         self.model_name = model
         self.api_base = api_base
@@ -51,7 +52,7 @@ class RemoteProvider(BaseProvider):
 
         assert self.api_base is not None
         key = await self.keys.acquire() if self.keys else None
-        headers = {"Authorization": f"Bearer {key.value}"} if key is not None else {}
+        headers = self.auth_headers(key)
         url = self.api_base.rstrip("/") + "/models"
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)) as session:
@@ -79,11 +80,18 @@ class RemoteProvider(BaseProvider):
         """The `model` field of the server's answer to a one-token request (PROBE_MESSAGES)."""
         raise NotImplementedError
 
-    def priced(self, prompt_tokens: int, completion_tokens: int) -> float | None:
-        """USD for a call at the configured or mapped price; None when the model is unpriced."""
+    def auth_headers(self, key: ApiKey | None) -> dict[str, str]:
+        """The headers that carry the key (none without one): OpenAI's bearer token unless the API wants another."""
+        return {"Authorization": f"Bearer {key.value}"} if key is not None else {}
+
+    def priced(
+        self, prompt_tokens: int, completion_tokens: int, cached: int = 0, cache_creation: int = 0
+    ) -> float | None:
+        """USD for a call at the configured or mapped price (prompt tokens read from the provider's cache at
+        its cached rate); None when the model is unpriced. `prompt_tokens` includes the cached ones."""
         if self.price is None:
             return None
-        return prompt_tokens * self.price[0] + completion_tokens * self.price[1]
+        return self.price.cost(prompt_tokens, completion_tokens, cached, cache_creation)
 
     def report_key_error(self, key: ApiKey | None, error: ProviderError) -> None:
         """Tell the key pool how a key fared; a rejected key is retryable while others remain."""
