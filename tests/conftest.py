@@ -11,6 +11,7 @@ for _name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_A
     os.environ.pop(_name, None)
 
 from collections.abc import Iterator  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -41,3 +42,28 @@ def fake_server_session() -> Iterator[FakeOpenAIServer]:
 def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test gets its own response cache, so no test is answered from another's requests."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
+@dataclass
+class Endpoint:
+    """How a test points a run at the fake server: `--api-base` (a server of yours), or a hosted `openai/`
+    model whose URL comes from OPENAI_BASE_URL (the direct transport, as for api.openai.com)."""
+
+    kind: str
+    server: FakeOpenAIServer
+
+    def args(self, model: str = "fake-model") -> list[str]:
+        """The generate flags that call `model` there."""
+        if self.kind == "api_base":
+            return ["--model", model, "--api-base", self.server.api_base]
+        return ["--model", f"openai/{model}"]
+
+
+@pytest.fixture(params=["api_base", "openai_base_url"])
+def endpoint(
+    request: pytest.FixtureRequest, fake_server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> Endpoint:
+    """A fresh fake server, reached both ways: every behaviour must hold on each."""
+    if request.param == "openai_base_url":
+        monkeypatch.setenv("OPENAI_BASE_URL", fake_server.api_base)
+    return Endpoint(request.param, fake_server)

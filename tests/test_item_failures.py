@@ -16,10 +16,20 @@ OPENINGS = [f"Question {n}: how do I tune setting {n}?" for n in range(8)] + ["T
 
 
 def run(srv, tmp_path, *extra: str, provider: str = "openai_compat", **sections):
-    sections["respondent"] = {"model": "offline", "provider": provider, **sections.get("respondent", {})}
+    """A run against the fake server: by --api-base through `provider`, or (provider "openai_base_url") as the
+    hosted openai/ model whose URL the `endpoint` fixture put in OPENAI_BASE_URL."""
     sections.setdefault("instructions", {"generator": "simple", "options": {"instructions": OPENINGS}})
+    if provider == "openai_base_url":
+        sections["respondent"] = {**sections.get("respondent", {}), "model": "openai/fake-model"}
+        cfg = make_config(tmp_path, retry=FAST_RETRY, **sections)
+        return invoke("generate", str(cfg), "-q", *extra)
+    sections["respondent"] = {"model": "offline", "provider": provider, **sections.get("respondent", {})}
     cfg = make_config(tmp_path, retry=FAST_RETRY, **sections)
     return invoke("generate", str(cfg), "--model", "fake-model", "--api-base", srv.api_base, "-q", *extra)
+
+
+def provider_of(endpoint) -> str:
+    return "openai_compat" if endpoint.kind == "api_base" else "openai_base_url"
 
 
 def rejections(tmp_path) -> list[dict]:
@@ -32,8 +42,11 @@ def status(tmp_path) -> dict:
     return orjson.loads(result.stdout)
 
 
-@pytest.mark.parametrize("provider", ["openai_compat", "litellm"])
-def test_content_filter_rejects_the_item_and_the_run_still_ends_with_exactly_n(fake_server, tmp_path, provider):
+@pytest.mark.parametrize("provider", ["openai_compat", "litellm", "openai_base_url"])
+def test_content_filter_rejects_the_item_and_the_run_still_ends_with_exactly_n(
+    fake_server, tmp_path, provider, monkeypatch
+):
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_server.api_base)  # used by the openai_base_url run only
     fake_server.filter_words = ("forbidden",)
     result = run(fake_server, tmp_path, "-n", "30", provider=provider, generation={"max_turns": 1})
     assert result.exit_code == 0, result.stderr
@@ -55,9 +68,16 @@ def test_content_filter_rejects_the_item_and_the_run_still_ends_with_exactly_n(f
     assert report["rejected_by_cause"] == {"content_filter": len(rejected)}
 
 
-def test_a_422_for_one_item_rejects_only_that_item(fake_server, tmp_path):
-    fake_server.unprocessable_words = ("forbidden",)
-    result = run(fake_server, tmp_path, "-n", "20", generation={"max_turns": 1, "concurrency": 1})
+def test_a_422_for_one_item_rejects_only_that_item(endpoint, tmp_path):
+    endpoint.server.unprocessable_words = ("forbidden",)
+    result = run(
+        endpoint.server,
+        tmp_path,
+        "-n",
+        "20",
+        provider=provider_of(endpoint),
+        generation={"max_turns": 1, "concurrency": 1},
+    )
     assert result.exit_code == 0, result.stderr
     assert len(read_rows(tmp_path / "out.jsonl")) == 20
     assert {r["cause"] for r in rejections(tmp_path)} == {"bad_request"}
@@ -138,19 +158,20 @@ def test_truncated_answers_rejected_when_asked(fake_server, tmp_path):
     assert all("raise respondent.max_tokens" in r["error"] for r in rejected)
 
 
-def test_truncated_structured_output_fails_fast_naming_max_tokens(fake_server, tmp_path):
+def test_truncated_structured_output_fails_fast_naming_max_tokens(endpoint, tmp_path):
     schema = {"type": "object", "properties": {"answer": {"type": "string"}, "steps": {"type": "array"}}}
     result = run(
-        fake_server,
+        endpoint.server,
         tmp_path,
         "-n",
         "50",
+        provider=provider_of(endpoint),
         respondent={"max_tokens": 3},
         generation={"kind": "structured", "output_schema": schema, "concurrency": 2},
     )
     assert result.exit_code == 1
     assert "respondent.max_tokens" in result.stderr and "Traceback" not in result.stderr
-    assert fake_server.stats["requests"] <= 12  # no retries of a cut answer: it would be cut again
+    assert endpoint.server.stats["requests"] <= 12  # no retries of a cut answer: it would be cut again
 
 
 def test_retry_rejected_tries_the_rejected_items_again(fake_server, tmp_path):
@@ -193,20 +214,21 @@ def test_status_of_a_killed_run_and_of_no_run(tmp_path):
     assert missing.exit_code == 2 and "no such output" in missing.stderr
 
 
-def test_a_hostile_server_still_gives_exactly_n_valid_rows(fake_server, tmp_path):
+def test_a_hostile_server_still_gives_exactly_n_valid_rows(endpoint, tmp_path):
     """Refuses some prompts forever, overflows the context of long dialogs, cuts 20 % of answers off and
     goes down for 3 s: the run ends with exit 0 and exactly N valid rows, and status tells the story."""
-    fake_server.filter_words = ("forbidden",)
-    fake_server.context_tokens = 110
-    fake_server.rate_truncated = 0.2
-    fake_server.down_after, fake_server.down_for = 60, 3.0
+    endpoint.server.filter_words = ("forbidden",)
+    endpoint.server.context_tokens = 110
+    endpoint.server.rate_truncated = 0.2
+    endpoint.server.down_after, endpoint.server.down_for = 60, 3.0
     priced = {"input_cost_per_million": 1.0, "output_cost_per_million": 2.0}
     gen = {"min_turns": 1, "max_turns": 5, "concurrency": 8}
     result = run(
-        fake_server,
+        endpoint.server,
         tmp_path,
         "-n",
         "60",
+        provider=provider_of(endpoint),
         respondent=priced,
         generation=gen,
         error_budget={"max_rejected_share": 0.5, "max_outage_s": 30},
@@ -220,7 +242,7 @@ def test_a_hostile_server_still_gives_exactly_n_valid_rows(fake_server, tmp_path
         assert [t["role"] for t in turns] == ["user", "assistant"] * (len(turns) // 2) and turns
         assert "forbidden" not in turns[0]["content"]
         assert all(t["content"].endswith("." if t["role"] == "assistant" else "?") for t in turns[1:])
-    stats = fake_server.stats
+    stats = endpoint.server.stats
     assert stats["filtered"] and stats["context_exceeded"] and stats["truncated"] and stats["down"]
     report = status(tmp_path)
     assert report["finished"] and report["state"] == "finished" and report["rows"] == 60
