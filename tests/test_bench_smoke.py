@@ -32,3 +32,10 @@ def test_sharing_scenarios_on_tiny_runs(fake_server: FakeOpenAIServer, tmp_path:
     assert run.calls == 16 == fake_server.snapshot()["ok"] and run.refused == 0 and run.cpu_ms_per_call > 0
     first, later = index_start(tmp_path, _chunks(20))
     assert first > 0 and later > 0
+
+
+def test_measure_tiny_hosted_run(fake_server: FakeOpenAIServer, tmp_path: Path) -> None:
+    # The hosted comparison reaches the server through OPENAI_BASE_URL, asking for the hosted model by name.
+    run = measure(fake_server.url, "openai_compat", 8, 0.02, 24, tmp_path, poll=0.02, hosted=True)
+    assert run.rows == run.calls == 24 and run.label == "openai/gpt-4o-mini via openai_compat"
+    assert fake_server.snapshot()["models"] == {"gpt-4o-mini": 24}
