@@ -141,6 +141,9 @@ def test_key_pool_all_rejected_fails_with_names() -> None:
 
 
 def test_requests_spread_over_keys_and_rejected_key_is_dropped(endpoint, tmp_path, monkeypatch) -> None:
+    from afterimage_cli.providers import logging as provider_logging
+
+    monkeypatch.setattr(provider_logging, "_seen", set())  # each warning is said once per process: say it here
     monkeypatch.setenv("KEY_ONE", "sk-one")
     monkeypatch.setenv("KEY_TWO", "sk-two")
     endpoint.server.reject_keys = {"sk-two"}
