@@ -187,23 +187,21 @@ def measure(
     *,
     server_pid: int | None = None,
     poll: float = 0.05,
+    respondent: dict[str, Any] | None = None,
     hosted: bool = False,
 ) -> Run:
     """One run of n single-turn conversations through `transport` against a server answering in `latency` s:
-    openai/fake-model at its api_base, or (`hosted`) HOSTED_MODEL with the server's URL in OPENAI_BASE_URL,
-    by its default transport (openai_compat) or with `provider: litellm`."""
+    openai/fake-model at its api_base, `respondent` (the model block, when it is not the OpenAI protocol's
+    through that transport), or (`hosted`) HOSTED_MODEL with the server's URL in OPENAI_BASE_URL, by its
+    default transport (openai_compat) or with `provider: litellm`."""
     http(server_url + "/_knobs", {"latency": latency})
     base = http(server_url + "/_stats")["ok"]
     config = workdir / f"{'hosted-' if hosted else ''}{transport}-{concurrency}-{int(latency * 1000)}.yaml"
     env: dict[str, str] | None = None
     if hosted:
-        respondent: dict[str, Any] = {
-            "model": HOSTED_MODEL,
-            **({"provider": "litellm"} if transport == "litellm" else {}),
-        }
+        respondent = {"model": HOSTED_MODEL, **({"provider": "litellm"} if transport == "litellm" else {})}
         env = {"OPENAI_BASE_URL": server_url + "/v1"}
-    else:
-        respondent = {"model": "openai/fake-model", "provider": transport, "api_base": server_url + "/v1"}
+    respondent = respondent or {"model": "openai/fake-model", "provider": transport, "api_base": server_url + "/v1"}
     write_config(config, respondent, concurrency)
     samples: list[tuple[float, int, float, float]] = []  # (time, calls done, child CPU s, server CPU s)
 
@@ -334,6 +332,9 @@ def targets(
     if peak["litellm"] and peak["openai_compat"]:
         ratio = peak["openai_compat"] / peak["litellm"]
         out.append(("fast path far above litellm (peak calls/s ≥ 2×)", f"{ratio:.1f}×", ratio >= 2))
+    from tests.bench_anthropic import cpu_target
+
+    out.extend(cpu_target(runs))
     out.append(("`afterimage --help` ≤ 0.3 s", f"{help_s:.2f} s", help_s <= 0.3))
     (small, rs), (big, rb) = sorted(rss.items())
     flat = rb <= 200 and rb <= rs * 1.25 + 10
@@ -393,15 +394,20 @@ def main(argv: list[str] | None = None) -> int:
                     note(f"  {run.calls_per_s:,.0f} calls/s, efficiency {run.efficiency:.2f}")
                     runs.append(run)
             if not args.only:
+                from tests.bench_anthropic import anthropic_runs
                 from tests.bench_hosted import hosted_runs
 
                 hosted = hosted_runs(server, workdir, seconds)
+                runs += anthropic_runs(server.url, workdir, server.proc.pid, args.quick)
             from tests.bench_ratelimit import run_scenarios
 
             limits = [] if args.only == "litellm" else run_scenarios(server.url, workdir)
             from tests.bench_sharing import run_all as sharing_scenarios
 
             sharing = [] if args.only else sharing_scenarios(server.url, workdir, args.quick)
+            from tests.bench_batch import run_batch
+
+            sharing += [] if args.only else ["", *run_batch(server.url, workdir, args.quick)]
             note("afterimage --help …")
             help_s = help_time()
             sizes = (1_000, 10_000) if args.quick else (10_000, 100_000)

@@ -6,16 +6,20 @@ import os
 
 # litellm fetches its price map from GitHub at import unless told to use the bundled copy; tests are offline.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-# A real key in the developer's shell must never turn a test into a paid call.
-for _name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"):
-    os.environ.pop(_name, None)
-
 from collections.abc import Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 import pytest  # noqa: E402
 
+from afterimage_cli.providers.factory import ENDPOINTS  # noqa: E402
 from tests.fakeserver import FakeOpenAIServer  # noqa: E402
+
+# A real key in the developer's shell must never turn a test into a paid call, nor a URL variable of the
+# transport table (OPENAI_BASE_URL, ANTHROPIC_BASE_URL, …) send a test's calls elsewhere.
+for _name in {"GOOGLE_API_KEY", "AZURE_API_VERSION"} | {
+    name for entry in ENDPOINTS.values() for name in (entry.key_env, *entry.base_env) if name
+}:
+    os.environ.pop(_name, None)
 
 
 @pytest.fixture

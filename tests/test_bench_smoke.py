@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from tests.bench import measure, run_size
+from tests.bench import Run, measure, run_size
+from tests.bench_anthropic import MODEL, cpu_target
 from tests.bench_sharing import _chunks, cache_run, index_start
 from tests.fakeserver import FakeOpenAIServer
 
@@ -39,3 +40,15 @@ def test_measure_tiny_hosted_run(fake_server: FakeOpenAIServer, tmp_path: Path) 
     run = measure(fake_server.url, "openai_compat", 8, 0.02, 24, tmp_path, poll=0.02, hosted=True)
     assert run.rows == run.calls == 24 and run.label == "openai/gpt-4o-mini via openai_compat"
     assert fake_server.snapshot()["models"] == {"gpt-4o-mini": 24}
+
+
+def test_measure_tiny_anthropic_run(fake_server: FakeOpenAIServer, tmp_path: Path) -> None:
+    respondent = {"model": MODEL, "provider": "anthropic", "api_base": fake_server.url}
+    run = measure(fake_server.url, "anthropic", 8, 0.02, 40, tmp_path, poll=0.02, respondent=respondent)
+    assert run.rows == run.calls == 40
+    stats = fake_server.snapshot()
+    assert stats["ok"] == 40 and stats["models"] == {MODEL.split("/")[1]: 40}
+    assert "cache_read_input_tokens" in stats  # answered by the Anthropic routes
+    litellm = Run("litellm-anthropic", 8, 0.02, 40, 40, 40, 1.0, 1.0, 1.0, 6.0, 1.0, None)
+    ((_, measured, passed),) = cpu_target([run, litellm])
+    assert measured.startswith(f"{6.0 / run.cpu_ms_per_call:.1f}×") and passed == (6.0 / run.cpu_ms_per_call >= 5)

@@ -191,6 +191,7 @@ def _error_fields(error: ProviderError) -> tuple[Any, ...]:
         {"fail_status": 500},
         {"rate_429": 1.0, "retry_after": 3},
         {"filter_words": ("hash",)},
+        {"withheld_words": ("hash",)},
         {"context_tokens": 3},
     ],
     ids=lambda knobs: ",".join(f"{k}={v}" for k, v in knobs.items()),

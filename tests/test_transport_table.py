@@ -33,7 +33,8 @@ def route(model: str, environ: dict[str, str] | None = None, **fields) -> factor
         ("gpt-4o-mini", "openai_compat", "https://api.openai.com/v1"),
         ("groq/llama-3.1-8b-instant", "openai_compat", "https://api.groq.com/openai/v1"),
         ("openrouter/openai/gpt-4o-mini", "openai_compat", "https://openrouter.ai/api/v1"),
-        ("anthropic/claude-3-5-haiku-latest", "litellm", None),
+        ("anthropic/claude-3-5-haiku-latest", "anthropic", "https://api.anthropic.com"),
+        ("claude-3-5-haiku-latest", "anthropic", "https://api.anthropic.com"),
         ("bedrock/anthropic.claude-v2", "litellm", None),
         ("hosted_vllm/llama3", "litellm", None),  # a server of yours: direct once its api_base is given
         ("offline", "offline", None),
@@ -84,7 +85,7 @@ def test_azure_calls_its_deployment_with_its_api_version_and_api_key_header(monk
         f"https://r.openai.azure.com/openai/deployments/my-deployment/chat/completions?api-version={AZURE_API_VERSION}"
     )
     assert provider.keys is not None
-    assert provider.auth_headers(provider.keys.keys[0]) == {"api-key": "az-key"}
+    assert provider.request_headers(provider.keys.keys[0]) == {"api-key": "az-key"}
     monkeypatch.setenv("AZURE_API_VERSION", "2024-10-21")
     assert LLMFactory.from_config(ModelConfig(model="azure/d")).url.endswith("?api-version=2024-10-21")  # type: ignore[attr-defined]
     configured = ModelConfig(model="azure/d", api_version="2025-04-01-preview")

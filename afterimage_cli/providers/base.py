@@ -20,8 +20,9 @@ class LLMResponse(BaseModel):
     prompt_token_count: int = 0
     completion_token_count: int = 0
     total_token_count: int = 0
-    cached_prompt_tokens: int = Field(default=0, description="Prompt tokens read from the provider's prompt cache.")
-    cache_creation_tokens: int = Field(default=0, description="Prompt tokens written to it (Anthropic).")
+    # Of the prompt tokens: those read from the provider's prompt cache, and (Anthropic) those written to it.
+    cached_prompt_tokens: int = 0
+    cache_creation_tokens: int = 0
     finish_reason: str | None = None
     model_name: str = ""
     raw_response: Any = None

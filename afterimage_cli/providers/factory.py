@@ -13,11 +13,10 @@ from ..errors import ConfigError
 from ..registry import providers
 from .base import LLMProvider
 from .keypool import SmartKeyPool
+from .openai_dialect import AZURE_API_VERSION
 from .pricing import ModelPrice, price_per_token
 
 DIRECT = "openai_compat"
-# litellm's AZURE_DEFAULT_API_VERSION (tests/test_transport_table.py checks they agree).
-AZURE_API_VERSION = "2025-02-01-preview"
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,7 @@ class Endpoint:
 # through litellm with its key in <PREFIX>_API_KEY; `provider: litellm` in a model block forces litellm. The
 # OpenAI-protocol hosts take the direct transport (far less CPU per call, same behaviour); their URLs and
 # variables are litellm's own (tests/test_transport_table.py checks them against litellm's provider logic).
+# Anthropic's models take their own protocol's direct transport, pointed elsewhere by the variable its SDK reads.
 ENDPOINTS: dict[str, Endpoint] = {
     "openai": Endpoint(
         DIRECT,
@@ -47,7 +47,11 @@ ENDPOINTS: dict[str, Endpoint] = {
         ("api.openai.com",),
     ),
     "azure": Endpoint(
-        DIRECT, None, "AZURE_API_KEY", ("AZURE_API_BASE",), (".openai.azure.com", ".cognitiveservices.azure.com")
+        DIRECT,
+        None,
+        "AZURE_API_KEY",
+        ("AZURE_API_BASE",),
+        (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com"),
     ),
     "groq": Endpoint(DIRECT, "https://api.groq.com/openai/v1", "GROQ_API_KEY", ("GROQ_API_BASE",), ("api.groq.com",)),
     "together_ai": Endpoint(
@@ -84,7 +88,9 @@ ENDPOINTS: dict[str, Endpoint] = {
     "llamafile": Endpoint(DIRECT),
     "ollama": Endpoint(),
     "ollama_chat": Endpoint(),
-    "anthropic": Endpoint(key_env="ANTHROPIC_API_KEY", hosts=("api.anthropic.com",)),
+    "anthropic": Endpoint(
+        "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY", ("ANTHROPIC_BASE_URL",), ("api.anthropic.com",)
+    ),
     "gemini": Endpoint(key_env="GEMINI_API_KEY", hosts=("generativelanguage.googleapis.com",)),
 }
 
@@ -218,8 +224,8 @@ def build_key_pool(route: Route, cfg: ModelConfig, environ: Mapping[str, str]) -
 
 
 def azure_api_version(cfg: ModelConfig, params: dict[str, Any], environ: Mapping[str, str]) -> str:
-    """Azure's api-version: the config's, else `params.api_version` (litellm's spelling), else AZURE_API_VERSION,
-    else litellm's default."""
+    """Azure's api-version, of online calls and batches alike: the config's, else `params.api_version`
+    (litellm's spelling), else the AZURE_API_VERSION variable, else litellm's default."""
     version = cfg.api_version or params.pop("api_version", None) or environ.get("AZURE_API_VERSION", "").strip()
     return str(version or AZURE_API_VERSION)
 
@@ -280,3 +286,10 @@ def model_price(cfg: ModelConfig) -> ModelPrice | None:
     batch = {"batch_input": cfg.batch_input_cost_per_million, "batch_output": cfg.batch_output_cost_per_million}
     overrides = {field: value / 1e6 for field, value in batch.items() if value is not None}
     return replace(price, **overrides) if overrides else price
+
+
+def model_batch_price(cfg: ModelConfig) -> ModelPrice | None:
+    """USD per token through the provider's batch API: the config's batch prices, else litellm's batch prices
+    for the model, else half the online price (what OpenAI, Anthropic and Gemini charge); None if unpriced."""
+    price = model_price(cfg)
+    return None if price is None else price.batch()

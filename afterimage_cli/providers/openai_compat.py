@@ -10,30 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from ..errors import ProviderError
 from .base import LLMResponse, Messages, StructuredLLMResponse
-from .http_errors import status_error
+from .http_transport import HttpTransport
 from .keypool import ApiKey
-from .openai_dialect import adapt_request, answer_text
-from .remote import PROBE_MESSAGES, RemoteProvider
+from .openai_dialect import AZURE_API_VERSION, adapt_request, answer_text, is_azure_v1
+from .remote import PROBE_MESSAGES
 from .structured import Schema, response_format
 
 
-def _error_message(body: bytes) -> str:
-    """The server's own error text, if its body is OpenAI-shaped JSON."""
-    try:
-        data = orjson.loads(body)
-        error = data.get("error") if isinstance(data, dict) else None
-        message = error.get("message") if isinstance(error, dict) else error
-        return str(message or data)[:300]
-    except orjson.JSONDecodeError:
-        return body[:200].decode("utf-8", "replace")
-
-
-class OpenAICompatProvider(RemoteProvider):
+class OpenAICompatProvider(HttpTransport):
     """Chat completions against an OpenAI-compatible server, one HTTP session for the whole run."""
+
+    # The batch API that takes these bodies (providers/batch): /files + /batches (Azure's too).
+    batch_protocol = "openai"
 
     def __init__(self, model: str, *, api_version: str | None = None, **settings: Any) -> None:
         super().__init__(model, **settings)
@@ -46,9 +36,9 @@ class OpenAICompatProvider(RemoteProvider):
         # 'openai/llama3' or 'hosted_vllm/llama3' → the server is asked for 'llama3'.
         self.served_model = self.requested_model
         self.prefix = model.partition("/")[0] if "/" in model else ""
-        self.api_version = api_version
+        # Azure's api-version (the factory resolves the config's and AZURE_API_VERSION); batches use it too.
+        self.api_version = (api_version or AZURE_API_VERSION) if self.is_azure else api_version
         self.url = self.api_base.rstrip("/") + self.request_url
-        self._session: Any = None
 
     @property
     def is_azure(self) -> bool:
@@ -56,59 +46,18 @@ class OpenAICompatProvider(RemoteProvider):
 
     @property
     def request_url(self) -> str:
-        """The path a chat body is POSTed to under api_base (Azure: the deployment's, with its api-version)."""
-        if self.is_azure:
+        """The path a chat body is POSTed to under api_base (Azure: the deployment's, with its api-version,
+        unless api_base is the resource's /openai/v1 API, which is OpenAI's protocol)."""
+        assert self.api_base is not None
+        if self.is_azure and not is_azure_v1(self.api_base):
             return f"/openai/deployments/{self.served_model}/chat/completions?api-version={self.api_version}"
         return "/chat/completions"
 
-    def auth_headers(self, key: ApiKey | None) -> dict[str, str]:
+    def request_headers(self, key: ApiKey | None) -> dict[str, str]:
+        """The key as a bearer token, or in Azure's `api-key` header."""
         if key is not None and self.is_azure:
             return {"api-key": key.value}
-        return super().auth_headers(key)
-
-    def _client(self) -> Any:
-        if self._session is None:
-            import aiohttp
-
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-                json_serialize=lambda obj: orjson.dumps(obj).decode(),
-            )
-        return self._session
-
-    async def _post(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-        import aiohttp
-
-        key = await self.keys.acquire() if self.keys else None
-        headers = {"Content-Type": "application/json", **self.auth_headers(key)}
-        try:
-            async with self._client().post(self.url, data=orjson.dumps(payload), headers=headers) as response:
-                body = await response.read()
-                answer_headers = {k.lower(): v for k, v in response.headers.items()}
-                status = response.status
-        except TimeoutError:
-            raise ProviderError(f"{self.model_name}: request timed out", retryable=True, kind="timeout") from None
-        except aiohttp.ClientError as exc:
-            raise ProviderError(
-                f"{self.model_name}: cannot reach the server at {self.api_base}: {exc}",
-                retryable=True,
-                kind="connection",
-            ) from exc
-        if status >= 400:
-            error = status_error(self.model_name, status, _error_message(body), answer_headers, key, self.api_base)
-            self.report_key_error(key, error)
-            raise error
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise ProviderError(
-                f"{self.model_name}: malformed response body ({len(body)} bytes)", retryable=True, kind="invalid_output"
-            ) from None
-        if not isinstance(data, dict):
-            raise ProviderError(f"{self.model_name}: malformed response", retryable=True, kind="invalid_output")
-        return data, answer_headers
+        return super().request_headers(key)
 
     def _to_response(self, data: dict[str, Any], headers: dict[str, str]) -> LLMResponse:
         try:
@@ -119,31 +68,44 @@ class OpenAICompatProvider(RemoteProvider):
             raise ProviderError(
                 f"{self.model_name}: malformed response: missing {exc}", retryable=True, kind="invalid_output"
             ) from None
-        if not isinstance(text, str):
-            raise ProviderError(
-                f"{self.model_name}: empty response (finish_reason={choice.get('finish_reason')})",
-                retryable=True,
-                kind="invalid_output",
-            )
         usage = data.get("usage") or {}
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         completion_tokens = int(usage.get("completion_tokens") or 0)
         details = usage.get("prompt_tokens_details")
         cached = int((details.get("cached_tokens") if isinstance(details, dict) else None) or 0)
         limits = {k: v for k, v in headers.items() if "ratelimit" in k}
-        return LLMResponse(
-            text=text,
+        finish_reason = choice.get("finish_reason")
+        response = LLMResponse(
+            text=text if isinstance(text, str) else "",
             prompt_token_count=prompt_tokens,
             completion_token_count=completion_tokens,
             total_token_count=int(usage.get("total_tokens") or prompt_tokens + completion_tokens),
             cached_prompt_tokens=cached,
-            finish_reason=choice.get("finish_reason"),
+            finish_reason=finish_reason,
             model_name=self.model_name,
             raw_response=data,
             reasoning_content=reasoning,
             cost=self.priced(prompt_tokens, completion_tokens, cached),
             headers=limits or None,
         )
+        if isinstance(text, str):
+            return response
+        if finish_reason == "content_filter":
+            # The answer was withheld by the provider's output filter (Azure's): asking again gets the same
+            # refusal, so it is this item's, as litellm and the Anthropic transport say too.
+            error = ProviderError(
+                f"{self.model_name}: the model refused to answer this prompt (finish_reason: content_filter)",
+                retryable=False,
+                kind="content_filter",
+            )
+        else:
+            error = ProviderError(
+                f"{self.model_name}: empty response (finish_reason={finish_reason})",
+                retryable=True,
+                kind="invalid_output",
+            )
+        error.response = response  # its tokens were paid for
+        raise error
 
     def request_payload(self, messages: Messages, schema: Schema | None = None, **kwargs: Any) -> dict[str, Any]:
         """The JSON body of one chat call (batch mode sends the same body inside a batch file)."""
@@ -173,8 +135,3 @@ class OpenAICompatProvider(RemoteProvider):
         data, _ = await self._post(self.request_payload(PROBE_MESSAGES, max_tokens=1))
         model = data.get("model")
         return model if isinstance(model, str) and model else None
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from .pricing import model_entry, price_map
+
+# Azure OpenAI's api-version when none is configured: litellm's AZURE_DEFAULT_API_VERSION (tests/
+# test_transport_table.py checks they agree); its chat completions and its batch API both take it.
+AZURE_API_VERSION = "2025-02-01-preview"
 
 # What OpenAI's o-series and gpt-5 models refuse (litellm drops it, as drop_params is on); gpt-5.1 and later
 # take the sampling ones while reasoning is off (reasoning_effort "none", asked for or the model's default).
@@ -25,7 +30,7 @@ _O_SERIES_NAME = re.compile(r"o\d")
 def _supports(prefix: str, model: str, capability: str) -> bool:
     """Whether the price map says 'prefix/model' (or the bare model) has a capability, as litellm reads it."""
     entries = (model_entry(f"{prefix}/{model}"), model_entry(model))
-    return any(entry is not None and entry.get(capability) is True for entry in entries)
+    return any(entry.get(capability) is True for entry in entries)
 
 
 def is_o_series(prefix: str, model: str) -> bool:
@@ -51,8 +56,7 @@ def _reasoning_off(model: str, payload: dict[str, Any]) -> bool:
     effort = payload.get("reasoning_effort")
     effort = effort.get("effort") if isinstance(effort, dict) else effort
     if effort is None:
-        entry = model_entry(model) or {}
-        effort = entry.get("default_reasoning_effort")
+        effort = model_entry(model).get("default_reasoning_effort")
     return effort == "none"
 
 
@@ -79,6 +83,12 @@ def _openai_reasoning(prefix: str, model: str, payload: dict[str, Any]) -> dict[
     if prefix == "azure" and model.startswith("o_series/"):
         out["model"] = model.removeprefix("o_series/")
     return out
+
+
+def is_azure_v1(api_base: str) -> bool:
+    """Whether an Azure resource URL is its /openai/v1 API: the OpenAI protocol itself (routes under it as
+    OpenAI's, no deployment in the path, no api-version), rather than the classic deployment routes."""
+    return "/openai/v1" in urlsplit(api_base).path
 
 
 def fireworks_model(model: str) -> str:

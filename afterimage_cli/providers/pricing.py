@@ -13,6 +13,66 @@ import orjson
 PRICE_FILE = "model_prices_and_context_window_backup.json"
 
 
+@dataclass(frozen=True)
+class ModelPrice:
+    """USD per token: prompt (`input`), completion (`output`), prompt tokens read from the provider's prompt
+    cache (`cache_read`) and written to it (`cache_creation`, Anthropic), and the batch API's rates
+    (`batch()` is the price of the same calls sent through it)."""
+
+    input: float
+    output: float
+    cache_read: float
+    cache_creation: float
+    batch_input: float
+    batch_output: float
+
+    @classmethod
+    def of(
+        cls,
+        input: float,
+        output: float,
+        *,
+        cache_read: float | None = None,
+        cache_creation: float | None = None,
+        batch_input: float | None = None,
+        batch_output: float | None = None,
+    ) -> ModelPrice:
+        """A price whose unknown rates follow the known ones: cache tokens cost the input price, the batch API
+        half the online prices (what OpenAI, Anthropic and Gemini all charge)."""
+        return cls(
+            input,
+            output,
+            input if cache_read is None else cache_read,
+            input if cache_creation is None else cache_creation,
+            input / 2 if batch_input is None else batch_input,
+            output / 2 if batch_output is None else batch_output,
+        )
+
+    def batch(self) -> ModelPrice:
+        """The price through the provider's batch API, as a price of its own (cache rates scaled alike)."""
+        scale = self.batch_input / self.input if self.input else 0.5
+        return ModelPrice(
+            self.batch_input,
+            self.batch_output,
+            self.cache_read * scale,
+            self.cache_creation * scale,
+            self.batch_input,
+            self.batch_output,
+        )
+
+    def cost(self, prompt: int, completion: int, cached: int = 0, cache_creation: int = 0) -> float:
+        """USD for a call. `prompt` counts every prompt token, the `cached` and `cache_creation` ones included:
+        OpenAI's `prompt_tokens` does; the Anthropic transport adds its cache tokens to `input_tokens` (which
+        leaves them out), as litellm does."""
+        fresh = max(prompt - cached - cache_creation, 0)
+        return (
+            fresh * self.input
+            + cached * self.cache_read
+            + cache_creation * self.cache_creation
+            + completion * self.output
+        )
+
+
 @functools.cache
 def price_map() -> dict[str, Any]:
     """litellm's bundled price and capability map (model → entry), or {} when litellm is not installed."""
@@ -27,90 +87,30 @@ def price_map() -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-@dataclass(frozen=True)
-class ModelPrice:
-    """USD per token. `cache_read` is what a prompt token read from the provider's prompt cache costs,
-    `cache_creation` one written to it (Anthropic); the batch prices are what the provider's batch API
-    charges (unused until batch mode; `batch()` is the price of the same calls sent through it)."""
-
-    input: float
-    output: float
-    cache_read: float
-    cache_creation: float
-    batch_input: float
-    batch_output: float
-
-    @classmethod
-    def of(
-        cls,
-        input: float,
-        output: float,
-        cache_read: float | None = None,
-        cache_creation: float | None = None,
-        batch_input: float | None = None,
-        batch_output: float | None = None,
-    ) -> ModelPrice:
-        """A price whose missing parts take their defaults: cached tokens without a cache price cost the
-        input price; a batch price not known is half the online one (what OpenAI and Anthropic charge)."""
-        return cls(
-            input=input,
-            output=output,
-            cache_read=input if cache_read is None else cache_read,
-            cache_creation=input if cache_creation is None else cache_creation,
-            batch_input=input / 2 if batch_input is None else batch_input,
-            batch_output=output / 2 if batch_output is None else batch_output,
-        )
-
-    def cost(self, prompt_tokens: int, completion_tokens: int, cached: int = 0, cache_creation: int = 0) -> float:
-        """USD of one call. `prompt_tokens` counts every prompt token, the cached and cache-written ones
-        included (OpenAI's `prompt_tokens`; litellm adds Anthropic's cache tokens to it the same way)."""
-        fresh = max(prompt_tokens - cached - cache_creation, 0)
-        return (
-            fresh * self.input
-            + cached * self.cache_read
-            + cache_creation * self.cache_creation
-            + completion_tokens * self.output
-        )
-
-    def batch(self) -> ModelPrice:
-        """The price of the same calls through the provider's batch API: the batch prices, and the cache
-        prices discounted as the input price is."""
-        ratio = self.batch_input / self.input if self.input else 1.0
-        return ModelPrice(
-            input=self.batch_input,
-            output=self.batch_output,
-            cache_read=self.cache_read * ratio,
-            cache_creation=self.cache_creation * ratio,
-            batch_input=self.batch_input,
-            batch_output=self.batch_output,
-        )
-
-
-def _number(entry: dict[str, Any], field: str) -> float | None:
-    value = entry.get(field)
-    return float(value) if isinstance(value, int | float) else None
-
-
-def model_entry(model: str, bare_model: str | None = None) -> dict[str, Any] | None:
-    """The price map's entry for 'provider/model', or else for the bare name."""
+def model_entry(model: str, bare_model: str | None = None) -> dict[str, Any]:
+    """The price map's entry for 'provider/model' (or else the bare name): prices and what the model
+    supports; {} when the map has neither."""
     prices = price_map()
     entry = prices.get(model) or (prices.get(bare_model) if bare_model else None)
-    return entry if isinstance(entry, dict) else None
+    return entry if isinstance(entry, dict) else {}
+
+
+def _rate(entry: dict[str, Any], field: str) -> float | None:
+    value = entry.get(field)
+    return float(value) if isinstance(value, int | float) else None
 
 
 def price_per_token(model: str, bare_model: str | None = None) -> ModelPrice | None:
     """The price of 'provider/model' (or the bare name) in the bundled map, or None if unpriced."""
     entry = model_entry(model, bare_model)
-    if entry is None:
-        return None
-    input_price = _number(entry, "input_cost_per_token")
+    input_price = _rate(entry, "input_cost_per_token")
     if input_price is None:
         return None
     return ModelPrice.of(
         input_price,
-        _number(entry, "output_cost_per_token") or 0.0,
-        cache_read=_number(entry, "cache_read_input_token_cost"),
-        cache_creation=_number(entry, "cache_creation_input_token_cost"),
-        batch_input=_number(entry, "input_cost_per_token_batches"),
-        batch_output=_number(entry, "output_cost_per_token_batches"),
+        _rate(entry, "output_cost_per_token") or 0.0,
+        cache_read=_rate(entry, "cache_read_input_token_cost"),
+        cache_creation=_rate(entry, "cache_creation_input_token_cost"),
+        batch_input=_rate(entry, "input_cost_per_token_batches"),
+        batch_output=_rate(entry, "output_cost_per_token_batches"),
     )

@@ -45,15 +45,25 @@ class RemoteProvider(BaseProvider):
         """The model name the server is asked for: 'openai/llama3' → 'llama3'."""
         return self.model_name.split("/", 1)[1] if "/" in self.model_name else self.model_name
 
+    def request_headers(self, key: ApiKey | None) -> dict[str, str]:
+        """The headers of every request besides its content type: the key, as OpenAI's protocol sends it."""
+        return {"Authorization": f"Bearer {key.value}"} if key is not None else {}
+
+    @property
+    def models_url(self) -> str:
+        """Where the server lists the models it serves."""
+        assert self.api_base is not None
+        return self.api_base.rstrip("/") + "/models"
+
     async def alist_models(self) -> list[Any] | None:
-        """The entries of GET {api_base}/models; None when the server keeps no usable list. Raises
+        """The entries of GET `models_url`; None when the server keeps no usable list. Raises
         ProviderError when the server cannot be reached, fails (5xx, 429) or refuses the key."""
         import aiohttp
 
         assert self.api_base is not None
         key = await self.keys.acquire() if self.keys else None
-        headers = self.auth_headers(key)
-        url = self.api_base.rstrip("/") + "/models"
+        headers = self.request_headers(key)
+        url = self.models_url
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)) as session:
                 async with session.get(url, headers=headers) as response:
@@ -80,18 +90,12 @@ class RemoteProvider(BaseProvider):
         """The `model` field of the server's answer to a one-token request (PROBE_MESSAGES)."""
         raise NotImplementedError
 
-    def auth_headers(self, key: ApiKey | None) -> dict[str, str]:
-        """The headers that carry the key (none without one): OpenAI's bearer token unless the API wants another."""
-        return {"Authorization": f"Bearer {key.value}"} if key is not None else {}
-
-    def priced(
-        self, prompt_tokens: int, completion_tokens: int, cached: int = 0, cache_creation: int = 0
-    ) -> float | None:
-        """USD for a call at the configured or mapped price (prompt tokens read from the provider's cache at
-        its cached rate); None when the model is unpriced. `prompt_tokens` includes the cached ones."""
+    def priced(self, prompt: int, completion: int, cached: int = 0, cache_creation: int = 0) -> float | None:
+        """USD for a call at the configured or mapped price (`prompt` counts the `cached` and `cache_creation`
+        tokens too); None when the model is unpriced."""
         if self.price is None:
             return None
-        return self.price.cost(prompt_tokens, completion_tokens, cached, cache_creation)
+        return self.price.cost(prompt, completion, cached, cache_creation)
 
     def report_key_error(self, key: ApiKey | None, error: ProviderError) -> None:
         """Tell the key pool how a key fared; a rejected key is retryable while others remain."""
