@@ -332,7 +332,7 @@ def targets(
     if peak["litellm"] and peak["openai_compat"]:
         ratio = peak["openai_compat"] / peak["litellm"]
         out.append(("fast path far above litellm (peak calls/s ≥ 2×)", f"{ratio:.1f}×", ratio >= 2))
-    from tests.bench_anthropic import cpu_target
+    from tests.bench_native import cpu_target
 
     out.extend(cpu_target(runs))
     out.append(("`afterimage --help` ≤ 0.3 s", f"{help_s:.2f} s", help_s <= 0.3))
@@ -394,11 +394,11 @@ def main(argv: list[str] | None = None) -> int:
                     note(f"  {run.calls_per_s:,.0f} calls/s, efficiency {run.efficiency:.2f}")
                     runs.append(run)
             if not args.only:
-                from tests.bench_anthropic import anthropic_runs
                 from tests.bench_hosted import hosted_runs
+                from tests.bench_native import native_runs
 
                 hosted = hosted_runs(server, workdir, seconds)
-                runs += anthropic_runs(server.url, workdir, server.proc.pid, args.quick)
+                runs += native_runs(server.url, workdir, server.proc.pid, args.quick)
             from tests.bench_ratelimit import run_scenarios
 
             limits = [] if args.only == "litellm" else run_scenarios(server.url, workdir)

@@ -1,5 +1,5 @@
 """A fake OpenAI-compatible HTTP server for tests and benchmarks (tests/fake_anthropic.py adds the Anthropic
-Messages API's routes, with the same knobs).
+Messages API's routes and tests/fake_gemini.py the Gemini API's, with the same knobs).
 
 It answers chat completions, embeddings and the model list on 127.0.0.1 with deterministic content, and
 misbehaves on demand through knobs (plain attributes that may be flipped while it runs): latency, 429s, 500s,
@@ -9,7 +9,7 @@ every one after the first N), a fixed failure status, rejected keys, a token-buc
 of concurrency needs no timing) and an outage (after `down_after` requests, every request for `down_for`
 seconds has its connection dropped, or gets `down_status`); and which model it says it serves (in answers and
 GET /models, or no model list at all). Its answers have OpenAI's wire shape (checked against the openai SDK's
-types): usage details with the prompt tokens read from a cache (`cached_tokens`), a forced tool call answered
+types): usage details with `cached_share` of the prompt tokens read from a cache, a forced tool call answered
 as one, and Azure OpenAI's deployment route (`api-key` header). Counters in `stats` record what happened, and
 `stats["last_request"]` what the last request asked.
 
@@ -36,7 +36,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests import fake_anthropic
+from tests import fake_anthropic, fake_gemini
 from tests.fake_batches import add_routes as add_batch_routes
 
 END_TOKEN = "[END]"
@@ -46,7 +46,7 @@ KNOBS = tuple(
     "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang hang_after fail_status admit_rps"
     " rate_529 end_rate reasoning seed responder rate_limit_headers reject_keys model_name context_tokens filter_words"
     " unprocessable_words withheld_words rate_truncated down_after down_for down_status echo_model models_status"
-    " model_meta gather cached_tokens".split()
+    " model_meta gather cached_share".split()
 )
 GATHER_TIMEOUT = 30.0  # seconds a gathering request waits for the others before it goes on alone
 
@@ -236,9 +236,9 @@ class FakeOpenAIServer:
     models_status: int | None = None
     # What GET /models says of the weights, as llama.cpp's `meta` does (size, parameters …); None: nothing.
     model_meta: dict[str, Any] | None = None
-    # Tokens of each prompt the server says it read from its prompt cache (at most the prompt's), as OpenAI's
-    # usage.prompt_tokens_details.cached_tokens does.
-    cached_tokens: int = 0
+    # The share of each prompt reported as read from the provider's prompt cache: OpenAI's
+    # usage.prompt_tokens_details.cached_tokens, Gemini's cachedContentTokenCount (stats["cached_tokens"]).
+    cached_share: float = 0.0
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> None:
         unknown = set(knobs) - set(KNOBS)
@@ -312,6 +312,7 @@ class FakeOpenAIServer:
         app.router.add_post("/_knobs", self._set_knobs)
         add_batch_routes(self, app)
         fake_anthropic.add_routes(self, app)
+        fake_gemini.add_routes(self, app)
         # No access log: at thousands of requests/s it would cost more than answering.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -362,6 +363,7 @@ class FakeOpenAIServer:
         counts.update(dict.fromkeys(("rejected", "bad_request", "embeddings", "prompt_tokens", "completion_tokens"), 0))
         counts.update(dict.fromkeys(("context_exceeded", "filtered", "unprocessable", "truncated", "withheld"), 0))
         counts["down"] = 0
+        counts["cached_tokens"] = 0
         counts["model_lists"] = 0
         fresh = {**counts, "by_key": {}, "models": {}, "last_request": None}
         return {**fresh, "in_flight": in_flight, "max_in_flight": in_flight}
@@ -453,9 +455,11 @@ class FakeOpenAIServer:
         request: web.Request,
         answer: Callable[[dict[str, Any]], web.Response],
         error: Callable[[int, str | None], web.Response] | None = None,
+        model: str | None = None,
     ) -> web.Response:
         """The knobs, in order: outage, auth, fail_status, bad request, hang, admission, gather, latency,
-        random failures. `error` makes an error response in the protocol's shape (OpenAI's by default)."""
+        random failures. `error` makes an error response in the protocol's shape (OpenAI's by default);
+        `model` is the model a protocol names in its URL rather than its body (Gemini)."""
         fail = error or self._error
         stats = self.stats  # no await before the try: a reset cannot slip in between
         stats["requests"] += 1
@@ -470,8 +474,12 @@ class FakeOpenAIServer:
                     request.transport.abort()  # a restarting server: the client sees a dropped connection
                 return web.Response(status=503)
             auth = request.headers.get("Authorization", "")
-            bearer = auth[7:] if auth[:7].lower() == "bearer " else auth
-            key = request.headers.get("x-api-key") or bearer or request.headers.get("api-key", "")
+            key = (
+                request.headers.get("x-api-key")
+                or request.headers.get("x-goog-api-key")
+                or (auth[7:] if auth[:7].lower() == "bearer " else auth)
+                or request.headers.get("api-key", "")
+            )
             self.stats["by_key"][key] = self.stats["by_key"].get(key, 0) + 1
             try:
                 body = orjson.loads(await request.read())
@@ -482,7 +490,7 @@ class FakeOpenAIServer:
                 return fail(400, f"Invalid JSON body: {exc}")
             # What the last request asked, as the server saw it (a parity test compares two clients' requests).
             self.stats["last_request"] = {"path": request.path_qs, "auth": _auth_scheme(request), "body": body}
-            model = str(body.get("model", ""))
+            model = str(body.get("model", "")) if model is None else model
             self.stats["models"][model] = self.stats["models"].get(model, 0) + 1
             if key in self.reject_keys or self.fail_status is not None:
                 self.stats["rejected"] += 1
@@ -608,7 +616,9 @@ class FakeOpenAIServer:
         self.stats["completion_tokens"] += completion_tokens
         usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
         usage["total_tokens"] = prompt_tokens + completion_tokens
-        usage["prompt_tokens_details"] = {"cached_tokens": min(self.cached_tokens, prompt_tokens), "audio_tokens": 0}
+        cached = int(prompt_tokens * self.cached_share)
+        self.stats["cached_tokens"] += cached
+        usage["prompt_tokens_details"] = {"cached_tokens": cached, "audio_tokens": 0}
         usage["completion_tokens_details"] = dict.fromkeys(
             ("reasoning_tokens", "audio_tokens", "accepted_prediction_tokens", "rejected_prediction_tokens"), 0
         )

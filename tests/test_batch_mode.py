@@ -219,9 +219,10 @@ def test_evaluation_mode_in_the_config_batches_the_judge(fake_server, tmp_path):
     assert fake_server.batch_api.batches_created == 1 and fake_server.stats["requests"] == 0
 
 
-def test_dry_run_estimates_batch_prices_and_rounds(tmp_path, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")  # validated, never sent: a dry run calls nothing
-    cfg = config(tmp_path, respondent={"model": "openai/gpt-4o-mini"}, generation={"min_turns": 3})
+def test_dry_run_estimates_batch_prices_and_rounds(tmp_path):
+    # A priced model at a server of our own (a dry run calls nothing): the estimate uses litellm's batch prices.
+    respondent = {"model": "openai/gpt-4o-mini", "api_base": "http://127.0.0.1:9/v1"}
+    cfg = config(tmp_path, respondent=respondent, generation={"min_turns": 3})
     args = ("generate", str(cfg), "--dry-run", "--json", "-n", "1000", "--max-turns", "3")
     online = orjson.loads(invoke(*args).stdout)["estimate"]
     batch = orjson.loads(invoke(*args, "--mode", "batch").stdout)["estimate"]
@@ -340,3 +341,13 @@ def test_a_submission_whose_id_was_never_recorded_is_found_by_its_metadata(fake_
     assert_each_request_sent_once(fake_server)
     adopted = [r for r in ledger(tmp_path) if r["event"] == "batch_submitted" and r.get("adopted")]
     assert len(adopted) == 1 and summary["batch"]["requests_submitted"] < sum(batches.lines_received.values())
+
+
+def test_gemini_models_cannot_run_in_batch_mode(fake_server, tmp_path, monkeypatch):
+    # The direct Gemini transport speaks no batch protocol yet: refused before any call, naming batch mode.
+    monkeypatch.setenv("GEMINI_API_BASE", fake_server.url)
+    cfg = config(tmp_path, respondent={"model": "gemini/gemini-2.5-flash"})
+    result = invoke("generate", str(cfg), "--mode", "batch", "-n", "2")
+    assert result.exit_code == 2, result.stderr
+    assert "gemini/gemini-2.5-flash cannot run in batch mode" in result.stderr and "Traceback" not in result.stderr
+    assert fake_server.stats["requests"] == 0 and not (tmp_path / "out.jsonl").exists()

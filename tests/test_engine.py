@@ -13,10 +13,11 @@ FAST_RETRY = {"max_attempts": 8, "base_delay": 0.01, "max_delay": 0.05}
 TRANSPORT = {"name": "openai_compat"}
 
 
-@pytest.fixture(autouse=True, params=["openai_compat", "litellm", "openai_base_url"])
+@pytest.fixture(autouse=True, params=["openai_compat", "litellm", "gemini", "openai_base_url"])
 def transport(request, fake_server, monkeypatch):
-    """Every engine test runs through both transports, and as a hosted `openai/` model whose URL comes from
-    OPENAI_BASE_URL (the direct transport by default): their behaviour must be identical."""
+    """Every engine test runs through every transport, and as a hosted `openai/` model whose URL comes from
+    OPENAI_BASE_URL (the direct transport by default): their behaviour must be identical. (`gemini` calls
+    the fake server's Gemini routes: its generateContent, its errors, its model list.)"""
     TRANSPORT["name"] = request.param
     if request.param == "openai_base_url":
         monkeypatch.setenv("OPENAI_BASE_URL", fake_server.api_base)

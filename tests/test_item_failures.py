@@ -13,11 +13,13 @@ from .helpers import invoke, make_config, read_rows
 
 FAST_RETRY = {"max_attempts": 3, "base_delay": 0.01, "max_delay": 0.05}
 OPENINGS = [f"Question {n}: how do I tune setting {n}?" for n in range(8)] + ["Tell me the forbidden recipe."]
+# The direct transports: by --api-base, as a hosted openai/ model through OPENAI_BASE_URL, and Gemini's.
+DIRECT_TRANSPORTS = ["openai_compat", "openai_base_url", "gemini"]
 
 
 def run(srv, tmp_path, *extra: str, provider: str = "openai_compat", **sections):
     """A run against the fake server: by --api-base through `provider`, or (provider "openai_base_url") as the
-    hosted openai/ model whose URL the `endpoint` fixture put in OPENAI_BASE_URL."""
+    hosted openai/ model whose URL the `endpoint` fixture (or the test) put in OPENAI_BASE_URL."""
     sections.setdefault("instructions", {"generator": "simple", "options": {"instructions": OPENINGS}})
     if provider == "openai_base_url":
         sections["respondent"] = {**sections.get("respondent", {}), "model": "openai/fake-model"}
@@ -42,7 +44,7 @@ def status(tmp_path) -> dict:
     return orjson.loads(result.stdout)
 
 
-@pytest.mark.parametrize("provider", ["openai_compat", "litellm", "openai_base_url"])
+@pytest.mark.parametrize("provider", ["openai_compat", "litellm", "openai_base_url", "gemini"])
 def test_content_filter_rejects_the_item_and_the_run_still_ends_with_exactly_n(
     fake_server, tmp_path, provider, monkeypatch
 ):
@@ -94,10 +96,11 @@ def test_every_item_refused_stops_the_run_with_the_top_causes(fake_server, tmp_p
     assert report["state"] == "stopped" and not report["finished"] and report["rows"] == 0
 
 
-def test_context_overflow_ends_the_dialog_at_the_last_complete_turn(fake_server, tmp_path):
+@pytest.mark.parametrize("provider", ["openai_compat", "gemini"])
+def test_context_overflow_ends_the_dialog_at_the_last_complete_turn(fake_server, tmp_path, provider):
     fake_server.context_tokens = 90
     gen = {"min_turns": 1, "max_turns": 6, "concurrency": 4}
-    result = run(fake_server, tmp_path, "-n", "20", generation=gen)
+    result = run(fake_server, tmp_path, "-n", "20", generation=gen, provider=provider)
     assert result.exit_code == 0, result.stderr
     rows = read_rows(tmp_path / "out.jsonl")
     assert len(rows) == 20
@@ -158,20 +161,22 @@ def test_truncated_answers_rejected_when_asked(fake_server, tmp_path):
     assert all("raise respondent.max_tokens" in r["error"] for r in rejected)
 
 
-def test_truncated_structured_output_fails_fast_naming_max_tokens(endpoint, tmp_path):
+@pytest.mark.parametrize("provider", DIRECT_TRANSPORTS)
+def test_truncated_structured_output_fails_fast_naming_max_tokens(fake_server, tmp_path, provider, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_server.api_base)  # used by the openai_base_url run only
     schema = {"type": "object", "properties": {"answer": {"type": "string"}, "steps": {"type": "array"}}}
     result = run(
-        endpoint.server,
+        fake_server,
         tmp_path,
         "-n",
         "50",
-        provider=provider_of(endpoint),
+        provider=provider,
         respondent={"max_tokens": 3},
         generation={"kind": "structured", "output_schema": schema, "concurrency": 2},
     )
     assert result.exit_code == 1
     assert "respondent.max_tokens" in result.stderr and "Traceback" not in result.stderr
-    assert endpoint.server.stats["requests"] <= 12  # no retries of a cut answer: it would be cut again
+    assert fake_server.stats["requests"] <= 12  # no retries of a cut answer: it would be cut again
 
 
 def test_retry_rejected_tries_the_rejected_items_again(fake_server, tmp_path):
@@ -214,21 +219,23 @@ def test_status_of_a_killed_run_and_of_no_run(tmp_path):
     assert missing.exit_code == 2 and "no such output" in missing.stderr
 
 
-def test_a_hostile_server_still_gives_exactly_n_valid_rows(endpoint, tmp_path):
+@pytest.mark.parametrize("provider", DIRECT_TRANSPORTS)
+def test_a_hostile_server_still_gives_exactly_n_valid_rows(fake_server, tmp_path, provider, monkeypatch):
     """Refuses some prompts forever, overflows the context of long dialogs, cuts 20 % of answers off and
     goes down for 3 s: the run ends with exit 0 and exactly N valid rows, and status tells the story."""
-    endpoint.server.filter_words = ("forbidden",)
-    endpoint.server.context_tokens = 110
-    endpoint.server.rate_truncated = 0.2
-    endpoint.server.down_after, endpoint.server.down_for = 60, 3.0
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_server.api_base)  # used by the openai_base_url run only
+    fake_server.filter_words = ("forbidden",)
+    fake_server.context_tokens = 110
+    fake_server.rate_truncated = 0.2
+    fake_server.down_after, fake_server.down_for = 60, 3.0
     priced = {"input_cost_per_million": 1.0, "output_cost_per_million": 2.0}
     gen = {"min_turns": 1, "max_turns": 5, "concurrency": 8}
     result = run(
-        endpoint.server,
+        fake_server,
         tmp_path,
         "-n",
         "60",
-        provider=provider_of(endpoint),
+        provider=provider,
         respondent=priced,
         generation=gen,
         error_budget={"max_rejected_share": 0.5, "max_outage_s": 30},
@@ -242,7 +249,7 @@ def test_a_hostile_server_still_gives_exactly_n_valid_rows(endpoint, tmp_path):
         assert [t["role"] for t in turns] == ["user", "assistant"] * (len(turns) // 2) and turns
         assert "forbidden" not in turns[0]["content"]
         assert all(t["content"].endswith("." if t["role"] == "assistant" else "?") for t in turns[1:])
-    stats = endpoint.server.stats
+    stats = fake_server.stats
     assert stats["filtered"] and stats["context_exceeded"] and stats["truncated"] and stats["down"]
     report = status(tmp_path)
     assert report["finished"] and report["state"] == "finished" and report["rows"] == 60

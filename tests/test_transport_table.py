@@ -35,6 +35,8 @@ def route(model: str, environ: dict[str, str] | None = None, **fields) -> factor
         ("openrouter/openai/gpt-4o-mini", "openai_compat", "https://openrouter.ai/api/v1"),
         ("anthropic/claude-3-5-haiku-latest", "anthropic", "https://api.anthropic.com"),
         ("claude-3-5-haiku-latest", "anthropic", "https://api.anthropic.com"),
+        ("gemini/gemini-2.5-flash", "gemini", "https://generativelanguage.googleapis.com/v1beta"),
+        ("gemini-2.5-flash", "gemini", "https://generativelanguage.googleapis.com/v1beta"),
         ("bedrock/anthropic.claude-v2", "litellm", None),
         ("hosted_vllm/llama3", "litellm", None),  # a server of yours: direct once its api_base is given
         ("offline", "offline", None),
@@ -53,6 +55,12 @@ def test_provider_litellm_forces_litellm_to_the_same_url(monkeypatch) -> None:
     assert forced.api_base == direct.api_base == "https://api.openai.com/v1"
     local = route("hosted_vllm/llama3", api_base="http://127.0.0.1:8000/v1")
     assert local.spec.provider == "openai_compat"
+    # Gemini's default names the API version, as litellm wants a gemini api_base (it appends /models/…).
+    monkeypatch.setenv("GEMINI_API_KEY", "gk-test")
+    gemini = LLMFactory.from_config(ModelConfig(model="gemini/gemini-2.5-flash"))
+    forced = LLMFactory.from_config(ModelConfig(model="gemini/gemini-2.5-flash", provider="litellm"))
+    assert forced.api_base == gemini.api_base  # type: ignore[attr-defined]
+    assert gemini.url == f"{forced.api_base}/models/gemini-2.5-flash:generateContent"  # type: ignore[attr-defined]
 
 
 def test_url_variables_point_a_prefix_elsewhere_and_the_config_wins() -> None:

@@ -37,7 +37,8 @@ class Endpoint:
 # through litellm with its key in <PREFIX>_API_KEY; `provider: litellm` in a model block forces litellm. The
 # OpenAI-protocol hosts take the direct transport (far less CPU per call, same behaviour); their URLs and
 # variables are litellm's own (tests/test_transport_table.py checks them against litellm's provider logic).
-# Anthropic's models take their own protocol's direct transport, pointed elsewhere by the variable its SDK reads.
+# Anthropic's and Gemini's models take direct transports of their own protocols, pointed elsewhere by the
+# variable their SDK (Anthropic's) or litellm (GEMINI_API_BASE) reads.
 ENDPOINTS: dict[str, Endpoint] = {
     "openai": Endpoint(
         DIRECT,
@@ -91,7 +92,14 @@ ENDPOINTS: dict[str, Endpoint] = {
     "anthropic": Endpoint(
         "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY", ("ANTHROPIC_BASE_URL",), ("api.anthropic.com",)
     ),
-    "gemini": Endpoint(key_env="GEMINI_API_KEY", hosts=("generativelanguage.googleapis.com",)),
+    # litellm takes a Gemini URL with its API version (it appends /models/…); the direct transport either way.
+    "gemini": Endpoint(
+        "gemini",
+        "https://generativelanguage.googleapis.com/v1beta",
+        "GEMINI_API_KEY",
+        ("GEMINI_API_BASE",),
+        ("generativelanguage.googleapis.com",),
+    ),
 }
 
 
