@@ -19,7 +19,15 @@ class ModelConfig(_Strict):
     provider: str | None = Field(
         default=None, description="Registry name or 'module:Class' of the provider; inferred from model."
     )
-    api_base: str | None = Field(default=None, description="Base URL of an OpenAI-compatible server.")
+    api_base: str | None = Field(
+        default=None,
+        description="Base URL of the model's API: an OpenAI-compatible server, an Azure resource, a gateway; "
+        "overrides OPENAI_BASE_URL and the other URL variables.",
+    )
+    api_version: str | None = Field(
+        default=None,
+        description="azure/ models: the api-version query parameter (else AZURE_API_VERSION, else litellm's default).",
+    )
     api_key_env: str | list[str] | None = Field(
         default=None,
         description="Name(s) of environment variables holding API keys; never the key itself.",
@@ -36,6 +44,16 @@ class ModelConfig(_Strict):
     )
     output_cost_per_million: float | None = Field(
         default=None, ge=0, description="USD per million completion tokens; overrides litellm's price map."
+    )
+    batch_input_cost_per_million: float | None = Field(
+        default=None,
+        ge=0,
+        description="USD per million prompt tokens through a batch API (default: the map's, or half).",
+    )
+    batch_output_cost_per_million: float | None = Field(
+        default=None,
+        ge=0,
+        description="USD per million completion tokens through a batch API (default: the map's, or half).",
     )
     adaptive_concurrency: bool = Field(
         default=True,
@@ -446,7 +464,8 @@ OPERATIONAL_FIELDS: dict[type[BaseModel], frozenset[str]] = {
     ModelConfig: frozenset(
         {
             *("api_base", "api_key_env", "timeout", "provider", "max_concurrency", "rpm", "tpm"),
-            *("adaptive_concurrency", "input_cost_per_million", "output_cost_per_million"),
+            *("adaptive_concurrency", "input_cost_per_million", "output_cost_per_million", "api_version"),
+            *("batch_input_cost_per_million", "batch_output_cost_per_million"),
         }
     ),
     RetrieverConfig: frozenset({"path", "url", "api_key_env", "collection"}),

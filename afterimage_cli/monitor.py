@@ -28,6 +28,8 @@ class Usage:
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0  # of prompt_tokens, read from the provider's prompt cache (priced lower)
+    cache_creation_tokens: int = 0  # of prompt_tokens, written to it (Anthropic)
     cost: float = 0.0
     unpriced: bool = False
     models: set[str] = field(default_factory=set)
@@ -36,6 +38,8 @@ class Usage:
         self.calls += 1
         self.prompt_tokens += response.prompt_token_count
         self.completion_tokens += response.completion_token_count
+        self.cached_prompt_tokens += response.cached_prompt_tokens
+        self.cache_creation_tokens += response.cache_creation_tokens
         if response.cost is None:
             self.unpriced = True
         else:
@@ -49,6 +53,8 @@ class Usage:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "cached_prompt_tokens": self.cached_prompt_tokens,
+            "cache_creation_tokens": self.cache_creation_tokens,
             "cost_usd": None if self.unpriced else round(self.cost, 6),
         }
 
@@ -266,7 +272,8 @@ class GenerationMonitor:
         self.console.print(
             f"[bold]{headline}[/]: {s['rows_total']}/{s['target']} rows ({s['rows_written']} new, "
             f"{s['rows_resumed']} resumed) in {s['elapsed_s']:.1f}s · {s['calls']} calls · tokens "
-            f"{s['prompt_tokens']:,} in / {s['completion_tokens']:,} out · cost {self.cost_text()} · "
+            f"{s['prompt_tokens']:,} in{self._cached_text()} / {s['completion_tokens']:,} out · "
+            f"cost {self.cost_text()} · "
             f"retries {s['retries']} · errors {sum(self.errors.values())}"
             + (f" · {self.cache_hits} answered from the cache" if self.cache_hits else "")
             + (f" · rejected {self._rejected_text()}" if self.rejected else "")
@@ -274,6 +281,11 @@ class GenerationMonitor:
             + (f" · ended early {_counts_text(self.ended_early, 'dialog')}" if self.ended_early else ""),
             highlight=False,
         )
+
+    def _cached_text(self) -> str:
+        """' (1,200 cached)': the prompt tokens the provider read from its prompt cache, priced lower."""
+        cached = self.usage.cached_prompt_tokens
+        return f" ({cached:,} cached)" if cached else ""
 
     def _rejected_text(self) -> str:
         """'3 items (context_limit 2, content_filter 1)'."""

@@ -9,7 +9,10 @@ every one after the first N), a fixed failure status, rejected keys, a token-buc
 of concurrency needs no timing) and an outage (after `down_after` requests, every request for `down_for`
 seconds has its connection dropped, or gets `down_status`); defective turns as small models write them
 (echoes, copies, repeats, leaked tags, one-character turns: `rate_echo` … `defect_words`); and which model it
-says it serves (in answers and GET /models, or no model list at all). Counters in `stats` record what happened.
+says it serves (in answers and GET /models, or no model list at all). Its answers have OpenAI's wire shape
+(checked against the openai SDK's types): usage details with `cached_share` of the prompt tokens read from a
+cache, a forced tool call answered as one, and Azure OpenAI's deployment route (`api-key` header). Counters in
+`stats` record what happened, and `stats["last_request"]` what the last request asked.
 
 Run it standalone with `python -m tests.fakeserver --port 0 --latency 0.05`: the first stdout line
 is its URL. `GET /_stats` returns the counters and `POST /_knobs` (a JSON object) sets knobs, so a
@@ -43,8 +46,8 @@ EMBEDDING_DIM = 16
 KNOBS = tuple(
     "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang hang_after fail_status admit_rps"
     " rate_529 end_rate reasoning seed responder rate_limit_headers reject_keys model_name context_tokens filter_words"
-    " unprocessable_words rate_truncated down_after down_for down_status echo_model models_status model_meta"
-    " gather cached_share rate_echo rate_copy rate_repeat rate_leak rate_short defect_words".split()
+    " unprocessable_words withheld_words rate_truncated down_after down_for down_status echo_model models_status"
+    " model_meta gather cached_share rate_echo rate_copy rate_repeat rate_leak rate_short defect_words".split()
 )
 # Defective turns (see `_defect`), in the order their rates are stacked, and the sides that make each:
 # the respondent ("answer") or the simulated user ("question").
@@ -89,9 +92,21 @@ def _text(content: Any) -> str:
     return ""
 
 
+def _auth_scheme(request: web.Request) -> str | None:
+    """How the request carried its key: 'bearer' (OpenAI), 'api-key' (Azure), or None."""
+    if request.headers.get("Authorization", "")[:7].lower() == "bearer ":
+        return "bearer"
+    return "api-key" if "api-key" in request.headers else None
+
+
 def _tokens(text: str) -> int:
     """The deterministic token count of a text."""
     return len(text) // 4 + 1
+
+
+def _schema_format(schema: Any) -> dict[str, Any]:
+    """A JSON-Schema response_format around a schema (a forced tool's parameters are answered as one)."""
+    return {"type": "json_schema", "json_schema": {"name": "tool", "schema": schema}}
 
 
 def _error_body(status: int, message: str | None = None) -> bytes:
@@ -224,10 +239,12 @@ class FakeOpenAIServer:
     model_name: str = "fake-model"
     # Per-item refusals, as real servers make them: a prompt longer than the context (llama.cpp's 400), a
     # prompt containing a filtered word (Azure/OpenAI's content-filter 400), or one the server cannot
-    # process (422); and answers cut off by the token limit (finish_reason "length").
+    # process (422); an answer withheld by an output filter (Azure's: no content, finish_reason
+    # "content_filter", its tokens billed); and answers cut off by the token limit (finish_reason "length").
     context_tokens: int | None = None
     filter_words: tuple[str, ...] = ()
     unprocessable_words: tuple[str, ...] = ()
+    withheld_words: tuple[str, ...] = ()
     rate_truncated: float = 0.0
     down_after: int | None = None
     down_for: float = 2.0
@@ -250,7 +267,8 @@ class FakeOpenAIServer:
     models_status: int | None = None
     # What GET /models says of the weights, as llama.cpp's `meta` does (size, parameters …); None: nothing.
     model_meta: dict[str, Any] | None = None
-    # The share of each prompt reported as read from the provider's prompt cache (Gemini's routes).
+    # The share of each prompt reported as read from the provider's prompt cache: OpenAI's
+    # usage.prompt_tokens_details.cached_tokens, Gemini's cachedContentTokenCount (stats["cached_tokens"]).
     cached_share: float = 0.0
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> None:
@@ -316,6 +334,7 @@ class FakeOpenAIServer:
         app = web.Application(client_max_size=64 * 1024**2)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/chat/completions", self._chat)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._chat)  # Azure OpenAI
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
@@ -373,7 +392,7 @@ class FakeOpenAIServer:
         """Zeroed counters (in-flight requests are still in flight)."""
         counts = dict.fromkeys(("requests", "ok", "429", "500", "529", "garbage", "bad_structured", "hung"), 0)
         counts.update(dict.fromkeys(("rejected", "bad_request", "embeddings", "prompt_tokens", "completion_tokens"), 0))
-        counts.update(dict.fromkeys(("context_exceeded", "filtered", "unprocessable", "truncated"), 0))
+        counts.update(dict.fromkeys(("context_exceeded", "filtered", "unprocessable", "truncated", "withheld"), 0))
         counts["down"] = 0
         counts["cached_tokens"] = 0
         counts["model_lists"] = 0
@@ -383,6 +402,7 @@ class FakeOpenAIServer:
             "by_key": {},
             "models": {},
             "defects": defects,
+            "last_request": None,
             "in_flight": in_flight,
             "max_in_flight": in_flight,
         }
@@ -497,6 +517,7 @@ class FakeOpenAIServer:
                 request.headers.get("x-api-key")
                 or request.headers.get("x-goog-api-key")
                 or (auth[7:] if auth[:7].lower() == "bearer " else auth)
+                or request.headers.get("api-key", "")
             )
             self.stats["by_key"][key] = self.stats["by_key"].get(key, 0) + 1
             try:
@@ -506,6 +527,8 @@ class FakeOpenAIServer:
             except ValueError as exc:
                 self.stats["bad_request"] += 1
                 return fail(400, f"Invalid JSON body: {exc}")
+            # What the last request asked, as the server saw it (a parity test compares two clients' requests).
+            self.stats["last_request"] = {"path": request.path_qs, "auth": _auth_scheme(request), "body": body}
             model = str(body.get("model", "")) if model is None else model
             self.stats["models"][model] = self.stats["models"].get(model, 0) + 1
             if key in self.reject_keys or self.fail_status is not None:
@@ -650,10 +673,29 @@ class FakeOpenAIServer:
             return f"{LEAKED_TAG}\n{normal}"
         return "."
 
+    def _forced_tool(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The tool a request forces the model to call (`tool_choice` naming a function of `tools`), if any."""
+        choice = body.get("tool_choice")
+        name = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+        tools = [t.get("function") for t in body.get("tools") or () if isinstance(t, dict)]
+        return next((t for t in tools if isinstance(t, dict) and t.get("name") == name), None)
+
     def _chat_answer(self, body: dict[str, Any]) -> web.Response:
         messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
-        content, finish_reason = self._cut(body, self._content(body, messages))
-        message: dict[str, Any] = {"role": "assistant", "content": content}
+        tool = self._forced_tool(body)
+        if tool is not None:  # the arguments of the one call it forces, no content (OpenAI's wire shape)
+            arguments = self._content({"response_format": _schema_format(tool.get("parameters"))}, messages)
+            content, finish_reason = arguments, "stop"
+            call = {"id": f"call_fake{self._ids}", "type": "function"}
+            call["function"] = {"name": tool["name"], "arguments": arguments}
+            message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [call]}
+        else:
+            content, finish_reason = self._cut(body, self._content(body, messages))
+            message = {"role": "assistant", "content": content}
+            joined = " ".join(_text(m.get("content")) for m in messages).lower()
+            if any(word.lower() in joined for word in self.withheld_words):
+                self.stats["withheld"] += 1  # Azure's output filter: no content, its tokens still billed
+                message["content"], finish_reason = None, "content_filter"
         if self.reasoning:
             message["reasoning_content"] = f"Thinking about {len(messages)} messages before answering."
         prompt_tokens = sum(_tokens(_text(m.get("content"))) for m in messages)
@@ -662,12 +704,19 @@ class FakeOpenAIServer:
         self.stats["ok"] += 1
         self.stats["prompt_tokens"] += prompt_tokens
         self.stats["completion_tokens"] += completion_tokens
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+        usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
         usage["total_tokens"] = prompt_tokens + completion_tokens
-        choice = {"index": 0, "message": message, "finish_reason": finish_reason}
+        cached = int(prompt_tokens * self.cached_share)
+        self.stats["cached_tokens"] += cached
+        usage["prompt_tokens_details"] = {"cached_tokens": cached, "audio_tokens": 0}
+        usage["completion_tokens_details"] = dict.fromkeys(
+            ("reasoning_tokens", "audio_tokens", "accepted_prediction_tokens", "rejected_prediction_tokens"), 0
+        )
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
         payload = {"id": f"chatcmpl-fake{self._ids}", "object": "chat.completion", "created": int(time.time())}
         served = body.get("model", self.model_name) if self.echo_model else self.model_name
-        payload.update(model=served, choices=[choice], usage=usage)
+        payload.update(model=served, choices=[choice], usage=usage, service_tier="default")
+        payload["system_fingerprint"] = "fp_fake"
         return _json(orjson.dumps(payload), 200, self._headers())
 
     def _cut(self, body: dict[str, Any], content: str) -> tuple[str, str]:

@@ -257,6 +257,41 @@ def test_anthropic_models_run_through_message_batches(fake_server, tmp_path, mon
     assert summary["cost_usd"] == pytest.approx(online / 2, rel=0.05)
 
 
+def test_a_hosted_openai_model_batches_at_its_base_url(fake_server, tmp_path, monkeypatch):
+    """openai/<model> with OPENAI_BASE_URL: the direct transport's batches go to {OPENAI_BASE_URL}/files and
+    /batches, priced at the model block's batch prices."""
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_server.api_base)
+    batch_prices = {"batch_input_cost_per_million": 1.0, "batch_output_cost_per_million": 3.0}
+    cfg = config(tmp_path, respondent={"model": "openai/gpt-4o-mini", **batch_prices})
+    summary = summary_of(invoke("generate", str(cfg), "--mode", "batch", "-n", "5", "--max-turns", "2", "--json"))
+    assert len(read_rows(tmp_path / "out.jsonl")) == 5 and fake_server.stats["requests"] == 0
+    assert_each_request_sent_once(fake_server)
+    batches = list(fake_server.batch_api.batches.values())
+    assert batches and all(b.endpoint == "/v1/chat/completions" for b in batches)  # the /v1 routes
+    assert {body["model"] for b in batches for _, body in b.lines} == {"gpt-4o-mini"}
+    expected = (summary["prompt_tokens"] * 1.0 + summary["completion_tokens"] * 3.0) / 1e6
+    assert summary["cost_usd"] == pytest.approx(expected, rel=0.01)
+
+
+def test_an_azure_deployment_batches_through_its_resource_routes(fake_server, tmp_path, monkeypatch):
+    """azure/<deployment>: /openai/files and /openai/batches under AZURE_API_BASE, with the model's
+    api-version (the fake refuses those routes without one) and the key in Azure's api-key header."""
+    monkeypatch.setenv("AZURE_API_BASE", fake_server.url)
+    monkeypatch.setenv("AZURE_API_VERSION", "2025-01-01")
+    monkeypatch.setenv("AZ_KEY", "sk-azure")
+    respondent = {"model": "azure/my-deployment", "api_key_env": "AZ_KEY", **PRICED}
+    cfg = config(tmp_path, respondent=respondent)
+    summary_of(invoke("generate", str(cfg), "--mode", "batch", "-n", "4", "--max-turns", "2", "--json"))
+    assert len(read_rows(tmp_path / "out.jsonl")) == 4 and fake_server.stats["requests"] == 0
+    assert_each_request_sent_once(fake_server)
+    batches = list(fake_server.batch_api.batches.values())
+    assert batches and all(b.endpoint == "/chat/completions" for b in batches)  # Azure's classic routes
+    assert {body["model"] for b in batches for _, body in b.lines} == {"my-deployment"}
+    fake_server.reject_keys = {"sk-azure"}  # read from api-key, where the fake's Azure routes look for it
+    refused = invoke("generate", str(cfg), "--mode", "batch", "-n", "6", "--max-turns", "2")
+    assert refused.exit_code == 1 and "refused a batch" in refused.stderr
+
+
 def test_evaluate_killed_during_its_batch_resumes_without_asking_again(fake_server, tmp_path):
     summary_of(invoke("generate", str(config(tmp_path)), "-n", "6", "--json"))  # offline rows to judge
     cfg = config(tmp_path, cache={"enabled": False})

@@ -49,6 +49,13 @@ def test_sharing_scenarios_on_tiny_runs(fake_server: FakeOpenAIServer, tmp_path:
     assert first > 0 and later > 0
 
 
+def test_measure_tiny_hosted_run(fake_server: FakeOpenAIServer, tmp_path: Path) -> None:
+    # The hosted comparison reaches the server through OPENAI_BASE_URL, asking for the hosted model by name.
+    run = measure(fake_server.url, "openai_compat", 8, 0.02, 24, tmp_path, poll=0.02, hosted=True)
+    assert run.rows == run.calls == 24 and run.label == "openai/gpt-4o-mini via openai_compat"
+    assert fake_server.snapshot()["models"] == {"gpt-4o-mini": 24}
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_measure_tiny_native_protocol_run(fake_server: FakeOpenAIServer, tmp_path: Path, protocol: str) -> None:
     model, direct_base, _ = PROTOCOLS[protocol]

@@ -85,11 +85,13 @@ def test_chat_completion_shape_and_token_counts(fake_server: FakeOpenAIServer) -
     )
     assert "reasoning_content" not in choice["message"]
     prompt = sum(len(m["content"]) // 4 + 1 for m in messages)
-    assert data["usage"] == {
+    usage = {k: v for k, v in data["usage"].items() if not k.endswith("_details")}
+    assert usage == {
         "prompt_tokens": prompt,
         "completion_tokens": len(content) // 4 + 1,
         "total_tokens": prompt + len(content) // 4 + 1,
     }
+    assert data["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
     stats = fake_server.stats
     assert stats["requests"] == stats["ok"] == 1
     assert stats["prompt_tokens"] == prompt and stats["completion_tokens"] == len(content) // 4 + 1
@@ -419,3 +421,48 @@ def test_hang_after_answers_the_first_requests_then_hangs() -> None:
         assert srv.stats["hung"] == 1 and srv.stats["ok"] == 2
     finally:
         srv.stop()
+
+
+# --- OpenAI wire shapes: usage details, forced tool calls, Azure's route -------------------------------
+
+
+def test_answers_parse_as_the_openai_sdks_types_with_cached_tokens(fake_server: FakeOpenAIServer) -> None:
+    from openai.types.chat import ChatCompletion
+
+    fake_server.cached_share = 0.5
+    data = chat(fake_server).json()
+    completion = ChatCompletion.model_validate(data)
+    assert completion.usage is not None and completion.usage.prompt_tokens_details is not None
+    cached = completion.usage.prompt_tokens_details.cached_tokens
+    assert cached == completion.usage.prompt_tokens // 2 > 0 and fake_server.stats["cached_tokens"] == cached
+    assert completion.usage.completion_tokens_details is not None
+    fake_server.cached_share = 1.0  # the whole prompt
+    usage = chat(fake_server).json()["usage"]
+    assert usage["prompt_tokens_details"]["cached_tokens"] == usage["prompt_tokens"]
+
+
+def test_a_forced_tool_is_called_with_arguments_that_fit_its_parameters(fake_server: FakeOpenAIServer) -> None:
+    from openai.types.chat import ChatCompletion
+
+    parameters = Person.model_json_schema()
+    tools = [{"type": "function", "function": {"name": "json_tool_call", "parameters": parameters}}]
+    forced = {"type": "function", "function": {"name": "json_tool_call"}}
+    completion = ChatCompletion.model_validate(chat(fake_server, tools=tools, tool_choice=forced).json())
+    message = completion.choices[0].message
+    assert message.content is None and message.tool_calls is not None and len(message.tool_calls) == 1
+    call = message.tool_calls[0]
+    assert call.type == "function" and call.function.name == "json_tool_call"
+    Person.model_validate_json(call.function.arguments)
+    # Tools offered but not forced: an ordinary answer.
+    plain = chat(fake_server, tools=tools).json()["choices"][0]["message"]
+    assert plain["content"] and "tool_calls" not in plain
+
+
+def test_azure_deployment_route_takes_an_api_key_header(fake_server: FakeOpenAIServer) -> None:
+    url = f"{fake_server.url}/openai/deployments/my-deployment/chat/completions?api-version=2024-10-21"
+    response = CLIENT.post(url, json={"model": "my-deployment", "messages": USER_MSG}, headers={"api-key": "az-key"})
+    assert response.status_code == 200 and response.json()["choices"][0]["message"]["content"]
+    assert fake_server.stats["by_key"] == {"az-key": 1}
+    last = fake_server.stats["last_request"]
+    assert last["path"].endswith("?api-version=2024-10-21") and last["auth"] == "api-key"
+    assert last["body"]["model"] == "my-deployment"
