@@ -20,7 +20,7 @@ from .instructions.base import BaseInstructionGeneratorCallback
 from .modifiers.base import BaseRespondentPromptModifierCallback
 from .personas.store import writable_format
 from .providers.base import LLMProvider
-from .providers.factory import build_key_pool, parse_model
+from .providers.factory import Route, build_key_pool, parse_model, resolve_route
 from .registry import instruction_generators, is_builtin, prompt_modifiers, providers, retrievers, storage
 from .resources import Resources, with_resources
 from .stopping import chunk_coverage_target, coverage_method
@@ -96,18 +96,52 @@ def build_storage(cfg: Config) -> BaseStorage:
     return store
 
 
-def check_model(where: str, model: ModelConfig) -> None:
-    """Resolve the provider and its keys without calling anything."""
+def check_model(where: str, model: ModelConfig) -> Route:
+    """Resolve the provider, its URL and its keys without calling anything."""
     try:
-        spec = parse_model(model.model, api_base=model.api_base, provider=model.provider)
+        route = resolve_route(model)
     except AfterimageError as exc:
         raise type(exc)(f"{where}: {exc}") from None
-    providers.resolve(spec.provider, f"{where}.provider")
-    if spec.provider != "offline":
+    providers.resolve(route.spec.provider, f"{where}.provider")
+    if route.spec.provider != "offline":
         try:
-            build_key_pool(spec, model, os.environ)
+            build_key_pool(route, model, os.environ)
         except AfterimageError as exc:
             raise type(exc)(f"{where}: {exc}") from None
+    return route
+
+
+def model_routes(cfg: Config) -> dict[str, Route]:
+    """Where each configured model's calls go (config field → route), for validate and --dry-run to show."""
+    models = {"respondent": cfg.respondent, "correspondent": cfg.correspondent}
+    models["persona_generation.model"] = cfg.persona_generation.model if cfg.persona_generation else None
+    models["evaluation.judge"] = cfg.evaluation.judge
+    routes: dict[str, Route] = {}
+    for where, model in models.items():
+        if model is None:
+            continue
+        try:
+            routes[where] = resolve_route(model)
+        except AfterimageError as exc:
+            raise type(exc)(f"{where}: {exc}") from None
+    return routes
+
+
+def check_batch_mode(cfg: Config) -> None:
+    """In batch mode every model an item calls must speak a batch protocol (providers/batch): refused before
+    the run, naming the model block, rather than at its first round."""
+    if cfg.generation.mode != "batch":
+        return
+    for where, model in budgeted_models(cfg):
+        if where == "persona_generation.model":
+            continue  # called before the first item, online
+        spec = parse_model(model.model, api_base=model.api_base, provider=model.provider)
+        if getattr(providers.resolve(spec.provider, f"{where}.provider"), "batch_protocol", None) is None:
+            raise ConfigError(
+                f"{where}: {model.model} cannot run in batch mode (generation.mode / --mode batch): it goes "
+                f"through the {spec.provider} transport, and batch mode needs an OpenAI-protocol model (openai/…, "
+                "azure/…, an api_base server with /v1/batches) or an Anthropic model (anthropic/…)"
+            )
 
 
 def check_components(cfg: Config, resources: Resources | None = None) -> list[str]:
@@ -115,6 +149,7 @@ def check_components(cfg: Config, resources: Resources | None = None) -> list[st
     check_model("respondent", cfg.respondent)
     if cfg.correspondent:
         check_model("correspondent", cfg.correspondent)
+    check_batch_mode(cfg)
     resources = resources or Resources(cfg)
     instruction_generator = checked_instruction_generator(cfg, resources)
     check_modifiers(cfg, resources)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -18,7 +19,15 @@ class ModelConfig(_Strict):
     provider: str | None = Field(
         default=None, description="Registry name or 'module:Class' of the provider; inferred from model."
     )
-    api_base: str | None = Field(default=None, description="Base URL of an OpenAI-compatible server.")
+    api_base: str | None = Field(
+        default=None,
+        description="Base URL of the model's API: an OpenAI-compatible server, an Azure resource, a gateway; "
+        "overrides OPENAI_BASE_URL and the other URL variables.",
+    )
+    api_version: str | None = Field(
+        default=None,
+        description="azure/ models: the api-version query parameter (else AZURE_API_VERSION, else litellm's default).",
+    )
     api_key_env: str | list[str] | None = Field(
         default=None,
         description="Name(s) of environment variables holding API keys; never the key itself.",
@@ -35,6 +44,16 @@ class ModelConfig(_Strict):
     )
     output_cost_per_million: float | None = Field(
         default=None, ge=0, description="USD per million completion tokens; overrides litellm's price map."
+    )
+    batch_input_cost_per_million: float | None = Field(
+        default=None,
+        ge=0,
+        description="USD per million prompt tokens through a batch API (default: the map's, or half).",
+    )
+    batch_output_cost_per_million: float | None = Field(
+        default=None,
+        ge=0,
+        description="USD per million completion tokens through a batch API (default: the map's, or half).",
     )
     adaptive_concurrency: bool = Field(
         default=True,
@@ -141,7 +160,8 @@ class GenerationConfig(_Strict):
     )
     on_truncated: Literal["retry", "keep", "reject"] = Field(
         default="retry",
-        description="An answer cut off by max_tokens: ask again (then reject the item), keep it (marked), or reject.",
+        description="What the `cut` check does with a turn cut off by max_tokens or mid-sentence: generate it "
+        "again (hygiene.max_regenerations times), keep it (marked in metadata.cut_off_turns), or reject the item.",
     )
     mode: RunMode = Field(
         default="online", description="online: calls go out at once; batch: in rounds through batch APIs (half price)."
@@ -314,6 +334,40 @@ class EvaluationConfig(_Strict):
         return self
 
 
+CheckName = Literal["cut", "echo", "copy", "repeat", "leak", "short"]
+
+
+class HygieneConfig(_Strict):
+    """Checks of every turn as it is written; a turn that fails one is generated again (bounded)."""
+
+    enabled: bool = Field(default=True, description="Check turns at all; false turns every check off.")
+    checks: dict[CheckName, bool] = Field(
+        default_factory=dict, description="Checks turned on or off by name; checks left out stay on."
+    )
+    max_regenerations: int = Field(
+        default=2, ge=0, le=10, description="Fresh samples of a failing turn before the dialog ends there."
+    )
+    min_chars: int = Field(default=2, ge=0, description="A turn shorter than this (stripped) fails `short`.")
+    similarity: float = Field(
+        default=0.8, gt=0, le=1, description="Word 3-gram overlap at which echo, copy and repeat fail a turn."
+    )
+    regeneration_temperature: float = Field(
+        default=0.7,
+        ge=0,
+        le=2,
+        description="A regeneration is sampled at least this hot (a model block's lower temperature is raised).",
+    )
+    leak_phrases: list[str] = Field(
+        default_factory=list, description="More phrases that fail `leak` wherever they appear in a turn."
+    )
+
+    def enabled_checks(self) -> list[str]:
+        """The checks that run, in their fixed order."""
+        if not self.enabled:
+            return []
+        return [name for name in typing.get_args(CheckName) if self.checks.get(name, True)]
+
+
 class QualityConfig(_Strict):
     """generate's quality gate: judge each conversation, regenerate the ones below the bar (bounded)."""
 
@@ -466,6 +520,7 @@ class Config(_Strict):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     batch: BatchConfig = Field(default_factory=BatchConfig)
 
+    hygiene: HygieneConfig = Field(default_factory=HygieneConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     preference: PreferenceConfig | None = Field(
@@ -503,7 +558,8 @@ OPERATIONAL_FIELDS: dict[type[BaseModel], frozenset[str]] = {
     ModelConfig: frozenset(
         {
             *("api_base", "api_key_env", "timeout", "provider", "max_concurrency", "rpm", "tpm"),
-            *("adaptive_concurrency", "input_cost_per_million", "output_cost_per_million"),
+            *("adaptive_concurrency", "input_cost_per_million", "output_cost_per_million", "api_version"),
+            *("batch_input_cost_per_million", "batch_output_cost_per_million"),
         }
     ),
     RetrieverConfig: frozenset({"path", "url", "api_key_env", "collection"}),

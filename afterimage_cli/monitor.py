@@ -28,6 +28,8 @@ class Usage:
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0  # of prompt_tokens, read from the provider's prompt cache (priced lower)
+    cache_creation_tokens: int = 0  # of prompt_tokens, written to it (Anthropic)
     cost: float = 0.0
     unpriced: bool = False
     models: set[str] = field(default_factory=set)
@@ -36,6 +38,8 @@ class Usage:
         self.calls += 1
         self.prompt_tokens += response.prompt_token_count
         self.completion_tokens += response.completion_token_count
+        self.cached_prompt_tokens += response.cached_prompt_tokens
+        self.cache_creation_tokens += response.cache_creation_tokens
         if response.cost is None:
             self.unpriced = True
         else:
@@ -49,6 +53,8 @@ class Usage:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "cached_prompt_tokens": self.cached_prompt_tokens,
+            "cache_creation_tokens": self.cache_creation_tokens,
             "cost_usd": None if self.unpriced else round(self.cost, 6),
         }
 
@@ -68,6 +74,8 @@ class GenerationMonitor:
         self.rows_resumed = 0
         self.items_failed = 0
         self.rejected: Counter[str] = Counter()
+        self.regenerated: Counter[str] = Counter()  # turns generated again, by the hygiene check they failed
+        self.ended_early: Counter[str] = Counter()  # dialogs ended before a turn no regeneration fixed, by check
         self.retries = 0
         self.errors: Counter[str] = Counter()
         self.started = time.monotonic()
@@ -109,6 +117,14 @@ class GenerationMonitor:
         """An item rejected (it makes no row; another item number takes its place)."""
         self.rejected[cause] += 1
         self._refresh()
+
+    def record_regeneration(self, check: str) -> None:
+        """A turn that failed a hygiene check, asked for again."""
+        self.regenerated[check] += 1
+
+    def record_ended_early(self, check: str) -> None:
+        """A dialog that ended at its last good turn, before a turn that kept failing `check`."""
+        self.ended_early[check] += 1
 
     def record_item_failed(self) -> None:
         self.items_failed += 1
@@ -238,6 +254,8 @@ class GenerationMonitor:
             "items_failed": self.items_failed,
             "items_rejected": sum(self.rejected.values()),
             "rejected_by_cause": dict(self.rejected),
+            "regenerated_by_check": dict(self.regenerated),
+            "ended_early_by_check": dict(self.ended_early),
             **self.usage.as_dict(),
             "retries": self.retries,
             "errors": dict(self.errors),
@@ -256,19 +274,33 @@ class GenerationMonitor:
         self.console.print(
             f"[bold]{headline}[/]: {s['rows_total']}/{s['target']} rows ({s['rows_written']} new, "
             f"{s['rows_resumed']} resumed) in {s['elapsed_s']:.1f}s · {s['calls']} calls · tokens "
-            f"{s['prompt_tokens']:,} in / {s['completion_tokens']:,} out · cost {self.cost_text()} · "
+            f"{s['prompt_tokens']:,} in{self._cached_text()} / {s['completion_tokens']:,} out · "
+            f"cost {self.cost_text()} · "
             f"retries {s['retries']} · errors {sum(self.errors.values())}"
             + (f" · {self.cache_hits} answered from the cache" if self.cache_hits else "")
-            + (f" · rejected {self._rejected_text()}" if self.rejected else ""),
+            + (f" · rejected {self._rejected_text()}" if self.rejected else "")
+            + (f" · regenerated {_counts_text(self.regenerated, 'turn')}" if self.regenerated else "")
+            + (f" · ended early {_counts_text(self.ended_early, 'dialog')}" if self.ended_early else ""),
             highlight=False,
         )
         if self.pairs is not None:
             self.console.print(self.pairs.line(), highlight=False, markup=False)
 
+    def _cached_text(self) -> str:
+        """' (1,200 cached)': the prompt tokens the provider read from its prompt cache, priced lower."""
+        cached = self.usage.cached_prompt_tokens
+        return f" ({cached:,} cached)" if cached else ""
+
     def _rejected_text(self) -> str:
         """'3 items (context_limit 2, content_filter 1)'."""
-        causes = ", ".join(f"{cause} {n}" for cause, n in self.rejected.most_common())
-        return f"{sum(self.rejected.values())} items ({causes})"
+        return _counts_text(self.rejected, "item")
+
+
+def _counts_text(counts: Counter[str], unit: str) -> str:
+    """'3 items (context_limit 2, content_filter 1)'."""
+    total = sum(counts.values())
+    causes = ", ".join(f"{cause} {n}" for cause, n in counts.most_common())
+    return f"{total} {unit}{'' if total == 1 else 's'} ({causes})"
 
 
 def _short(count: int) -> str:

@@ -15,6 +15,8 @@ from .engine.retry import ErrorBudget
 from .engine.rounds import BatchRounds
 from .engine.served import aidentify_served
 from .generators.base import BaseGenerator
+from .generators.turn_hygiene import TurnHygiene
+from .hygiene import TurnChecker
 from .monitor import GenerationMonitor
 from .providers.base import LLMProvider
 from .providers.cache import ResponseCache
@@ -118,6 +120,30 @@ def build_preference_generator(
     return generator, roles
 
 
+def build_hygiene(cfg: Config, instruction_generator: Any, monitor: GenerationMonitor) -> TurnHygiene:
+    """The run's turn checks (hygiene), with the run's own prompts as scaffolding a turn must not leak."""
+    hygiene = cfg.hygiene
+    own_prompt = getattr(instruction_generator, "prompt", None)
+    templates = [cfg.generation.system_prompt, own_prompt if isinstance(own_prompt, str) else None]
+    checker = TurnChecker.from_config(hygiene, [t for t in templates if t])
+    # At a low temperature the same request gives the same answer: a regeneration is sampled hotter.
+    floor = hygiene.regeneration_temperature
+    models = {"assistant": cfg.respondent, "user": cfg.user_model}
+    hotter = {
+        role: {"temperature": floor}
+        for role, model in models.items()
+        if model.temperature is not None and model.temperature < floor
+    }
+    return TurnHygiene(
+        checker,
+        max_regenerations=hygiene.max_regenerations,
+        on_truncated=cfg.generation.on_truncated,
+        seed=cfg.generation.seed,
+        hotter=hotter,
+        on_regeneration=monitor.record_regeneration,
+    )
+
+
 def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
     """Wire providers (with retries and the error budget), callbacks, storage and the generator."""
     from .generators.conversation import ConversationGenerator
@@ -143,6 +169,7 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
         resources.owned_providers.append(persona_raw)
     fingerprint = grounded_fingerprint(cfg, resources, resources.known_personas())
     gen = cfg.generation
+    instruction_generator = build_instruction_generator(cfg, correspondent, resources)
     common: dict[str, Any] = dict(
         storage=build_storage(cfg),
         monitor=monitor,
@@ -155,10 +182,10 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
         max_turns=gen.max_turns,
         respondent=respondent,
         correspondent=correspondent,
-        instruction_generator=build_instruction_generator(cfg, correspondent, resources),
+        instruction_generator=instruction_generator,
         modifiers=build_modifiers(cfg, resources),
         system_prompt=gen.system_prompt,
-        on_truncated=gen.on_truncated,
+        hygiene=build_hygiene(cfg, instruction_generator, monitor),
         ledger_path=ledger_path(cfg.storage.path),
         max_rejected_share=cfg.error_budget.max_rejected_share,
     )

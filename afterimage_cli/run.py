@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
-from .components import checked_instruction_generator
+from .components import checked_instruction_generator, model_routes
 from .config import Config
 from .engine.fingerprint import grounded_fingerprint
 from .engine.items import ItemPlanner
@@ -217,13 +217,16 @@ def preview(cfg: Config, items: int = 3) -> dict[str, Any]:
 
     est = estimate(cfg)
     resolved = cfg.model_dump(mode="json")
-    served_elsewhere = any(m.api_base for m in (cfg.respondent, cfg.user_model))
+    routes = model_routes(cfg)
+    served_elsewhere = any(r.serves_elsewhere for w, r in routes.items() if w in ("respondent", "correspondent"))
     lines = [
         "# resolved config",
         yaml.safe_dump(resolved, sort_keys=False).rstrip(),
         "",
         f"# run fingerprint: {grounded_fingerprint(cfg, Resources(cfg), personas)[:16]}"
         + (" (a run adds the model its api_base server serves)" if served_elsewhere else ""),
+        "# transports:",
+        *(f"#   {where}: {route.describe()}" for where, route in routes.items()),
         "# respondent system prompt:",
         *(f"#   {line}" for line in cfg.generation.system_prompt.splitlines()),
         "# first items:",
@@ -240,7 +243,15 @@ def preview(cfg: Config, items: int = 3) -> dict[str, Any]:
         ),
         *(f"# warning: {w}" for w in warnings),
     ]
-    return {"config": resolved, "items": plans, "estimate": est, "warnings": warnings, "text": "\n".join(lines)}
+    transports = {where: route.describe() for where, route in routes.items()}
+    return {
+        "config": resolved,
+        "transports": transports,
+        "items": plans,
+        "estimate": est,
+        "warnings": warnings,
+        "text": "\n".join(lines),
+    }
 
 
 def with_planned_target(cfg: Config) -> Config:

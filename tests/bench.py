@@ -1,8 +1,10 @@
 """`make bench`: throughput, CPU and memory of `afterimage generate` against the fake server on 127.0.0.1.
 
-Run it with `python -m tests.bench [--quick] [--only litellm|openai_compat]` (`--only` measures one
-transport's runs and skips the sharing scenarios of bench_sharing). The Markdown table goes to stdout,
-progress notes to stderr. A missed target is reported (exit 0); a run that errors exits 1.
+Run it with `python -m tests.bench [--quick] [--only litellm|openai_compat] [--hosted]` (`--only` measures one
+transport's runs and skips the sharing scenarios of bench_sharing; `--hosted` only compares the hosted
+`openai/gpt-4o-mini`, its URL in OPENAI_BASE_URL, through its default direct transport and through
+`provider: litellm`). The Markdown table goes to stdout, progress notes to stderr. A missed target is reported
+(exit 0); a run that errors exits 1.
 
 Throughput is measured in the steady state, not over the process lifetime: the bench polls the server's
 `/_stats` and the child's CPU (/proc) every `poll` seconds and takes the slope between 10 % and 90 % of the
@@ -29,6 +31,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSPORTS = ("litellm", "openai_compat")
+# A hosted model whose URL comes from OPENAI_BASE_URL, as the SDKs read it: the transport table picks the
+# direct transport for it; `provider: litellm` forces litellm (issue 16's comparison).
+HOSTED_MODEL = "openai/gpt-4o-mini"
+HOSTED_GRID = [(64, 0.5)]
 GRID = [(c, lat) for lat in (0.05, 0.5) for c in (16, 64, 256)]
 QUICK_GRID = [(64, 0.05)]
 # A rough ceiling per transport (calls/s on this 2-core machine), only used to size runs to ~10 s.
@@ -58,6 +64,11 @@ class Run:
     cpu_ms_per_call: float
     peak_rss_mb: float
     server_cpu_pct: float | None
+    hosted: bool = False  # HOSTED_MODEL through OPENAI_BASE_URL, not openai/fake-model at an api_base
+
+    @property
+    def label(self) -> str:
+        return f"{HOSTED_MODEL} via {self.transport}" if self.hosted else self.transport
 
     @property
     def ideal(self) -> float:
@@ -81,7 +92,7 @@ def afterimage_cmd() -> list[str]:
 
 def child_env(workdir: Path) -> dict[str, str]:
     """The environment of a child run: offline litellm price map, a private cache, no real keys."""
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL", "_API_BASE"))}
     env.update(LITELLM_LOCAL_MODEL_COST_MAP="True", XDG_CACHE_HOME=str(workdir / "xdg"))
     return env
 
@@ -125,13 +136,16 @@ def generate(
     sample: Any = None,
     poll: float = 0.1,
     allow_errors: bool = False,
+    env: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], Any]:
-    """Run `afterimage generate` to completion, calling `sample(pid)` every `poll` s; (summary, rusage)."""
+    """Run `afterimage generate` to completion (`env` added to the child's environment), calling
+    `sample(pid)` every `poll` s; (summary, rusage)."""
     out = config.with_suffix(".jsonl")
     args = [*afterimage_cmd(), "generate", str(config), "-n", str(n), "--concurrency", str(concurrency)]
     args += ["-o", str(out), "--overwrite", "--json", "--quiet", "--no-cache"]
     with open(workdir / "stderr.txt", "w+b") as err:
-        proc = subprocess.Popen(args, cwd=workdir, env=child_env(workdir), stdout=subprocess.PIPE, stderr=err)
+        full_env = {**child_env(workdir), **(env or {})}
+        proc = subprocess.Popen(args, cwd=workdir, env=full_env, stdout=subprocess.PIPE, stderr=err)
         deadline = time.monotonic() + RUN_TIMEOUT
         try:
             while True:  # wait4 reaps the child and gives its own rusage (peak RSS of this run only)
@@ -174,12 +188,19 @@ def measure(
     server_pid: int | None = None,
     poll: float = 0.05,
     respondent: dict[str, Any] | None = None,
+    hosted: bool = False,
 ) -> Run:
-    """One run of n single-turn conversations through `transport` against a server answering in `latency` s
-    (`respondent`: the model block, when it is not the OpenAI protocol's through that transport)."""
+    """One run of n single-turn conversations through `transport` against a server answering in `latency` s:
+    openai/fake-model at its api_base, `respondent` (the model block, when it is not the OpenAI protocol's
+    through that transport), or (`hosted`) HOSTED_MODEL with the server's URL in OPENAI_BASE_URL, by its
+    default transport (openai_compat) or with `provider: litellm`."""
     http(server_url + "/_knobs", {"latency": latency})
     base = http(server_url + "/_stats")["ok"]
-    config = workdir / f"{transport}-{concurrency}-{int(latency * 1000)}.yaml"
+    config = workdir / f"{'hosted-' if hosted else ''}{transport}-{concurrency}-{int(latency * 1000)}.yaml"
+    env: dict[str, str] | None = None
+    if hosted:
+        respondent = {"model": HOSTED_MODEL, **({"provider": "litellm"} if transport == "litellm" else {})}
+        env = {"OPENAI_BASE_URL": server_url + "/v1"}
     respondent = respondent or {"model": "openai/fake-model", "provider": transport, "api_base": server_url + "/v1"}
     write_config(config, respondent, concurrency)
     samples: list[tuple[float, int, float, float]] = []  # (time, calls done, child CPU s, server CPU s)
@@ -188,7 +209,7 @@ def measure(
         done = http(server_url + "/_stats")["ok"] - base
         samples.append((time.monotonic(), done, cpu_seconds(pid), cpu_seconds(server_pid)))
 
-    summary, usage = generate(config, n, concurrency, workdir, sample, poll)
+    summary, usage = generate(config, n, concurrency, workdir, sample, poll, env=env)
     calls, elapsed = summary["calls"], summary["elapsed_s"]
     # Completions come in waves (all in flight answer together); both ends are the first sample past
     # a threshold, so each lags its wave's edge by under one poll interval and the lags cancel out.
@@ -214,6 +235,7 @@ def measure(
         cpu_ms_per_call=cpu_ms,
         peak_rss_mb=usage.ru_maxrss / 1024,
         server_cpu_pct=server_pct,
+        hosted=hosted,
     )
 
 
@@ -293,7 +315,12 @@ def table(rows: list[list[str]]) -> str:
 
 
 def targets(
-    runs: list[Run], help_s: float, rss: dict[int, float], export: float, evaluate: dict[int, float]
+    runs: list[Run],
+    help_s: float,
+    rss: dict[int, float],
+    export: float,
+    evaluate: dict[int, float],
+    hygiene_us: float | None = None,
 ) -> list[tuple[str, str, bool]]:
     """(target, measured, passed) for each target of the issue."""
     out = []
@@ -310,7 +337,7 @@ def targets(
     if peak["litellm"] and peak["openai_compat"]:
         ratio = peak["openai_compat"] / peak["litellm"]
         out.append(("fast path far above litellm (peak calls/s ≥ 2×)", f"{ratio:.1f}×", ratio >= 2))
-    from tests.bench_anthropic import cpu_target
+    from tests.bench_native import cpu_target
 
     out.extend(cpu_target(runs))
     out.append(("`afterimage --help` ≤ 0.3 s", f"{help_s:.2f} s", help_s <= 0.3))
@@ -323,15 +350,39 @@ def targets(
     (small, es), (big, eb) = sorted(evaluate.items())
     label = f"evaluate --no-judge RSS flat from {small:,} to {big:,} rows (≤ +{ALLOWED_GROWTH_MB:g} MB)"
     out.append((label, f"{es:.0f} → {eb:.0f} MB", eb - es <= ALLOWED_GROWTH_MB))
+    if hygiene_us is not None:
+        out.append(("turn hygiene checks ≤ 100 µs CPU per turn", f"{hygiene_us:.0f} µs", hygiene_us <= 100))
     return out
+
+
+def runs_table(runs: list[Run]) -> str:
+    head = ["transport", "concurrency", "latency ms", "ideal calls/s", "n", "conv/s", "calls/s", "efficiency"]
+    head += ["target", "CPU ms/call", "peak RSS MB", "server CPU %", "calls/s (summary)"]
+    body = [
+        [r.label, str(r.concurrency), f"{r.latency * 1000:.0f}", f"{r.ideal:,.0f}", f"{r.n:,}"]
+        + [fmt(r.conv_per_s), fmt(r.calls_per_s), f"{r.efficiency:.2f}", "≥ 0.9" if r.ideal <= 200 else ""]
+        + [f"{r.cpu_ms_per_call:.2f}", f"{r.peak_rss_mb:.0f}", fmt(r.server_cpu_pct, 0), fmt(r.summary_calls_per_s)]
+        for r in runs
+    ]
+    return table([head, *body])
+
+
+def verdict_table(verdicts: list[tuple[str, str, bool]]) -> str:
+    return table([["target", "measured", "verdict"], *[[t, m, "PASS" if ok else "FAIL"] for t, m, ok in verdicts]])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="one pair per transport, small runs (smoke test)")
     parser.add_argument("--only", choices=TRANSPORTS, help="measure one transport")
+    parser.add_argument("--hosted", action="store_true", help=f"only {HOSTED_MODEL}: direct vs provider: litellm")
     args = parser.parse_args(argv)
     grid, seconds = (QUICK_GRID, 3.0) if args.quick else (GRID, 10.0)
+    if args.hosted:
+        from tests.bench_hosted import main_hosted
+
+        return main_hosted(seconds, args.quick)
+    hosted: list[Run] = []
     skipped: list[str] = []
     runs: list[Run] = []
     load_before = loadavg()
@@ -350,9 +401,11 @@ def main(argv: list[str] | None = None) -> int:
                     note(f"  {run.calls_per_s:,.0f} calls/s, efficiency {run.efficiency:.2f}")
                     runs.append(run)
             if not args.only:
-                from tests.bench_anthropic import anthropic_runs
+                from tests.bench_hosted import hosted_runs
+                from tests.bench_native import native_runs
 
-                runs += anthropic_runs(server.url, workdir, server.proc.pid, args.quick)
+                hosted = hosted_runs(server, workdir, seconds)
+                runs += native_runs(server.url, workdir, server.proc.pid, args.quick)
             from tests.bench_ratelimit import run_scenarios
 
             limits = [] if args.only == "litellm" else run_scenarios(server.url, workdir)
@@ -378,23 +431,23 @@ def main(argv: list[str] | None = None) -> int:
 
         export_rows = 20_000 if args.quick else 200_000
         export = bench_export(export_rows)
+        note("turn hygiene checks …")
+        from tests.bench_hygiene import bench_hygiene
+
+        hygiene_dialogs = 500 if args.quick else 2_000
+        hygiene_us = bench_hygiene(hygiene_dialogs)
     except BenchError as exc:
         note(f"bench failed: {exc}")
         return 1
 
-    head = ["transport", "concurrency", "latency ms", "ideal calls/s", "n", "conv/s", "calls/s", "efficiency"]
-    head += ["target", "CPU ms/call", "peak RSS MB", "server CPU %", "calls/s (summary)"]
-    body = [
-        [r.transport, str(r.concurrency), f"{r.latency * 1000:.0f}", f"{r.ideal:,.0f}", f"{r.n:,}"]
-        + [fmt(r.conv_per_s), fmt(r.calls_per_s), f"{r.efficiency:.2f}", "≥ 0.9" if r.ideal <= 200 else ""]
-        + [f"{r.cpu_ms_per_call:.2f}", f"{r.peak_rss_mb:.0f}", fmt(r.server_cpu_pct, 0), fmt(r.summary_calls_per_s)]
-        for r in runs
-    ]
     print(
         f"## afterimage bench{' (--quick)' if args.quick else ''}: {os.cpu_count()} cores, fake server on 127.0.0.1"
         f" (load average {load_before} before, {loadavg()} after)\n"
     )
-    print(table([head, *body]) if body else "(no generate runs)")
+    print(runs_table(runs) if runs else "(no generate runs)")
+    if hosted:
+        print(f"\n#### Hosted model: {HOSTED_MODEL}, its URL in OPENAI_BASE_URL\n")
+        print(runs_table(hosted))
     for line in skipped:
         print(f"\n- {line}")
     (small, rs), (big, rb) = sorted(rss.items())
@@ -402,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     for size, mb in ((small, rs), (big, rb)):
         print(f"| peak RSS, {size:,} offline conversations | {mb:.0f} MB |")
     print(f"| export sharegpt, {export_rows:,} rows | {export:,.0f} rows/s |")
+    print(f"| turn hygiene checks, {hygiene_dialogs:,} six-turn dialogs | {hygiene_us:.0f} µs CPU per turn |")
     for size, mb in sorted(evaluate.items()):
         print(f"| peak RSS, evaluate --no-judge of {size:,} rows | {mb:.0f} MB |")
     if limits:
@@ -412,8 +466,10 @@ def main(argv: list[str] | None = None) -> int:
     if sharing:
         print("\n" + "\n".join(sharing))
     print("\n### Targets\n")
-    verdicts = targets(runs, help_s, rss, export, evaluate)
-    print(table([["target", "measured", "verdict"], *[[t, m, "PASS" if ok else "FAIL"] for t, m, ok in verdicts]]))
+    from tests.bench_hosted import hosted_targets
+
+    verdicts = targets(runs, help_s, rss, export, evaluate, hygiene_us) + hosted_targets(hosted)
+    print(verdict_table(verdicts))
     return 0
 
 

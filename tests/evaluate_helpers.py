@@ -53,16 +53,17 @@ def write_rows(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
     return path
 
 
-def judge_responder(score_for: Callable[[str, str], float] | None = None) -> Callable[[dict[str, Any]], str]:
-    """A fake-server responder: judge requests get one verdict per asked criterion; others a plain answer.
+def judge_responder(score_for: Callable[[str, str], float] | None = None) -> Callable[[dict[str, Any]], str | None]:
+    """A fake-server responder: judge requests get one verdict per asked criterion; others the fake's own
+    well-behaved turns (None).
 
     `score_for(criterion, transcript)` picks each score (0.8 by default).
     """
 
-    def respond(body: dict[str, Any]) -> str:
+    def respond(body: dict[str, Any]) -> str | None:
         fmt = body.get("response_format")
         if not isinstance(fmt, dict):
-            return "Here is a careful answer with an example. It ends cleanly."
+            return None
         asked = list(fmt["json_schema"]["schema"]["properties"])
         text = str(body["messages"][-1]["content"])
         verdict = {

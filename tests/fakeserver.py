@@ -1,5 +1,5 @@
 """A fake OpenAI-compatible HTTP server for tests and benchmarks (tests/fake_anthropic.py adds the Anthropic
-Messages API's routes, with the same knobs).
+Messages API's routes and tests/fake_gemini.py the Gemini API's, with the same knobs).
 
 It answers chat completions, embeddings and the model list on 127.0.0.1 with deterministic content, and
 misbehaves on demand through knobs (plain attributes that may be flipped while it runs): latency, 429s, 500s,
@@ -7,8 +7,12 @@ misbehaves on demand through knobs (plain attributes that may be flipped while i
 every one after the first N), a fixed failure status, rejected keys, a token-bucket admission limit (timed by
 `clock`, which a test may replace), `gather` (hold requests until that many are in flight together, so a test
 of concurrency needs no timing) and an outage (after `down_after` requests, every request for `down_for`
-seconds has its connection dropped, or gets `down_status`); and which model it says it serves (in answers and
-GET /models, or no model list at all). Counters in `stats` record what happened.
+seconds has its connection dropped, or gets `down_status`); defective turns as small models write them
+(echoes, copies, repeats, leaked tags, one-character turns: `rate_echo` … `defect_words`); and which model it
+says it serves (in answers and GET /models, or no model list at all). Its answers have OpenAI's wire shape
+(checked against the openai SDK's types): usage details with `cached_share` of the prompt tokens read from a
+cache, a forced tool call answered as one, and Azure OpenAI's deployment route (`api-key` header). Counters in
+`stats` record what happened, and `stats["last_request"]` what the last request asked.
 
 Run it standalone with `python -m tests.fakeserver --port 0 --latency 0.05`: the first stdout line
 is its URL. `GET /_stats` returns the counters and `POST /_knobs` (a JSON object) sets knobs, so a
@@ -34,7 +38,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests import fake_anthropic
+from tests import fake_anthropic, fake_gemini
 from tests.fake_batches import add_routes as add_batch_routes
 
 END_TOKEN = "[END]"
@@ -49,8 +53,28 @@ _SHOWN_ANSWER = re.compile(r"\[Answer ([A-H])\]\n(.*?)\n\[/Answer \1\]", re.S)
 KNOBS = tuple(
     "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang hang_after fail_status admit_rps"
     " rate_529 end_rate reasoning seed responder rate_limit_headers reject_keys model_name context_tokens filter_words"
-    " unprocessable_words rate_truncated down_after down_for down_status echo_model models_status model_meta"
-    " gather weak_models sample_spread judge_position_bias judge_flat".split()
+    " unprocessable_words withheld_words rate_truncated down_after down_for down_status echo_model models_status"
+    " model_meta gather cached_share rate_echo rate_copy rate_repeat rate_leak rate_short defect_words"
+    " weak_models sample_spread judge_position_bias judge_flat".split()
+)
+# Defective turns (see `_defect`), in the order their rates are stacked, and the sides that make each:
+# the respondent ("answer") or the simulated user ("question").
+DEFECTS: dict[str, tuple[str, ...]] = {
+    "echo": ("answer",),
+    "copy": ("question",),
+    "repeat": ("answer", "question"),
+    "leak": ("answer", "question"),
+    "short": ("answer", "question"),
+}
+LEAKED_TAG = "<assistant_last_message>"
+# What the well-behaved fake answers with, one sentence per turn of a dialog, so its turns never repeat.
+FACTS = (
+    "start with the defaults, measure one change at a time, and keep notes",
+    "the usual cause is a setting that differs between two environments",
+    "a small reproducible example makes every later step much easier",
+    "the documentation lists the limits, and the logs show which one was hit",
+    "most teams automate this check so that it runs on every change",
+    "compare the numbers before and after rather than trusting a single run",
 )
 GATHER_TIMEOUT = 30.0  # seconds a gathering request waits for the others before it goes on alone
 
@@ -76,9 +100,21 @@ def _text(content: Any) -> str:
     return ""
 
 
+def _auth_scheme(request: web.Request) -> str | None:
+    """How the request carried its key: 'bearer' (OpenAI), 'api-key' (Azure), or None."""
+    if request.headers.get("Authorization", "")[:7].lower() == "bearer ":
+        return "bearer"
+    return "api-key" if "api-key" in request.headers else None
+
+
 def _tokens(text: str) -> int:
     """The deterministic token count of a text."""
     return len(text) // 4 + 1
+
+
+def _schema_format(schema: Any) -> dict[str, Any]:
+    """A JSON-Schema response_format around a schema (a forced tool's parameters are answered as one)."""
+    return {"type": "json_schema", "json_schema": {"name": "tool", "schema": schema}}
 
 
 def _error_body(status: int, message: str | None = None) -> bytes:
@@ -205,16 +241,18 @@ class FakeOpenAIServer:
     end_rate: float = 0.0
     reasoning: bool = False
     seed: int = 0
-    responder: Callable[[dict[str, Any]], str] | None = None
+    responder: Callable[[dict[str, Any]], str | None] | None = None
     rate_limit_headers: bool = False
     reject_keys: set[str] | frozenset[str] = frozenset()
     model_name: str = "fake-model"
     # Per-item refusals, as real servers make them: a prompt longer than the context (llama.cpp's 400), a
     # prompt containing a filtered word (Azure/OpenAI's content-filter 400), or one the server cannot
-    # process (422); and answers cut off by the token limit (finish_reason "length").
+    # process (422); an answer withheld by an output filter (Azure's: no content, finish_reason
+    # "content_filter", its tokens billed); and answers cut off by the token limit (finish_reason "length").
     context_tokens: int | None = None
     filter_words: tuple[str, ...] = ()
     unprocessable_words: tuple[str, ...] = ()
+    withheld_words: tuple[str, ...] = ()
     rate_truncated: float = 0.0
     down_after: int | None = None
     down_for: float = 2.0
@@ -222,6 +260,17 @@ class FakeOpenAIServer:
     # True: answers name the model the request asked for. False: they name `model_name`, as real servers
     # name what they serve (llama.cpp its --alias or gguf path, vLLM its served-model-name).
     echo_model: bool = True
+    # Defective turns, as small models write them: an answer that echoes the question, a simulated user that
+    # copies the last answer, a turn that repeats an earlier one, a leaked scaffolding tag, a one-character
+    # turn. Each request draws from a hash of its messages, seed and temperature, as a model sampled with
+    # that seed would: the same request gets the same turn, a regeneration sent with a seed of its own
+    # draws again. A request mentioning a word of `defect_words` always gets that word's defect.
+    rate_echo: float = 0.0
+    rate_copy: float = 0.0
+    rate_repeat: float = 0.0
+    rate_leak: float = 0.0
+    rate_short: float = 0.0
+    defect_words: dict[str, str] = {}  # noqa: RUF012  (a knob: replaced, never mutated)
     # GET /models answers with this error status (a server without a model list) instead of the list.
     models_status: int | None = None
     # Preference runs: models whose answers are degraded; repeated requests at temperature > 0 answered with
@@ -233,6 +282,9 @@ class FakeOpenAIServer:
     judge_flat: float = 0.0
     # What GET /models says of the weights, as llama.cpp's `meta` does (size, parameters …); None: nothing.
     model_meta: dict[str, Any] | None = None
+    # The share of each prompt reported as read from the provider's prompt cache: OpenAI's
+    # usage.prompt_tokens_details.cached_tokens, Gemini's cachedContentTokenCount (stats["cached_tokens"]).
+    cached_share: float = 0.0
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> None:
         unknown = set(knobs) - set(KNOBS)
@@ -298,6 +350,7 @@ class FakeOpenAIServer:
         app = web.Application(client_max_size=64 * 1024**2)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/chat/completions", self._chat)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._chat)  # Azure OpenAI
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
@@ -306,6 +359,7 @@ class FakeOpenAIServer:
         app.router.add_post("/_knobs", self._set_knobs)
         add_batch_routes(self, app)
         fake_anthropic.add_routes(self, app)
+        fake_gemini.add_routes(self, app)
         # No access log: at thousands of requests/s it would cost more than answering.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -354,11 +408,21 @@ class FakeOpenAIServer:
         """Zeroed counters (in-flight requests are still in flight)."""
         counts = dict.fromkeys(("requests", "ok", "429", "500", "529", "garbage", "bad_structured", "hung"), 0)
         counts.update(dict.fromkeys(("rejected", "bad_request", "embeddings", "prompt_tokens", "completion_tokens"), 0))
-        counts.update(dict.fromkeys(("context_exceeded", "filtered", "unprocessable", "truncated"), 0))
+        counts.update(dict.fromkeys(("context_exceeded", "filtered", "unprocessable", "truncated", "withheld"), 0))
         counts["down"] = 0
+        counts["cached_tokens"] = 0
         counts["model_lists"] = 0
         counts["comparisons"] = 0
-        return {**counts, "by_key": {}, "models": {}, "in_flight": in_flight, "max_in_flight": in_flight}
+        defects = dict.fromkeys(DEFECTS, 0)
+        return {
+            **counts,
+            "by_key": {},
+            "models": {},
+            "defects": defects,
+            "last_request": None,
+            "in_flight": in_flight,
+            "max_in_flight": in_flight,
+        }
 
     def _on_loop(self, fn: Callable[[], Any]) -> Any:
         """Run fn on the server's loop, so it never races a handler's read-modify-write."""
@@ -447,9 +511,11 @@ class FakeOpenAIServer:
         request: web.Request,
         answer: Callable[[dict[str, Any]], web.Response],
         error: Callable[[int, str | None], web.Response] | None = None,
+        model: str | None = None,
     ) -> web.Response:
         """The knobs, in order: outage, auth, fail_status, bad request, hang, admission, gather, latency,
-        random failures. `error` makes an error response in the protocol's shape (OpenAI's by default)."""
+        random failures. `error` makes an error response in the protocol's shape (OpenAI's by default);
+        `model` is the model a protocol names in its URL rather than its body (Gemini)."""
         fail = error or self._error
         stats = self.stats  # no await before the try: a reset cannot slip in between
         stats["requests"] += 1
@@ -464,7 +530,12 @@ class FakeOpenAIServer:
                     request.transport.abort()  # a restarting server: the client sees a dropped connection
                 return web.Response(status=503)
             auth = request.headers.get("Authorization", "")
-            key = request.headers.get("x-api-key") or (auth[7:] if auth[:7].lower() == "bearer " else auth)
+            key = (
+                request.headers.get("x-api-key")
+                or request.headers.get("x-goog-api-key")
+                or (auth[7:] if auth[:7].lower() == "bearer " else auth)
+                or request.headers.get("api-key", "")
+            )
             self.stats["by_key"][key] = self.stats["by_key"].get(key, 0) + 1
             try:
                 body = orjson.loads(await request.read())
@@ -473,7 +544,9 @@ class FakeOpenAIServer:
             except ValueError as exc:
                 self.stats["bad_request"] += 1
                 return fail(400, f"Invalid JSON body: {exc}")
-            model = str(body.get("model", ""))
+            # What the last request asked, as the server saw it (a parity test compares two clients' requests).
+            self.stats["last_request"] = {"path": request.path_qs, "auth": _auth_scheme(request), "body": body}
+            model = str(body.get("model", "")) if model is None else model
             self.stats["models"][model] = self.stats["models"].get(model, 0) + 1
             if key in self.reject_keys or self.fail_status is not None:
                 self.stats["rejected"] += 1
@@ -546,7 +619,9 @@ class FakeOpenAIServer:
     def _content(self, body: dict[str, Any], messages: list[dict[str, Any]]) -> str:
         """What the fake model says: structured JSON, the user simulator's turn, or an answer."""
         if self.responder is not None:
-            return self.responder(body)
+            answer = self.responder(body)
+            if answer is not None:  # None: this request gets the default content
+                return answer
         system = next((_text(m.get("content")) for m in messages if m.get("role") == "system"), "")
         fmt = body.get("response_format")
         if isinstance(fmt, dict) and fmt.get("type") in ("json_schema", "json_object"):
@@ -560,13 +635,75 @@ class FakeOpenAIServer:
                 self.stats["bad_structured"] += 1
                 value = violate(schema, value)
             return orjson.dumps(value).decode()
-        if "simulated user" in system.lower():
-            if self.end_rate and self._random() < self.end_rate:
-                return END_TOKEN
+        side = "question" if "simulated user" in system.lower() else "answer"
+        if side == "question" and self.end_rate and self._random() < self.end_rate:
+            return END_TOKEN
+        normal = self._normal(messages, side)
+        if side == "answer":
+            normal = self._graded(body, system, normal)
+        defect = self._defect(body, messages, side)
+        if defect is None:
+            return normal
+        self.stats["defects"][defect] += 1
+        return self._defective(defect, side, messages, normal)
+
+    @staticmethod
+    def _normal(messages: list[dict[str, Any]], side: str) -> str:
+        """A well-behaved turn: a follow-up on the last answer's end, an opening, or a fact per turn."""
+        if side == "question":
             words = _text(messages[-1].get("content")).replace("?", " ").split() if messages else []
             return f"Can you tell me more about {' '.join(words[-6:]).rstrip('.!') or 'that'}?"
         last_user = next((_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
-        answer = f"Here is an answer about: {' '.join(last_user.split()[:12])}."
+        if "write the first message" in last_user.lower():  # an instruction generator asks for an opening
+            topic = last_user.split("about:", 1)[-1].split("\n", 1)[0].split(".", 1)[0].split()
+            return f"How do I get started with {' '.join(topic[:6]) or 'this'}?"
+        turn = sum(1 for m in messages if m.get("role") == "user")
+        topic = " ".join(last_user.split()[-6:]).rstrip("?.!")
+        return f"Here is an answer about {topic}: {FACTS[(turn - 1) % len(FACTS)]}."
+
+    def _defect(self, body: dict[str, Any], messages: list[dict[str, Any]], side: str) -> str | None:
+        """Which defect this request's turn has, if any (see the rate_* knobs and defect_words)."""
+        if self.defect_words:
+            joined = " ".join(_text(m.get("content")) for m in messages).lower()
+            for word, defect in self.defect_words.items():
+                if word.lower() in joined and side in DEFECTS[defect]:
+                    return defect
+        rates = {name: getattr(self, f"rate_{name}") for name, sides in DEFECTS.items() if side in sides}
+        if not any(rates.values()):
+            return None
+        request = [body.get("messages"), body.get("seed"), body.get("temperature")]
+        digest = hashlib.sha256(orjson.dumps(request, default=str)).digest()
+        draw = int.from_bytes(digest[:8], "big") / 2**64
+        for name, rate in rates.items():
+            if draw < rate:
+                return name
+            draw -= rate
+        return None
+
+    @staticmethod
+    def _defective(defect: str, side: str, messages: list[dict[str, Any]], normal: str) -> str:
+        """The defective turn: the other side's last message, an earlier turn, a tag, or one character."""
+        # Both sides see their own turns as 'assistant' (the simulated user's dialog has its roles flipped).
+        texts = [(m.get("role"), _text(m.get("content"))) for m in messages if m.get("role") != "system"]
+        own = [text for role, text in texts if role == "assistant"]
+        if defect in ("echo", "copy"):
+            return texts[-1][1] if texts else "."
+        if defect == "repeat":  # the simulated user its opening, the respondent its last answer
+            return (own[0] if side == "question" else own[-1]) if own else normal
+        if defect == "leak":
+            return f"{LEAKED_TAG}\n{normal}"
+        return "."
+
+    def _forced_tool(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The tool a request forces the model to call (`tool_choice` naming a function of `tools`), if any."""
+        choice = body.get("tool_choice")
+        name = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+        tools = [t.get("function") for t in body.get("tools") or () if isinstance(t, dict)]
+        return next((t for t in tools if isinstance(t, dict) and t.get("name") == name), None)
+
+    def _graded(self, body: dict[str, Any], system: str, answer: str) -> str:
+        """A preference run's answer: degraded for a weak model or a prompt asking for a worse answer, and a
+        numbered take when a request at temperature > 0 comes again (see `quality`)."""
         if body.get("model") in self.weak_models or "deliberately worse answer" in system:
             answer = DEGRADED + answer
         temperature = body.get("temperature")
@@ -605,8 +742,20 @@ class FakeOpenAIServer:
 
     def _chat_answer(self, body: dict[str, Any]) -> web.Response:
         messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
-        content, finish_reason = self._cut(body, self._content(body, messages))
-        message: dict[str, Any] = {"role": "assistant", "content": content}
+        tool = self._forced_tool(body)
+        if tool is not None:  # the arguments of the one call it forces, no content (OpenAI's wire shape)
+            arguments = self._content({"response_format": _schema_format(tool.get("parameters"))}, messages)
+            content, finish_reason = arguments, "stop"
+            call = {"id": f"call_fake{self._ids}", "type": "function"}
+            call["function"] = {"name": tool["name"], "arguments": arguments}
+            message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [call]}
+        else:
+            content, finish_reason = self._cut(body, self._content(body, messages))
+            message = {"role": "assistant", "content": content}
+            joined = " ".join(_text(m.get("content")) for m in messages).lower()
+            if any(word.lower() in joined for word in self.withheld_words):
+                self.stats["withheld"] += 1  # Azure's output filter: no content, its tokens still billed
+                message["content"], finish_reason = None, "content_filter"
         if self.reasoning:
             message["reasoning_content"] = f"Thinking about {len(messages)} messages before answering."
         prompt_tokens = sum(_tokens(_text(m.get("content"))) for m in messages)
@@ -615,12 +764,19 @@ class FakeOpenAIServer:
         self.stats["ok"] += 1
         self.stats["prompt_tokens"] += prompt_tokens
         self.stats["completion_tokens"] += completion_tokens
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+        usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
         usage["total_tokens"] = prompt_tokens + completion_tokens
-        choice = {"index": 0, "message": message, "finish_reason": finish_reason}
+        cached = int(prompt_tokens * self.cached_share)
+        self.stats["cached_tokens"] += cached
+        usage["prompt_tokens_details"] = {"cached_tokens": cached, "audio_tokens": 0}
+        usage["completion_tokens_details"] = dict.fromkeys(
+            ("reasoning_tokens", "audio_tokens", "accepted_prediction_tokens", "rejected_prediction_tokens"), 0
+        )
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
         payload = {"id": f"chatcmpl-fake{self._ids}", "object": "chat.completion", "created": int(time.time())}
         served = body.get("model", self.model_name) if self.echo_model else self.model_name
-        payload.update(model=served, choices=[choice], usage=usage)
+        payload.update(model=served, choices=[choice], usage=usage, service_tier="default")
+        payload["system_fingerprint"] = "fp_fake"
         return _json(orjson.dumps(payload), 200, self._headers())
 
     def _cut(self, body: dict[str, Any], content: str) -> tuple[str, str]:

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from afterimage_cli.config import ModelConfig
 from afterimage_cli.errors import ProviderError
 from afterimage_cli.providers.anthropic_direct import DEFAULT_MAX_TOKENS, STRUCTURED_TOOL, AnthropicProvider
-from afterimage_cli.providers.factory import LLMFactory, api_base_of, parse_model
+from afterimage_cli.providers.factory import LLMFactory, parse_model, resolve_route
 from afterimage_cli.providers.http_errors import status_error
 from afterimage_cli.providers.pricing import ModelPrice, price_per_token
 from afterimage_cli.providers.ratelimit import RateLimiter, reset_seconds
@@ -44,11 +44,16 @@ def test_anthropic_models_get_the_direct_transport_unless_litellm_is_asked_for()
 
 
 def test_the_base_url_comes_from_the_config_then_the_sdk_variable() -> None:
-    spec = parse_model("anthropic/claude-x")
     env = {"ANTHROPIC_BASE_URL": "http://gateway:8080"}
-    assert api_base_of(spec, ModelConfig(model="anthropic/claude-x"), env) == "http://gateway:8080"
-    assert api_base_of(spec, ModelConfig(model="anthropic/claude-x", api_base="http://a:1"), env) == "http://a:1"
-    assert api_base_of(spec, ModelConfig(model="anthropic/claude-x"), {}) is None
+    gateway = resolve_route(ModelConfig(model="anthropic/claude-x"), env)
+    assert (gateway.api_base, gateway.source, gateway.serves_elsewhere) == (
+        "http://gateway:8080",
+        "ANTHROPIC_BASE_URL",
+        True,
+    )
+    assert resolve_route(ModelConfig(model="anthropic/claude-x", api_base="http://a:1"), env).api_base == "http://a:1"
+    own = resolve_route(ModelConfig(model="anthropic/claude-x"), {})
+    assert (own.api_base, own.source, own.serves_elsewhere) == ("https://api.anthropic.com", "default", False)
     made = LLMFactory.from_config(ModelConfig(model="anthropic/claude-x"), {"ANTHROPIC_API_KEY": "sk"})
     assert isinstance(made, AnthropicProvider) and made.url == "https://api.anthropic.com/v1/messages"
     for base in ("http://h:1", "http://h:1/", "http://h:1/v1", "http://h:1/v1/messages"):

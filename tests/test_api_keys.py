@@ -77,9 +77,10 @@ def test_evaluate_sends_a_key_to_its_api_base_only_when_named(fake_server, tmp_p
     assert set(fake_server.stats["by_key"]) == {"sk-judge"}
 
 
-def _pool(model: str, api_base: str | None, **fields):
+def _pool(model: str, api_base: str | None, environ: dict[str, str] | None = None, **fields):
     cfg = ModelConfig(model=model, api_base=api_base, **fields)
-    return factory.build_key_pool(factory.parse_model(cfg.model, api_base=api_base), cfg, {"OPENAI_API_KEY": REAL_KEY})
+    env = {"OPENAI_API_KEY": REAL_KEY, **(environ or {})}
+    return factory.build_key_pool(factory.resolve_route(cfg, env), cfg, env)
 
 
 def test_the_providers_own_endpoint_keeps_its_usual_key() -> None:
@@ -94,6 +95,40 @@ def test_the_providers_own_endpoint_keeps_its_usual_key() -> None:
     assert _pool("gpt-4o-mini", "http://127.0.0.1:8000/v1") is None
     with pytest.raises(MissingCredentialsError, match="OTHER_KEY is not set"):
         _pool("gpt-4o-mini", "http://127.0.0.1:8000/v1", api_key_env="OTHER_KEY")
+    # Azure's resources are hosts under its own domains.
+    assert is_provider_endpoint("azure", "https://my-resource.openai.azure.com")
+    assert not is_provider_endpoint("azure", "https://openai.azure.com.evil.example")
+
+
+def test_a_url_from_openai_base_url_is_trusted_with_the_key_only_when_it_is_openais() -> None:
+    """OPENAI_BASE_URL (the SDK's convention) points openai/ models elsewhere, under the api_base rule: a key
+    from OPENAI_API_KEY still goes only to api.openai.com over https, unless the config names the variable."""
+    assert _pool("openai/gpt-4o-mini", None, {"OPENAI_BASE_URL": "http://127.0.0.1:8000/v1"}) is None
+    assert _pool("openai/gpt-4o-mini", None, {"OPENAI_API_BASE": "https://gateway.example/v1"}) is None
+    own = _pool("openai/gpt-4o-mini", None, {"OPENAI_BASE_URL": "https://api.openai.com/v1"})
+    assert own is not None and [k.value for k in own.keys] == [REAL_KEY]
+    named = _pool(
+        "openai/gpt-4o-mini", None, {"OPENAI_BASE_URL": "http://127.0.0.1:8000/v1"}, api_key_env="OPENAI_API_KEY"
+    )
+    assert named is not None and [k.value for k in named.keys] == [REAL_KEY]
+    default = _pool("openai/gpt-4o-mini", None)
+    assert default is not None and [k.value for k in default.keys] == [REAL_KEY]
+
+
+def test_openai_base_url_gets_no_key_unless_one_is_named(fake_server, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", REAL_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_server.api_base)
+    for provider in (None, "litellm"):  # litellm honours OPENAI_BASE_URL itself: it is given the same URL
+        respondent = {"model": "openai/fake-model", **({"provider": provider} if provider else {})}
+        cfg = make_config(tmp_path, retry=FAST_RETRY, respondent=respondent)
+        result = invoke("generate", str(cfg), "-n", "2", "-q", "--overwrite")
+        assert result.exit_code == 0, result.stderr
+        assert REAL_KEY not in fake_server.stats["by_key"] and fake_server.stats["ok"] > 0
+    fake_server.reset_stats()
+    named = {"model": "openai/fake-model", "api_key_env": "OPENAI_API_KEY"}
+    cfg = make_config(tmp_path, retry=FAST_RETRY, respondent=named)
+    assert invoke("generate", str(cfg), "-n", "2", "-q", "--overwrite", "--no-cache").exit_code == 0
+    assert set(fake_server.stats["by_key"]) == {REAL_KEY}  # named on purpose: the user's choice
 
 
 def test_a_server_that_wants_a_key_says_how_to_send_one(fake_server, tmp_path, monkeypatch) -> None:

@@ -219,9 +219,10 @@ def test_evaluation_mode_in_the_config_batches_the_judge(fake_server, tmp_path):
     assert fake_server.batch_api.batches_created == 1 and fake_server.stats["requests"] == 0
 
 
-def test_dry_run_estimates_batch_prices_and_rounds(tmp_path, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")  # validated, never sent: a dry run calls nothing
-    cfg = config(tmp_path, respondent={"model": "openai/gpt-4o-mini"}, generation={"min_turns": 3})
+def test_dry_run_estimates_batch_prices_and_rounds(tmp_path):
+    # A priced model at a server of our own (a dry run calls nothing): the estimate uses litellm's batch prices.
+    respondent = {"model": "openai/gpt-4o-mini", "api_base": "http://127.0.0.1:9/v1"}
+    cfg = config(tmp_path, respondent=respondent, generation={"min_turns": 3})
     args = ("generate", str(cfg), "--dry-run", "--json", "-n", "1000", "--max-turns", "3")
     online = orjson.loads(invoke(*args).stdout)["estimate"]
     batch = orjson.loads(invoke(*args, "--mode", "batch").stdout)["estimate"]
@@ -232,7 +233,12 @@ def test_dry_run_estimates_batch_prices_and_rounds(tmp_path, monkeypatch):
 def test_offline_model_cannot_run_in_batch_mode(tmp_path):
     result = invoke("generate", str(config(tmp_path)), "--mode", "batch", "-n", "2")
     assert result.exit_code == 2
-    assert "batch mode" in result.stderr and "Traceback" not in result.stderr
+    assert "respondent: offline cannot run in batch mode" in result.stderr and "Traceback" not in result.stderr
+    validated = invoke("validate", str(config(tmp_path, generation={"mode": "batch"})))
+    assert validated.exit_code == 2 and "cannot run in batch mode" in validated.stderr
+    litellm = config(tmp_path, generation={"mode": "batch"}, respondent={"model": "ollama/llama3"})
+    refused = invoke("generate", str(litellm), "--dry-run")
+    assert refused.exit_code == 2 and "respondent: ollama/llama3" in refused.stderr
 
 
 def test_anthropic_models_run_through_message_batches(fake_server, tmp_path, monkeypatch):
@@ -249,6 +255,41 @@ def test_anthropic_models_run_through_message_batches(fake_server, tmp_path, mon
     assert price is not None and summary["cost_usd"] is not None
     online = price.cost(summary["prompt_tokens"], summary["completion_tokens"])
     assert summary["cost_usd"] == pytest.approx(online / 2, rel=0.05)
+
+
+def test_a_hosted_openai_model_batches_at_its_base_url(fake_server, tmp_path, monkeypatch):
+    """openai/<model> with OPENAI_BASE_URL: the direct transport's batches go to {OPENAI_BASE_URL}/files and
+    /batches, priced at the model block's batch prices."""
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_server.api_base)
+    batch_prices = {"batch_input_cost_per_million": 1.0, "batch_output_cost_per_million": 3.0}
+    cfg = config(tmp_path, respondent={"model": "openai/gpt-4o-mini", **batch_prices})
+    summary = summary_of(invoke("generate", str(cfg), "--mode", "batch", "-n", "5", "--max-turns", "2", "--json"))
+    assert len(read_rows(tmp_path / "out.jsonl")) == 5 and fake_server.stats["requests"] == 0
+    assert_each_request_sent_once(fake_server)
+    batches = list(fake_server.batch_api.batches.values())
+    assert batches and all(b.endpoint == "/v1/chat/completions" for b in batches)  # the /v1 routes
+    assert {body["model"] for b in batches for _, body in b.lines} == {"gpt-4o-mini"}
+    expected = (summary["prompt_tokens"] * 1.0 + summary["completion_tokens"] * 3.0) / 1e6
+    assert summary["cost_usd"] == pytest.approx(expected, rel=0.01)
+
+
+def test_an_azure_deployment_batches_through_its_resource_routes(fake_server, tmp_path, monkeypatch):
+    """azure/<deployment>: /openai/files and /openai/batches under AZURE_API_BASE, with the model's
+    api-version (the fake refuses those routes without one) and the key in Azure's api-key header."""
+    monkeypatch.setenv("AZURE_API_BASE", fake_server.url)
+    monkeypatch.setenv("AZURE_API_VERSION", "2025-01-01")
+    monkeypatch.setenv("AZ_KEY", "sk-azure")
+    respondent = {"model": "azure/my-deployment", "api_key_env": "AZ_KEY", **PRICED}
+    cfg = config(tmp_path, respondent=respondent)
+    summary_of(invoke("generate", str(cfg), "--mode", "batch", "-n", "4", "--max-turns", "2", "--json"))
+    assert len(read_rows(tmp_path / "out.jsonl")) == 4 and fake_server.stats["requests"] == 0
+    assert_each_request_sent_once(fake_server)
+    batches = list(fake_server.batch_api.batches.values())
+    assert batches and all(b.endpoint == "/chat/completions" for b in batches)  # Azure's classic routes
+    assert {body["model"] for b in batches for _, body in b.lines} == {"my-deployment"}
+    fake_server.reject_keys = {"sk-azure"}  # read from api-key, where the fake's Azure routes look for it
+    refused = invoke("generate", str(cfg), "--mode", "batch", "-n", "6", "--max-turns", "2")
+    assert refused.exit_code == 1 and "refused a batch" in refused.stderr
 
 
 def test_evaluate_killed_during_its_batch_resumes_without_asking_again(fake_server, tmp_path):
@@ -300,3 +341,13 @@ def test_a_submission_whose_id_was_never_recorded_is_found_by_its_metadata(fake_
     assert_each_request_sent_once(fake_server)
     adopted = [r for r in ledger(tmp_path) if r["event"] == "batch_submitted" and r.get("adopted")]
     assert len(adopted) == 1 and summary["batch"]["requests_submitted"] < sum(batches.lines_received.values())
+
+
+def test_gemini_models_cannot_run_in_batch_mode(fake_server, tmp_path, monkeypatch):
+    # The direct Gemini transport speaks no batch protocol yet: refused before any call, naming batch mode.
+    monkeypatch.setenv("GEMINI_API_BASE", fake_server.url)
+    cfg = config(tmp_path, respondent={"model": "gemini/gemini-2.5-flash"})
+    result = invoke("generate", str(cfg), "--mode", "batch", "-n", "2")
+    assert result.exit_code == 2, result.stderr
+    assert "gemini/gemini-2.5-flash cannot run in batch mode" in result.stderr and "Traceback" not in result.stderr
+    assert fake_server.stats["requests"] == 0 and not (tmp_path / "out.jsonl").exists()

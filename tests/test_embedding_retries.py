@@ -86,3 +86,18 @@ def test_call_attempts_follow_the_retry_policy_and_feed_the_budget() -> None:
     budget.stop("the server at http://x has not answered for 60 s")
     with pytest.raises(RunAborted, match="has not answered"):
         budgeted.before()
+
+
+def test_openai_base_url_sends_the_embedding_server_no_key_unless_named(fake_server, tmp_path, monkeypatch) -> None:
+    """litellm would send OPENAI_API_KEY to OPENAI_BASE_URL; the URL gets a key only when one is named."""
+    from afterimage_cli.config import EmbeddingConfig
+    from afterimage_cli.retrieval.embeddings import build_embedder
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-real-openai-key")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_server.api_base)
+    embedder = build_embedder(EmbeddingConfig(type="litellm", model="openai/test-embed"))
+    assert len(embedder.embed_documents(["a text"])[0]) > 0  # type: ignore[union-attr]
+    assert "sk-real-openai-key" not in fake_server.snapshot()["by_key"]
+    named = EmbeddingConfig(type="litellm", model="openai/test-embed", api_key_env="OPENAI_API_KEY")
+    build_embedder(named).embed_documents(["a text"])  # type: ignore[union-attr]
+    assert fake_server.snapshot()["by_key"].get("sk-real-openai-key") == 1

@@ -13,14 +13,22 @@ FAST_RETRY = {"max_attempts": 8, "base_delay": 0.01, "max_delay": 0.05}
 TRANSPORT = {"name": "openai_compat"}
 
 
-@pytest.fixture(autouse=True, params=["openai_compat", "litellm"])
-def transport(request):
-    """Every engine test runs through both transports: their behaviour must be identical."""
+@pytest.fixture(autouse=True, params=["openai_compat", "litellm", "gemini", "openai_base_url"])
+def transport(request, fake_server, monkeypatch):
+    """Every engine test runs through every transport, and as a hosted `openai/` model whose URL comes from
+    OPENAI_BASE_URL (the direct transport by default): their behaviour must be identical. (`gemini` calls
+    the fake server's Gemini routes: its generateContent, its errors, its model list.)"""
     TRANSPORT["name"] = request.param
+    if request.param == "openai_base_url":
+        monkeypatch.setenv("OPENAI_BASE_URL", fake_server.api_base)
     return request.param
 
 
 def served(srv, tmp_path, *extra: str, **sections):
+    if TRANSPORT["name"] == "openai_base_url":
+        sections["respondent"] = {**sections.get("respondent", {}), "model": "openai/fake-model"}
+        cfg = make_config(tmp_path, retry=FAST_RETRY, **sections)
+        return invoke("generate", str(cfg), "-q", *extra)
     sections["respondent"] = {"model": "offline", **sections.get("respondent", {}), "provider": TRANSPORT["name"]}
     cfg = make_config(tmp_path, retry=FAST_RETRY, **sections)
     return invoke("generate", str(cfg), "--model", "fake-model", "--api-base", srv.api_base, "-q", *extra)

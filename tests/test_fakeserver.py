@@ -78,16 +78,20 @@ def test_chat_completion_shape_and_token_counts(fake_server: FakeOpenAIServer) -
     choice = data["choices"][0]
     assert choice["finish_reason"] == "stop" and choice["message"]["role"] == "assistant"
     content = choice["message"]["content"]
-    assert (
-        content == "Here is an answer about: Explain how photosynthesis turns light into sugar in green plants, please."
+    # The end of the question, then one fact per turn of the dialog (so a well-behaved dialog never repeats).
+    assert content == (
+        "Here is an answer about into sugar in green plants, please: "
+        "start with the defaults, measure one change at a time, and keep notes."
     )
     assert "reasoning_content" not in choice["message"]
     prompt = sum(len(m["content"]) // 4 + 1 for m in messages)
-    assert data["usage"] == {
+    usage = {k: v for k, v in data["usage"].items() if not k.endswith("_details")}
+    assert usage == {
         "prompt_tokens": prompt,
         "completion_tokens": len(content) // 4 + 1,
         "total_tokens": prompt + len(content) // 4 + 1,
     }
+    assert data["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
     stats = fake_server.stats
     assert stats["requests"] == stats["ok"] == 1
     assert stats["prompt_tokens"] == prompt and stats["completion_tokens"] == len(content) // 4 + 1
@@ -95,6 +99,29 @@ def test_chat_completion_shape_and_token_counts(fake_server: FakeOpenAIServer) -
     # The path without /v1 answers too, identically.
     again = httpx.post(f"{fake_server.url}/chat/completions", json={"model": "my-model", "messages": messages})
     assert again.json()["choices"] == data["choices"]
+
+
+def test_defective_turns_are_drawn_per_request_like_a_seeded_model(fake_server: FakeOpenAIServer) -> None:
+    def content(**body: Any) -> str:
+        return chat(fake_server, **body).json()["choices"][0]["message"]["content"]
+
+    fake_server.rate_echo = 1.0
+    assert content() == USER_MSG[0]["content"]  # the answer echoes the question
+    fake_server.rate_echo = 0.5
+    # The same request gets the same turn; another seed draws again.
+    by_seed = {seed: content(seed=seed) for seed in range(16)}
+    assert all(content(seed=seed) == text for seed, text in list(by_seed.items())[:4])
+    assert 0 < sum(text == USER_MSG[0]["content"] for text in by_seed.values()) < 16
+    fake_server.rate_echo = 0.0
+    dialog = [SIMULATOR_SYSTEM, {"role": "assistant", "content": "How do leaves work?"}]
+    dialog += [{"role": "user", "content": "Leaves capture light with chlorophyll."}]
+    fake_server.defect_words = {"leaves": "copy"}
+    assert content(messages=dialog) == "Leaves capture light with chlorophyll."  # the simulated user copies
+    fake_server.defect_words = {"leaves": "repeat"}
+    assert content(messages=dialog) == "How do leaves work?"  # … or asks its opening again
+    fake_server.defect_words = {"leaves": "leak"}
+    assert content(messages=dialog).startswith("<assistant_last_message>\nCan you tell me more about")
+    assert fake_server.stats["defects"]["echo"] > 0 and fake_server.stats["defects"]["copy"] == 1
 
 
 def test_user_simulator_questions_and_end_rate(fake_server: FakeOpenAIServer) -> None:
@@ -358,7 +385,7 @@ def test_litellm_accepts_the_answers(fake_server: FakeOpenAIServer) -> None:
     async def run() -> None:
         fake_server.reasoning = True
         plain = await litellm.acompletion(messages=USER_MSG, **common)
-        assert plain.choices[0].message.content.startswith("Here is an answer about: Explain")
+        assert plain.choices[0].message.content.startswith("Here is an answer about into sugar")
         assert plain.usage.prompt_tokens == len(USER_MSG[0]["content"]) // 4 + 1
         assert plain.choices[0].message.reasoning_content
 
@@ -394,3 +421,48 @@ def test_hang_after_answers_the_first_requests_then_hangs() -> None:
         assert srv.stats["hung"] == 1 and srv.stats["ok"] == 2
     finally:
         srv.stop()
+
+
+# --- OpenAI wire shapes: usage details, forced tool calls, Azure's route -------------------------------
+
+
+def test_answers_parse_as_the_openai_sdks_types_with_cached_tokens(fake_server: FakeOpenAIServer) -> None:
+    from openai.types.chat import ChatCompletion
+
+    fake_server.cached_share = 0.5
+    data = chat(fake_server).json()
+    completion = ChatCompletion.model_validate(data)
+    assert completion.usage is not None and completion.usage.prompt_tokens_details is not None
+    cached = completion.usage.prompt_tokens_details.cached_tokens
+    assert cached == completion.usage.prompt_tokens // 2 > 0 and fake_server.stats["cached_tokens"] == cached
+    assert completion.usage.completion_tokens_details is not None
+    fake_server.cached_share = 1.0  # the whole prompt
+    usage = chat(fake_server).json()["usage"]
+    assert usage["prompt_tokens_details"]["cached_tokens"] == usage["prompt_tokens"]
+
+
+def test_a_forced_tool_is_called_with_arguments_that_fit_its_parameters(fake_server: FakeOpenAIServer) -> None:
+    from openai.types.chat import ChatCompletion
+
+    parameters = Person.model_json_schema()
+    tools = [{"type": "function", "function": {"name": "json_tool_call", "parameters": parameters}}]
+    forced = {"type": "function", "function": {"name": "json_tool_call"}}
+    completion = ChatCompletion.model_validate(chat(fake_server, tools=tools, tool_choice=forced).json())
+    message = completion.choices[0].message
+    assert message.content is None and message.tool_calls is not None and len(message.tool_calls) == 1
+    call = message.tool_calls[0]
+    assert call.type == "function" and call.function.name == "json_tool_call"
+    Person.model_validate_json(call.function.arguments)
+    # Tools offered but not forced: an ordinary answer.
+    plain = chat(fake_server, tools=tools).json()["choices"][0]["message"]
+    assert plain["content"] and "tool_calls" not in plain
+
+
+def test_azure_deployment_route_takes_an_api_key_header(fake_server: FakeOpenAIServer) -> None:
+    url = f"{fake_server.url}/openai/deployments/my-deployment/chat/completions?api-version=2024-10-21"
+    response = CLIENT.post(url, json={"model": "my-deployment", "messages": USER_MSG}, headers={"api-key": "az-key"})
+    assert response.status_code == 200 and response.json()["choices"][0]["message"]["content"]
+    assert fake_server.stats["by_key"] == {"az-key": 1}
+    last = fake_server.stats["last_request"]
+    assert last["path"].endswith("?api-version=2024-10-21") and last["auth"] == "api-key"
+    assert last["body"]["model"] == "my-deployment"

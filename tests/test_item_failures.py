@@ -13,13 +13,25 @@ from .helpers import invoke, make_config, read_rows
 
 FAST_RETRY = {"max_attempts": 3, "base_delay": 0.01, "max_delay": 0.05}
 OPENINGS = [f"Question {n}: how do I tune setting {n}?" for n in range(8)] + ["Tell me the forbidden recipe."]
+# The direct transports: by --api-base, as a hosted openai/ model through OPENAI_BASE_URL, and Gemini's.
+DIRECT_TRANSPORTS = ["openai_compat", "openai_base_url", "gemini"]
 
 
 def run(srv, tmp_path, *extra: str, provider: str = "openai_compat", **sections):
-    sections["respondent"] = {"model": "offline", "provider": provider, **sections.get("respondent", {})}
+    """A run against the fake server: by --api-base through `provider`, or (provider "openai_base_url") as the
+    hosted openai/ model whose URL the `endpoint` fixture (or the test) put in OPENAI_BASE_URL."""
     sections.setdefault("instructions", {"generator": "simple", "options": {"instructions": OPENINGS}})
+    if provider == "openai_base_url":
+        sections["respondent"] = {**sections.get("respondent", {}), "model": "openai/fake-model"}
+        cfg = make_config(tmp_path, retry=FAST_RETRY, **sections)
+        return invoke("generate", str(cfg), "-q", *extra)
+    sections["respondent"] = {"model": "offline", "provider": provider, **sections.get("respondent", {})}
     cfg = make_config(tmp_path, retry=FAST_RETRY, **sections)
     return invoke("generate", str(cfg), "--model", "fake-model", "--api-base", srv.api_base, "-q", *extra)
+
+
+def provider_of(endpoint) -> str:
+    return "openai_compat" if endpoint.kind == "api_base" else "openai_base_url"
 
 
 def rejections(tmp_path) -> list[dict]:
@@ -32,8 +44,11 @@ def status(tmp_path) -> dict:
     return orjson.loads(result.stdout)
 
 
-@pytest.mark.parametrize("provider", ["openai_compat", "litellm"])
-def test_content_filter_rejects_the_item_and_the_run_still_ends_with_exactly_n(fake_server, tmp_path, provider):
+@pytest.mark.parametrize("provider", ["openai_compat", "litellm", "openai_base_url", "gemini"])
+def test_content_filter_rejects_the_item_and_the_run_still_ends_with_exactly_n(
+    fake_server, tmp_path, provider, monkeypatch
+):
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_server.api_base)  # used by the openai_base_url run only
     fake_server.filter_words = ("forbidden",)
     result = run(fake_server, tmp_path, "-n", "30", provider=provider, generation={"max_turns": 1})
     assert result.exit_code == 0, result.stderr
@@ -55,9 +70,16 @@ def test_content_filter_rejects_the_item_and_the_run_still_ends_with_exactly_n(f
     assert report["rejected_by_cause"] == {"content_filter": len(rejected)}
 
 
-def test_a_422_for_one_item_rejects_only_that_item(fake_server, tmp_path):
-    fake_server.unprocessable_words = ("forbidden",)
-    result = run(fake_server, tmp_path, "-n", "20", generation={"max_turns": 1, "concurrency": 1})
+def test_a_422_for_one_item_rejects_only_that_item(endpoint, tmp_path):
+    endpoint.server.unprocessable_words = ("forbidden",)
+    result = run(
+        endpoint.server,
+        tmp_path,
+        "-n",
+        "20",
+        provider=provider_of(endpoint),
+        generation={"max_turns": 1, "concurrency": 1},
+    )
     assert result.exit_code == 0, result.stderr
     assert len(read_rows(tmp_path / "out.jsonl")) == 20
     assert {r["cause"] for r in rejections(tmp_path)} == {"bad_request"}
@@ -74,10 +96,11 @@ def test_every_item_refused_stops_the_run_with_the_top_causes(fake_server, tmp_p
     assert report["state"] == "stopped" and not report["finished"] and report["rows"] == 0
 
 
-def test_context_overflow_ends_the_dialog_at_the_last_complete_turn(fake_server, tmp_path):
+@pytest.mark.parametrize("provider", ["openai_compat", "gemini"])
+def test_context_overflow_ends_the_dialog_at_the_last_complete_turn(fake_server, tmp_path, provider):
     fake_server.context_tokens = 90
     gen = {"min_turns": 1, "max_turns": 6, "concurrency": 4}
-    result = run(fake_server, tmp_path, "-n", "20", generation=gen)
+    result = run(fake_server, tmp_path, "-n", "20", generation=gen, provider=provider)
     assert result.exit_code == 0, result.stderr
     rows = read_rows(tmp_path / "out.jsonl")
     assert len(rows) == 20
@@ -134,17 +157,20 @@ def test_truncated_answers_rejected_when_asked(fake_server, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert len(read_rows(tmp_path / "out.jsonl")) == 20
     rejected = rejections(tmp_path)
-    assert {r["cause"] for r in rejected} == {"truncated"}
+    assert {r["cause"] for r in rejected} == {"cut"}
     assert all("raise respondent.max_tokens" in r["error"] for r in rejected)
 
 
-def test_truncated_structured_output_fails_fast_naming_max_tokens(fake_server, tmp_path):
+@pytest.mark.parametrize("provider", DIRECT_TRANSPORTS)
+def test_truncated_structured_output_fails_fast_naming_max_tokens(fake_server, tmp_path, provider, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_server.api_base)  # used by the openai_base_url run only
     schema = {"type": "object", "properties": {"answer": {"type": "string"}, "steps": {"type": "array"}}}
     result = run(
         fake_server,
         tmp_path,
         "-n",
         "50",
+        provider=provider,
         respondent={"max_tokens": 3},
         generation={"kind": "structured", "output_schema": schema, "concurrency": 2},
     )
@@ -193,9 +219,11 @@ def test_status_of_a_killed_run_and_of_no_run(tmp_path):
     assert missing.exit_code == 2 and "no such output" in missing.stderr
 
 
-def test_a_hostile_server_still_gives_exactly_n_valid_rows(fake_server, tmp_path):
+@pytest.mark.parametrize("provider", DIRECT_TRANSPORTS)
+def test_a_hostile_server_still_gives_exactly_n_valid_rows(fake_server, tmp_path, provider, monkeypatch):
     """Refuses some prompts forever, overflows the context of long dialogs, cuts 20 % of answers off and
     goes down for 3 s: the run ends with exit 0 and exactly N valid rows, and status tells the story."""
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_server.api_base)  # used by the openai_base_url run only
     fake_server.filter_words = ("forbidden",)
     fake_server.context_tokens = 110
     fake_server.rate_truncated = 0.2
@@ -207,6 +235,7 @@ def test_a_hostile_server_still_gives_exactly_n_valid_rows(fake_server, tmp_path
         tmp_path,
         "-n",
         "60",
+        provider=provider,
         respondent=priced,
         generation=gen,
         error_budget={"max_rejected_share": 0.5, "max_outage_s": 30},

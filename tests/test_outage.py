@@ -194,10 +194,10 @@ ONE_TURN = {"min_turns": 1, "max_turns": 1, "concurrency": 16}
 VERBATIM = {"generator": "simple", "options": {"instructions": ["How do I sort a list?", "What is a cache?"]}}
 
 
-def outage_config(tmp_path, transport: str, **sections: Any):
+def outage_config(tmp_path, transport: str | None, **sections: Any):
+    sections.setdefault("respondent", {"model": "offline", "provider": transport, "timeout": 5})
     return make_config(
         tmp_path,
-        respondent={"model": "offline", "provider": transport, "timeout": 5},
         retry=FAST_RETRY,
         generation=ONE_TURN,
         instructions=VERBATIM,
@@ -205,14 +205,21 @@ def outage_config(tmp_path, transport: str, **sections: Any):
     )
 
 
-@pytest.mark.parametrize("transport,down_status", [("openai_compat", None), ("openai_compat", 503), ("litellm", None)])
-def test_a_short_outage_mid_run_is_waited_out(fake_server, tmp_path, transport, down_status) -> None:
+@pytest.mark.parametrize(
+    "transport,down_status",
+    [("openai_compat", None), ("openai_compat", 503), ("litellm", None), ("openai_base_url", None)],
+)
+def test_a_short_outage_mid_run_is_waited_out(fake_server, tmp_path, transport, down_status, monkeypatch) -> None:
     fake_server.latency = 0.01
     fake_server.down_after, fake_server.down_for, fake_server.down_status = 40, 2.0, down_status
-    cfg = outage_config(tmp_path, transport)
-    result = invoke(
-        "generate", str(cfg), "-n", "120", "--model", "fake", "--api-base", fake_server.api_base, "-q", "--json"
-    )
+    if transport == "openai_base_url":  # the hosted openai/ model, its URL from OPENAI_BASE_URL
+        monkeypatch.setenv("OPENAI_BASE_URL", fake_server.api_base)
+        cfg = outage_config(tmp_path, None, respondent={"model": "openai/fake", "timeout": 5})
+        target: tuple[str, ...] = ()
+    else:
+        cfg = outage_config(tmp_path, transport)
+        target = ("--model", "fake", "--api-base", fake_server.api_base)
+    result = invoke("generate", str(cfg), "-n", "120", *target, "-q", "--json")
     assert result.exit_code == 0, result.stderr
     assert orjson.loads(result.stdout)["outages"] >= 1
     rows = read_rows(tmp_path / "out.jsonl")

@@ -47,6 +47,22 @@ def test_rows_record_the_served_model_asked_once_per_run(llama, tmp_path) -> Non
     assert llama.stats["model_lists"] == 1
 
 
+def test_a_gateway_in_openai_base_url_is_asked_what_it_serves_and_openai_is_not(llama, tmp_path, monkeypatch):
+    """A URL from OPENAI_BASE_URL that is not api.openai.com is a server of yours, as an --api-base is."""
+    monkeypatch.setenv("OPENAI_BASE_URL", llama.api_base)
+    cfg = make_config(tmp_path, retry=FAST_RETRY, respondent={"model": "openai/local"})
+    result = invoke("generate", str(cfg), "-o", str(tmp_path / "a.jsonl"), "-n", "2", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert read_rows(tmp_path / "a.jsonl")[0]["metadata"]["models"]["served"]["respondent"] == "model-a"
+    assert llama.stats["model_lists"] == 1
+    from afterimage_cli.engine.served import asks_for_served_model
+    from afterimage_cli.providers.factory import LLMFactory
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://api.openai.com/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert not asks_for_served_model(LLMFactory.create("openai/gpt-4o-mini"))
+
+
 def test_another_served_model_is_refused_on_the_same_output_and_misses_the_cache(llama, tmp_path) -> None:
     cfg = make_config(tmp_path, retry=FAST_RETRY)
     out = tmp_path / "a.jsonl"

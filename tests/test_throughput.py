@@ -23,8 +23,8 @@ from .helpers import invoke, make_config, read_rows
 FAST_RETRY = {"max_attempts": 10, "base_delay": 0.01, "max_delay": 0.1}
 
 
-def run(srv, cfg, *extra: str):
-    return invoke("generate", str(cfg), "--model", "fake-model", "--api-base", srv.api_base, "-q", "--json", *extra)
+def run(endpoint, cfg, *extra: str):
+    return invoke("generate", str(cfg), *endpoint.args(), "-q", "--json", *extra)
 
 
 def test_parse_duration() -> None:
@@ -140,71 +140,74 @@ def test_key_pool_all_rejected_fails_with_names() -> None:
         asyncio.run(main())
 
 
-def test_requests_spread_over_keys_and_rejected_key_is_dropped(fake_server, tmp_path, monkeypatch) -> None:
+def test_requests_spread_over_keys_and_rejected_key_is_dropped(endpoint, tmp_path, monkeypatch) -> None:
+    from afterimage_cli.providers import logging as provider_logging
+
+    monkeypatch.setattr(provider_logging, "_seen", set())  # each warning is said once per process: say it here
     monkeypatch.setenv("KEY_ONE", "sk-one")
     monkeypatch.setenv("KEY_TWO", "sk-two")
-    fake_server.reject_keys = {"sk-two"}
+    endpoint.server.reject_keys = {"sk-two"}
     cfg = make_config(tmp_path, retry=FAST_RETRY, respondent={"model": "x", "api_key_env": ["KEY_ONE", "KEY_TWO"]})
-    result = run(fake_server, cfg, "-n", "10")
+    result = run(endpoint, cfg, "-n", "10")
     assert result.exit_code == 0, result.stderr
     assert "KEY_TWO was rejected" in result.stderr and "sk-two" not in result.stderr
-    by_key = fake_server.stats["by_key"]
+    by_key = endpoint.server.stats["by_key"]
     assert by_key["sk-two"] <= 4 and by_key["sk-one"] > 20
 
 
-def test_cached_rerun_makes_zero_calls(fake_server, tmp_path) -> None:
+def test_cached_rerun_makes_zero_calls(endpoint, tmp_path) -> None:
     cfg = make_config(tmp_path, retry=FAST_RETRY)
-    assert run(fake_server, cfg, "-n", "8").exit_code == 0
+    assert run(endpoint, cfg, "-n", "8").exit_code == 0
     first = sorted(read_rows(tmp_path / "out.jsonl"), key=lambda r: r["id"])
-    calls = fake_server.stats["requests"]
-    result = run(fake_server, cfg, "-n", "8", "--overwrite")
+    calls = endpoint.server.stats["requests"]
+    result = run(endpoint, cfg, "-n", "8", "--overwrite")
     assert result.exit_code == 0
     summary = orjson.loads(result.stdout)
-    assert fake_server.stats["requests"] == calls
+    assert endpoint.server.stats["requests"] == calls
     assert summary["calls"] == 0 and summary["cache_hits"] >= 8 and summary["rows_written"] == 8
     assert sorted(read_rows(tmp_path / "out.jsonl"), key=lambda r: r["id"]) == first
-    result = run(fake_server, cfg, "-n", "8", "--overwrite", "--no-cache")
-    assert fake_server.stats["requests"] == 2 * calls
+    result = run(endpoint, cfg, "-n", "8", "--overwrite", "--no-cache")
+    assert endpoint.server.stats["requests"] == 2 * calls
 
 
-def test_changed_prompt_recalls_only_what_changed(fake_server, tmp_path) -> None:
+def test_changed_prompt_recalls_only_what_changed(endpoint, tmp_path) -> None:
     cfg = make_config(tmp_path, retry=FAST_RETRY, generation={"min_turns": 1, "max_turns": 1})
-    assert run(fake_server, cfg, "-n", "6").exit_code == 0
-    calls = fake_server.stats["requests"]  # 6 instruction calls + 6 answers
+    assert run(endpoint, cfg, "-n", "6").exit_code == 0
+    calls = endpoint.server.stats["requests"]  # 6 instruction calls + 6 answers
     changed = make_config(
         tmp_path, retry=FAST_RETRY, generation={"min_turns": 1, "max_turns": 1, "system_prompt": "Be terse."}
     )
-    assert run(fake_server, changed, "-n", "6", "--overwrite").exit_code == 0
+    assert run(endpoint, changed, "-n", "6", "--overwrite").exit_code == 0
     # The opening questions are unchanged (cached); only the six answers are asked again.
-    assert fake_server.stats["requests"] - calls == 6
+    assert endpoint.server.stats["requests"] - calls == 6
 
 
-def test_max_cost_stops_cleanly_and_resumes(fake_server, tmp_path) -> None:
+def test_max_cost_stops_cleanly_and_resumes(endpoint, tmp_path) -> None:
     priced = {"model": "x", "input_cost_per_million": 20.0, "output_cost_per_million": 20.0}
     cfg = make_config(tmp_path, retry=FAST_RETRY, respondent=priced, generation={"concurrency": 2})
-    result = run(fake_server, cfg, "-n", "30", "--max-cost", "0.1")
+    result = run(endpoint, cfg, "-n", "30", "--max-cost", "0.1")
     assert result.exit_code == 1
     assert "cost budget reached" in result.stderr and "re-run" in result.stderr
     rows = read_rows(tmp_path / "out.jsonl")
     assert 0 < len(rows) < 30
     spent = sum(r["metadata"]["usage"]["cost_usd"] for r in rows)
     assert spent < 0.1 + 0.05  # calls in flight when the budget was reached may finish
-    result = run(fake_server, cfg, "-n", "30")
+    result = run(endpoint, cfg, "-n", "30")
     assert result.exit_code == 0
     assert len(read_rows(tmp_path / "out.jsonl")) == 30
 
 
-def test_max_total_tokens_budget(fake_server, tmp_path) -> None:
+def test_max_total_tokens_budget(endpoint, tmp_path) -> None:
     cfg = make_config(tmp_path, retry=FAST_RETRY, generation={"concurrency": 1})
-    result = run(fake_server, cfg, "-n", "50", "--max-total-tokens", "2000")
+    result = run(endpoint, cfg, "-n", "50", "--max-total-tokens", "2000")
     assert result.exit_code == 1 and "token budget reached" in result.stderr
     assert "--max-total-tokens" in result.stderr  # the error names what to raise
     assert 0 < len(read_rows(tmp_path / "out.jsonl")) < 50
 
 
-def test_config_token_budget_is_max_total_tokens(fake_server, tmp_path) -> None:
+def test_config_token_budget_is_max_total_tokens(endpoint, tmp_path) -> None:
     cfg = make_config(tmp_path, retry=FAST_RETRY, generation={"concurrency": 1}, budget={"max_total_tokens": 2000})
-    result = run(fake_server, cfg, "-n", "50")
+    result = run(endpoint, cfg, "-n", "50")
     assert result.exit_code == 1 and "budget.max_total_tokens" in result.stderr
     assert 0 < len(read_rows(tmp_path / "out.jsonl")) < 50
 
@@ -222,23 +225,23 @@ def test_old_token_budget_names_are_refused_with_the_new_ones(tmp_path) -> None:
     assert not (tmp_path / "out.jsonl").exists()
 
 
-def test_adaptive_concurrency_cuts_under_an_admission_limit(fake_server, tmp_path) -> None:
+def test_adaptive_concurrency_cuts_under_an_admission_limit(endpoint, tmp_path) -> None:
     # The wiring: the retrying provider feeds every 429 to the limiter, which cuts. How well it then
     # settles is timing, tested on a simulated clock (test_adaptive_sim.py) and measured by `make bench`.
-    fake_server.admit_rps = 50  # 64 workers start at once against a bucket of 50: refused whatever the machine
-    fake_server.latency = 0.02
-    fake_server.retry_after = None
+    endpoint.server.admit_rps = 50  # 64 workers start at once against a bucket of 50: refused whatever the machine
+    endpoint.server.latency = 0.02
+    endpoint.server.retry_after = None
     cfg = make_config(
         tmp_path,
         retry={"max_attempts": 20, "base_delay": 0.05, "max_delay": 0.5},
         generation={"min_turns": 1, "max_turns": 1, "concurrency": 64},
         instructions={"generator": "simple", "options": {"instructions": ["Hello?"]}},
     )
-    result = run(fake_server, cfg, "-n", "200")
+    result = run(endpoint, cfg, "-n", "200")
     assert result.exit_code == 0, result.stderr
     summary = orjson.loads(result.stdout)
-    assert summary["concurrency_cuts"] >= 1 and fake_server.stats["429"] > 0
-    assert summary["errors"]["rate_limit"] == fake_server.stats["429"]
+    assert summary["concurrency_cuts"] >= 1 and endpoint.server.stats["429"] > 0
+    assert summary["errors"]["rate_limit"] == endpoint.server.stats["429"]
     assert len(read_rows(tmp_path / "out.jsonl")) == 200
 
 
@@ -251,20 +254,20 @@ def test_rate_limit_delays_trust_retry_after_then_back_off() -> None:
     assert rate_limit_delay(20, cfg, 0.1, rng) <= 30
 
 
-def test_429s_do_not_use_up_attempts(fake_server, tmp_path) -> None:
-    fake_server.rate_429 = 0.6
-    fake_server.retry_after = 0.01
+def test_429s_do_not_use_up_attempts(endpoint, tmp_path) -> None:
+    endpoint.server.rate_429 = 0.6
+    endpoint.server.retry_after = 0.01
     cfg = make_config(tmp_path, retry={"max_attempts": 1, "base_delay": 0.01, "max_delay": 0.02})
-    result = run(fake_server, cfg, "-n", "10")
+    result = run(endpoint, cfg, "-n", "10")
     assert result.exit_code == 0, result.stderr
-    assert orjson.loads(result.stdout)["errors"]["rate_limit"] == fake_server.stats["429"] > 0
+    assert orjson.loads(result.stdout)["errors"]["rate_limit"] == endpoint.server.stats["429"] > 0
 
 
-def test_rate_limit_patience_bounds_the_wait(fake_server, tmp_path) -> None:
-    fake_server.rate_429 = 1.0
-    fake_server.retry_after = 0.05
+def test_rate_limit_patience_bounds_the_wait(endpoint, tmp_path) -> None:
+    endpoint.server.rate_429 = 1.0
+    endpoint.server.retry_after = 0.05
     cfg = make_config(tmp_path, retry={"rate_limit_patience": 0.3, "base_delay": 0.05, "max_delay": 0.1})
-    result = run(fake_server, cfg, "-n", "3")
+    result = run(endpoint, cfg, "-n", "3")
     assert result.exit_code == 1 and "rate limited (429)" in result.stderr
 
 
@@ -286,7 +289,7 @@ def test_a_call_waits_out_429s_for_its_patience_then_fails() -> None:
     assert inner.calls == 6
 
 
-def test_another_seed_is_not_answered_from_the_cache(fake_server, tmp_path) -> None:
+def test_another_seed_is_not_answered_from_the_cache(endpoint, tmp_path) -> None:
     cfg = make_config(
         tmp_path,
         retry=FAST_RETRY,
@@ -295,18 +298,18 @@ def test_another_seed_is_not_answered_from_the_cache(fake_server, tmp_path) -> N
         generation={"min_turns": 1, "max_turns": 1},
         instructions={"generator": "simple", "options": {"instructions": ["Same question?"]}},
     )
-    assert run(fake_server, cfg, "-n", "4").exit_code == 0
-    calls = fake_server.stats["requests"]
-    assert run(fake_server, cfg, "-n", "4", "--seed", "9", "-o", str(tmp_path / "other.jsonl")).exit_code == 0
-    assert fake_server.stats["requests"] == 2 * calls
+    assert run(endpoint, cfg, "-n", "4").exit_code == 0
+    calls = endpoint.server.stats["requests"]
+    assert run(endpoint, cfg, "-n", "4", "--seed", "9", "-o", str(tmp_path / "other.jsonl")).exit_code == 0
+    assert endpoint.server.stats["requests"] == 2 * calls
 
 
-def test_every_key_rejected_says_so(fake_server, tmp_path, monkeypatch) -> None:
+def test_every_key_rejected_says_so(endpoint, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("KEY_ONE", "sk-one")
     monkeypatch.setenv("KEY_TWO", "sk-two")
-    fake_server.reject_keys = {"sk-one", "sk-two"}
+    endpoint.server.reject_keys = {"sk-one", "sk-two"}
     cfg = make_config(tmp_path, retry=FAST_RETRY, respondent={"model": "x", "api_key_env": ["KEY_ONE", "KEY_TWO"]})
-    result = run(fake_server, cfg, "-n", "5")
+    result = run(endpoint, cfg, "-n", "5")
     assert result.exit_code in (1, 2)
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert lines and ("rejected" in lines[0]) and "internal error" not in result.stderr

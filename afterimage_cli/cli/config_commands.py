@@ -20,11 +20,14 @@ def validate(
     """Check a config (keys, types, component names, key variables) without calling any model."""
 
     def body() -> None:
+        from ..components import model_routes
         from ..config_loader import load_config
         from ..pipeline import check_components
 
         cfg = load_config(config)
         warnings = check_components(cfg)
+        for where, route in model_routes(cfg).items():
+            stderr.print(f"{where}: {route.describe()}", markup=False)
         for warning in warnings:
             stderr.print(f"[yellow]warning:[/] {escape(warning)}")
         stderr.print(f"{config}: ok", markup=False)

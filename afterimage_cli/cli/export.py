@@ -42,6 +42,9 @@ def export_command(
         metavar="G",
         help="Keep rows graded at least G (perfect, good, needs_improvement, bad, not_acceptable).",
     ),
+    drop_unclean: bool = typer.Option(
+        False, "--drop-unclean", help="Drop rows with a turn that fails a hygiene check (cut, echo, copy, …)."
+    ),
     split: float | None = typer.Option(
         None, "--split", metavar="FRACTION", help="Train fraction, e.g. 0.9: writes <stem>.train and <stem>.val files."
     ),
@@ -71,7 +74,7 @@ def export_command(
             raise UsageError("give at least one --format (see --list-formats)")
         names = list(dict.fromkeys(format_names))  # a repeated --format is written once
         options = export.ExportOptions(_read_system_prompt(system_prompt), include_reasoning)
-        keep = export.make_row_filter(min_score, min_grade)
+        keep = export.make_row_filter(min_score, min_grade, drop_unclean)
         splitter = export.Splitter(split, seed) if split is not None else None
         plan = export.plan_outputs(
             names, output, split=splitter is not None, output_format=output_format, source=source

@@ -8,7 +8,7 @@ from ..monitor import GenerationMonitor
 from ..providers.base import LLMProvider
 from ..providers.batch import batch_api_for
 from ..providers.cache import CachedProvider, ResponseCache, default_cache_path, open_response_cache
-from ..providers.factory import LLMFactory, model_batch_price, parse_model
+from ..providers.factory import LLMFactory, model_batch_price, resolve_route
 from ..providers.ratelimit import RateLimiter
 from .batch_calls import BatchedProvider
 from .batch_state import BatchState
@@ -26,10 +26,10 @@ def open_cache(cfg: Config) -> ResponseCache | None:
 
 def server_name(model: ModelConfig) -> str:
     """How an outage message names the server a model is served by (its outage gate is shared by name)."""
-    if model.api_base:
-        return f"the server at {model.api_base}"
-    spec = parse_model(model.model, provider=model.provider)
-    return f"the {spec.prefix or spec.provider} API"
+    route = resolve_route(model)
+    if route.api_base and route.source != "default":  # an api_base, or OPENAI_BASE_URL and the like
+        return f"the server at {route.api_base}"
+    return f"the {route.spec.prefix or route.spec.provider} API"
 
 
 def build_provider(

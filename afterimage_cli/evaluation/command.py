@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
-from ..config import Config, EvaluationConfig, ModelConfig
+from ..config import Config, EvaluationConfig, HygieneConfig, ModelConfig
 from ..config_loader import load_config
 from ..engine.call_stack import batch_rounds, build_provider, open_cache
 from ..engine.ledger import RunLedger, ledger_path
@@ -19,6 +19,7 @@ from ..engine.served import aserved_model, asks_for_served_model
 from ..engine.spend import require_prices
 from ..errors import RunAborted, UsageError
 from ..export.reader import RowReader
+from ..hygiene import TurnChecker
 from ..monitor import GenerationMonitor
 from ..providers.base import BaseProvider
 from ..providers.factory import LLMFactory
@@ -116,7 +117,7 @@ def evaluate(request: EvaluateRequest, console: Console) -> dict[str, Any]:
         require_prices(run_cfg.budget.max_cost_usd, [("evaluation.judge", judge_model)])
     monitor = GenerationMonitor(0, console)
     served = _served_judge(judge_model, run_cfg)
-    fingerprint = evaluation_fingerprint(eval_cfg, judge_model, served)
+    fingerprint = evaluation_fingerprint(eval_cfg, judge_model, served, run_cfg.hygiene)
     ledger = RunLedger(ledger_path(output), "evaluate", fingerprint)
     runner = EvaluateRunner(
         eval_cfg,
@@ -127,6 +128,7 @@ def evaluate(request: EvaluateRequest, console: Console) -> dict[str, Any]:
         retry_rejected=request.retry_rejected,
         max_rejected_share=run_cfg.error_budget.max_rejected_share,
         monitor=monitor,
+        hygiene=_hygiene_checker(cfg),
     )
     aborted: RunAborted | None = None
     with open_conversations(request.input, skip_invalid=request.skip_invalid) as reader:
@@ -161,6 +163,14 @@ def evaluate(request: EvaluateRequest, console: Console) -> dict[str, Any]:
         )
     _check_rejections(runner, ledger)
     return summary
+
+
+def _hygiene_checker(cfg: Config | None) -> TurnChecker | None:
+    """The turn checks evaluate reports: the config's `hygiene` (its system prompt counts as scaffolding a
+    turn must not leak), or every check at its defaults."""
+    if cfg is None:
+        return TurnChecker.from_config(HygieneConfig())
+    return TurnChecker.from_config(cfg.hygiene, [cfg.generation.system_prompt])
 
 
 def _check_rejections(runner: EvaluateRunner, ledger: RunLedger) -> None:

@@ -130,6 +130,8 @@ def render_html(summary: dict[str, Any]) -> str:
     ]
     judge = summary["judge"]["model"] if summary["judge"] else "none (--no-judge)"
     diversity_rows = [[who, _fmt(v["distinct_1"]), _fmt(v["distinct_2"])] for who, v in summary["diversity"].items()]
+    hygiene = summary["hygiene"]
+    hygiene_rows = [[c, n, hygiene["rows_by_check"].get(c, 0)] for c, n in hygiene["turns_by_check"].items()]
     sections = [
         f"<h1>afterimage evaluate — {_e(summary['input'])}</h1>",
         f'<p class="muted">output {_e(summary["output"])} · judge {_e(judge)} · {summary["elapsed_s"]:.1f}s</p>',
@@ -147,6 +149,8 @@ def render_html(summary: dict[str, Any]) -> str:
         bar_chart(summary["user_turns"]["labels"], summary["user_turns"]["counts"]),
         "<h2>Issues and duplicates</h2>",
         _table(["issue", "rows"], [[k, v] for k, v in summary["issues"].items()] or [["none", 0]]),
+        "<h2>Turn hygiene</h2>",
+        _table(["check", "turns", "rows"], hygiene_rows or [["none", 0, 0]]),
         "<h2>Diversity (distinct-n across the set)</h2>",
         _table(["turns", "distinct-1", "distinct-2"], diversity_rows),
         "<h2>Scoring rules</h2>",

@@ -8,11 +8,15 @@ answers' vocabulary comes from the row's context. Set-wide measures (duplicates,
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..hygiene.checks import is_truncated
 from .diversity import DistinctN
 from .duplicates import NearDuplicateIndex
 from .grading import row_context
+
+if TYPE_CHECKING:
+    from ..hygiene import TurnChecker
 
 WORD = re.compile(r"\w+")
 # Refusals and boilerplate disclaimers a fine-tune should not learn; apostrophes are normalised first.
@@ -24,27 +28,11 @@ REFUSAL = re.compile(
 )
 # Substrings every refusal pattern contains: a cheap test that spares most answers the regex.
 _REFUSAL_CUES = ("sorry", "cannot", "can't", "can’t", "can not", "won't", "won’t", "unable", "not able", "as an ai")
-# An answer that stops on one of these has almost certainly been cut off mid-sentence.
-_DANGLING_CHARS = tuple(",;:-–(/")
-_DANGLING_WORDS = frozenset("and or but the a an to of with that which for in on is are because".split())
 _STOP = frozenset(
     "the and for are but not you your with this that from have has had was were will would could should "
     "what when where which who how why there their they them then than also into about over such some "
     "more most other only just like very can may might must been being its it's does doing done each".split()
 )
-
-
-def is_truncated(text: str) -> bool:
-    """An unclosed code fence, or an ending that leaves the sentence hanging."""
-    if text.count("```") % 2:
-        return True
-    stripped = text.rstrip()
-    if not stripped:
-        return False
-    if stripped.endswith(_DANGLING_CHARS):
-        return True
-    last = stripped.rsplit(None, 1)[-1].lower()
-    return last in _DANGLING_WORDS
 
 
 def content_words(words: list[str]) -> set[str]:
@@ -66,8 +54,9 @@ def context_overlap(answer_words: list[str], context: str) -> float | None:
 class RowMetrics:
     """Measures rows one at a time and feeds the set-wide duplicate index and distinct-n counters."""
 
-    def __init__(self, duplicates: NearDuplicateIndex) -> None:
+    def __init__(self, duplicates: NearDuplicateIndex, hygiene: TurnChecker | None = None) -> None:
         self.duplicates = duplicates
+        self.hygiene = hygiene
         self.user_diversity = DistinctN()
         self.assistant_diversity = DistinctN()
 
@@ -126,4 +115,5 @@ class RowMetrics:
             if duplicate is None
             else {"kind": duplicate.kind, "similarity": duplicate.similarity, "of": duplicate.of},
             "issues": issues,
+            "hygiene": None if self.hygiene is None else self.hygiene.row(row),
         }

@@ -91,8 +91,11 @@ def findings_line(summary: dict[str, Any]) -> str:
     issue_text = " · ".join(f"{name} {count:,}" for name, count in issues.items()) or "none"
     overlap = summary["context_overlap"]
     diversity = summary["diversity"]
+    hygiene = summary["hygiene"]
+    unclean = " · ".join(f"{check} {count:,}" for check, count in hygiene["turns_by_check"].items()) or "none"
     lines = [
         f"[bold]issues[/]: {issue_text}",
+        f"[bold]turn hygiene[/]: {hygiene['unclean_rows']:,} rows with unclean turns · turns failing: {unclean}",
         f"[bold]duplicates[/]: {d['exact']:,} exact, {d['near']:,} near (window {d['window']:,} rows)",
         f"[bold]context overlap[/]: mean {_number(overlap['mean'])} over {overlap['count']:,} rows with context",
         "[bold]diversity[/]: "

@@ -12,20 +12,24 @@ from typing import Any
 
 import orjson
 
-from ..config import EvaluationConfig, ModelConfig
+from ..config import EvaluationConfig, HygieneConfig, ModelConfig
 from ..engine.fingerprint import content_settings
 from ..storage.jsonl import resumable_rows
 
 FINGERPRINT_KEY = "evaluation_fingerprint"
 
 
-def evaluation_fingerprint(cfg: EvaluationConfig, judge: ModelConfig | None, served: str | None = None) -> str:
+def evaluation_fingerprint(
+    cfg: EvaluationConfig, judge: ModelConfig | None, served: str | None = None, hygiene: HygieneConfig | None = None
+) -> str:
     """A hash of every setting that decides what evaluate writes into a row: the judge (model, temperature,
     max_tokens, params; not its endpoint, key or limits) or none, the criteria, weights, grades, context
-    limit and duplicate settings, and the model an api_base server said it serves (another model loaded
-    behind the same URL is another judge). Resuming an output made with another one would mix verdicts."""
+    limit and duplicate settings, the turn hygiene checks (metadata.metrics.hygiene), and the model an
+    api_base server said it serves (another model loaded behind the same URL is another judge). Resuming an
+    output made with another one would mix verdicts."""
     data = content_settings(cfg)
     data["judge"] = None if judge is None else content_settings(judge)
+    data["hygiene"] = content_settings(hygiene or HygieneConfig())
     if served is not None:
         data["served"] = served
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]

@@ -29,6 +29,7 @@ from ..engine.together import together
 from ..errors import OutputConflictError, ProviderError, RunAborted, is_item_level
 from ..export.reader import RowReader
 from ..export.rows import row_pairs, row_score
+from ..hygiene import TurnChecker
 from ..monitor import GenerationMonitor, Usage, current_usage
 from ..providers.cache import CallScope, current_scope
 from ..storage.jsonl import lock_for_writing, resume_errors
@@ -79,6 +80,7 @@ class EvaluateRunner:
         retry_rejected: bool = False,
         max_rejected_share: float = 0.05,
         monitor: GenerationMonitor | None = None,
+        hygiene: TurnChecker | None = None,
     ) -> None:
         self.cfg = cfg
         self.ledger = ledger
@@ -92,7 +94,7 @@ class EvaluateRunner:
         self.budget = budget
         self.min_score = min_score
         self.concurrency = concurrency or cfg.concurrency
-        self.metrics = RowMetrics(NearDuplicateIndex(cfg.dedup_window, cfg.near_duplicate_threshold))
+        self.metrics = RowMetrics(NearDuplicateIndex(cfg.dedup_window, cfg.near_duplicate_threshold), hygiene)
         self.stats = EvaluationStats()
         self.counts = Counts()
         self.rounds: BatchRounds | None = None  # batch mode: judge calls wait for their round

@@ -148,6 +148,9 @@ class EvaluationStats:
         self.criteria = {name: ScoreHistogram() for name in CRITERIA}
         self.not_applicable: Counter[str] = Counter()
         self.issues: Counter[str] = Counter()
+        self.unclean_turns: Counter[str] = Counter()  # turns failing each hygiene check
+        self.unclean_rows: Counter[str] = Counter()  # rows with at least one such turn
+        self.unclean = 0  # rows failing any check
         self.answer_words = BinnedCounts(ANSWER_WORD_EDGES)
         self.user_turns = BinnedCounts(TURN_EDGES)
         self.overlap = ScoreHistogram()
@@ -171,6 +174,11 @@ class EvaluationStats:
             elif isinstance(value, int | float):
                 self.criteria[name].add(min(1.0, max(0.0, float(value))))
         self.issues.update(metrics["issues"])
+        failed = metrics.get("hygiene") or {}
+        for check, turns in failed.items():
+            self.unclean_turns[check] += len(turns)
+            self.unclean_rows[check] += 1
+        self.unclean += bool(failed)
         for words in metrics["assistant_words"]:
             self.answer_words.add(words)
         self.user_turns.add(metrics["user_turns"])
@@ -194,6 +202,11 @@ class EvaluationStats:
             "final_score": {**self.final.summary(), "histogram": self.final.chart()},
             "criteria": criteria,
             "issues": dict(sorted(self.issues.items())),
+            "hygiene": {
+                "unclean_rows": self.unclean,
+                "turns_by_check": dict(sorted(self.unclean_turns.items())),
+                "rows_by_check": dict(sorted(self.unclean_rows.items())),
+            },
             "answer_words": self.answer_words.summary(),
             "user_turns": self.user_turns.summary(),
             "context_overlap": self.overlap.summary(),

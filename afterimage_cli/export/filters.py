@@ -1,4 +1,5 @@
-"""Keep only rows whose judge's verdict reaches a minimum final_score and/or overall grade."""
+"""Keep only rows whose judge's verdict reaches a minimum final_score and/or overall grade, and (with
+--drop-unclean) whose every turn passes the turn hygiene checks."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ RowFilter = Callable[[Row], bool]
 _GRADE_RANK: dict[str, int] = {grade: rank for rank, grade in enumerate(GRADES)}
 
 
-def make_row_filter(min_score: float | None = None, min_grade: str | None = None) -> RowFilter | None:
-    """A predicate keeping rows at or above both minimums (unevaluated rows fail either); None keeps all."""
+def make_row_filter(
+    min_score: float | None = None, min_grade: str | None = None, drop_unclean: bool = False
+) -> RowFilter | None:
+    """A predicate keeping rows at or above both minimums (unevaluated rows fail either) and, with
+    `drop_unclean`, without a turn that fails a hygiene check; None keeps all."""
     if min_score is not None and not 0.0 <= min_score <= 1.0:
         raise UsageError(f"--min-score {min_score} is outside 0..1 (final_score is a 0-1 composite)")
     if min_grade is not None and min_grade not in _GRADE_RANK:
@@ -24,11 +28,14 @@ def make_row_filter(min_score: float | None = None, min_grade: str | None = None
             f"--min-grade {min_grade!r}{did_you_mean(min_grade, list(GRADES))} is not a grade; "
             f"grades from best to worst: {', '.join(GRADES)}"
         )
-    if min_score is None and min_grade is None:
+    if min_score is None and min_grade is None and not drop_unclean:
         return None
     max_rank = None if min_grade is None else _GRADE_RANK[min_grade]
+    clean = _clean_rows() if drop_unclean else None
 
     def keep(row: Row) -> bool:
+        if clean is not None and not clean(row):
+            return False
         if min_score is not None:
             score = row_score(row)
             if score is None or score < min_score:
@@ -40,3 +47,17 @@ def make_row_filter(min_score: float | None = None, min_grade: str | None = None
         return True
 
     return keep
+
+
+def _clean_rows() -> RowFilter:
+    """Whether a row passes every turn hygiene check at its default settings (see README, Turn hygiene)."""
+    from ..config import HygieneConfig
+    from ..hygiene import TurnChecker
+
+    checker = TurnChecker.from_config(HygieneConfig())
+    assert checker is not None
+
+    def clean(row: Row) -> bool:
+        return not checker.row(row)
+
+    return clean

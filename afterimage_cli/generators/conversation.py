@@ -8,16 +8,14 @@ from typing import Any
 from .. import prompts
 from ..engine.served import models_metadata
 from ..errors import ItemRejected, ProviderError, RunAborted
+from ..hygiene import Finding, TurnChecker
 from ..instructions.base import BaseInstructionGeneratorCallback
 from ..modifiers.base import BaseRespondentPromptModifierCallback
 from ..providers.base import ChatSession, LLMProvider, LLMResponse, Messages
 from ..storage.base import Row
 from ..types import GeneratedInstructions, GeneratedResponsePrompt
 from .base import BaseGenerator, ItemPlan, merge_metadata
-
-# An answer cut off by max_tokens is asked for again this many times (on_truncated: retry) before the
-# item is rejected: with the same limit and a low temperature it is usually cut again.
-TRUNCATION_RETRIES = 2
+from .turn_hygiene import DialogHygiene, TurnFailed, TurnHygiene, TurnPlace
 
 
 def _is_end(text: str) -> bool:
@@ -38,10 +36,12 @@ class ConversationGenerator(BaseGenerator):
         modifiers: Sequence[BaseRespondentPromptModifierCallback] = (),
         system_prompt: str = "You are a helpful assistant.",
         on_truncated: str = "retry",
+        hygiene: TurnHygiene | None = None,
         **engine: Any,
     ) -> None:
         super().__init__(**engine)
-        self.on_truncated = on_truncated
+        # Without a policy of the run's own (a script building the generator), every check is on.
+        self.hygiene = hygiene or TurnHygiene(TurnChecker(), on_truncated=on_truncated, seed=self.seed)
         self.respondent = respondent
         self.correspondent = correspondent
         self.instruction_generator = instruction_generator
@@ -71,7 +71,7 @@ class ConversationGenerator(BaseGenerator):
             plan.opening.append((generated, generated.instructions[pick], response_prompt))
         return generated, generated.instructions[pick], response_prompt
 
-    async def _simulate_user(self, plan: ItemPlan, turns: list[dict[str, Any]]) -> LLMResponse:
+    async def _simulate_user(self, plan: ItemPlan, turns: list[dict[str, Any]], record: DialogHygiene) -> LLMResponse:
         """The simulated user's next message; roles are flipped so the simulator speaks as 'assistant'."""
         persona = plan.persona.description if plan.persona else None
         system = prompts.USER_SIMULATOR_SYSTEM.format(persona=prompts.persona_clause(persona))
@@ -79,30 +79,36 @@ class ConversationGenerator(BaseGenerator):
         flipped += [{"role": "assistant" if t["role"] == "user" else "user", "content": t["content"]} for t in turns]
         own = self.correspondent is not self.respondent
         setting = "correspondent.max_tokens" if own else "respondent.max_tokens"
-        return await self._complete_whole(lambda: self.correspondent.acomplete(flipped), self.correspondent, setting)
+        place = TurnPlace("user", len(turns), plan.index, self.correspondent.model_name, setting)
+        asked = [t["content"] for t in turns if t["role"] == "user"]
+        checker = self.hygiene.checker
 
-    async def _answer(self, chat: ChatSession, message: str) -> LLMResponse:
+        def inspect(response: LLMResponse) -> list[Finding]:
+            text = response.text.strip()
+            if checker is None or _is_end(text):  # the end of the dialog is not a turn
+                return []
+            return checker.question(text, turns[-1]["content"], asked, response.finish_reason)
+
+        return await self.hygiene.produce(
+            lambda params: self.correspondent.acomplete(flipped, **params), inspect, lambda: None, place, record
+        )
+
+    async def _answer(
+        self, chat: ChatSession, message: str, plan: ItemPlan, turns: list[dict[str, Any]], record: DialogHygiene
+    ) -> LLMResponse:
         """The respondent's answer to `message`, added to the chat's history."""
+        place = TurnPlace("assistant", len(turns) + 1, plan.index, self.respondent.model_name, "respondent.max_tokens")
+        answered = [t["content"] for t in turns if t["role"] == "assistant"]
+        checker = self.hygiene.checker
 
-        async def ask() -> LLMResponse:
-            response = await chat.asend_message(message)
-            if response.finish_reason == "length" and self.on_truncated != "keep":
-                del chat.history[-2:]  # a cut answer asked for again must not stay in the dialog
-            return response
+        def inspect(response: LLMResponse) -> list[Finding]:
+            return [] if checker is None else checker.answer(response.text, message, answered, response.finish_reason)
 
-        return await self._complete_whole(ask, self.respondent, "respondent.max_tokens")
+        def discard() -> None:
+            del chat.history[-2:]  # a failed answer asked for again must not stay in the dialog
 
-    async def _complete_whole(self, call: Any, provider: LLMProvider, setting: str) -> LLMResponse:
-        """A message the token limit did not cut off, as `on_truncated` says: ask again, keep it, or reject."""
-        tries = 1 + (TRUNCATION_RETRIES if self.on_truncated == "retry" else 0)
-        for _ in range(tries):
-            response: LLMResponse = await call()
-            if response.finish_reason != "length" or self.on_truncated == "keep":
-                return response
-        raise ItemRejected(
-            f"{provider.model_name}: the answer was cut off by the token limit {tries} time(s) (finish_reason: length);"
-            f" raise {setting}, or set generation.on_truncated: keep",
-            cause="truncated",
+        return await self.hygiene.produce(
+            lambda params: chat.asend_message(message, **params), inspect, discard, place, record
         )
 
     async def open_chat(
@@ -115,45 +121,53 @@ class ConversationGenerator(BaseGenerator):
         generated, instruction, response_prompt = await self.prepare(plan)
         chat = await self.open_chat(plan, generated, response_prompt)
         turns: list[dict[str, Any]] = []
-        cut_off: list[int] = []
+        record = DialogHygiene()
         user_message = instruction
         ended_by = "max_turns"
         try:
             for turn in range(plan.num_turns):
-                answer = await self._answer(chat, user_message)
+                answer = await self._answer(chat, user_message, plan, turns, record)
                 turns.append({"role": "user", "content": user_message, "reasoning_content": None})
-                if answer.finish_reason == "length":
-                    cut_off.append(len(turns))
                 reasoning = answer.reasoning_content
                 turns.append({"role": "assistant", "content": answer.text, "reasoning_content": reasoning})
                 if turn == plan.num_turns - 1:
                     break
-                question = await self._simulate_user(plan, turns)
+                question = await self._simulate_user(plan, turns, record)
                 user_message = question.text.strip()
                 if _is_end(user_message):
                     ended_by = "end_token"
                     break
-                if question.finish_reason == "length":
-                    cut_off.append(len(turns))
         except ProviderError as error:
             # A dialog that outgrew the context window ends at its last complete turn, if it has enough.
             if error.kind != "context_limit":
                 raise
-            if len(turns) // 2 < self.min_turns:
-                raise ItemRejected(
-                    f"{error} (after {len(turns) // 2} complete turn(s); generation.min_turns is {self.min_turns})",
-                    cause="context_limit",
-                ) from error
+            self._end_early(turns, str(error), "context_limit", error)
             ended_by = "context_limit"
+        except TurnFailed as failed:
+            # A turn no regeneration made clean: the dialog ends at its last good turn, if it has enough.
+            self._end_early(turns, str(failed), failed.check, failed)
+            ended_by, record.ended_by_check = "hygiene", failed.check
+            self.monitor.record_ended_early(failed.check)
         extra: dict[str, Any] = {
             "num_turns": len(turns) // 2,
             "planned_turns": plan.num_turns,
             "ended_by": ended_by,
             "models": models_metadata(self.respondent, self.correspondent),
         }
+        if self.hygiene.checker is not None:
+            extra["hygiene"] = record.metadata()
+        cut_off = [i for i in record.cut_off if i < len(turns)]
         if cut_off:
-            extra["cut_off_turns"] = [i for i in cut_off if i < len(turns)]
+            extra["cut_off_turns"] = cut_off
         return self.build_row(plan, generated, response_prompt, turns, extra)
+
+    def _end_early(self, turns: list[dict[str, Any]], why: str, cause: str, error: Exception) -> None:
+        """Reject the item when the dialog would end with fewer than min_turns complete turns."""
+        if len(turns) // 2 < self.min_turns:
+            raise ItemRejected(
+                f"{why} (after {len(turns) // 2} complete turn(s); generation.min_turns is {self.min_turns})",
+                cause=cause,
+            ) from error
 
     @staticmethod
     def build_row(

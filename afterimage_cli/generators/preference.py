@@ -24,12 +24,14 @@ from ..engine.ledger import FilterBudget
 from ..errors import ItemRejected
 from ..evaluation.pair_stats import PairStats
 from ..evaluation.pairwise import PairDecision, PairwiseJudge
+from ..hygiene import Finding
 from ..providers.base import ChatSession, LLMProvider, LLMResponse
 from ..storage.base import Row
 from ..types import GeneratedInstructions, GeneratedResponsePrompt
 from .base import ItemPlan
-from .candidates import Candidate, CandidateMaker
+from .candidates import Ask, Candidate, CandidateMaker, Produce
 from .conversation import ConversationGenerator
+from .turn_hygiene import DialogHygiene, TurnPlace
 
 # The rejection causes of pairs the judge could not settle: they are expected in a preference run, so they have a
 # budget of their own (preference.max_dropped_share) instead of error_budget.max_rejected_share.
@@ -112,11 +114,7 @@ class PreferenceGenerator(ConversationGenerator):
         self.judge = judge
         self.stats = stats
         self.candidates = CandidateMaker(
-            preference,
-            respondent=self.respondent,
-            complete_whole=self._complete_whole,
-            rejected_model=rejected_model,
-            policy=policy,
+            preference, respondent=self.respondent, rejected_model=rejected_model, policy=policy
         )
         self.filter_budget = FilterBudget(PAIR_CAUSES, preference.max_dropped_share, "preference.max_dropped_share")
 
@@ -188,8 +186,25 @@ class PreferenceGenerator(ConversationGenerator):
     async def candidates_for(
         self, plan: BranchPlan, request: list[dict[str, Any]], made: Candidate | None
     ) -> list[Candidate]:
+        """The branch's candidates, each checked like any answer of the dialog (regenerated when it fails)."""
         axis = self._axis(plan) if self.preference.strategy == "degrade" else None
-        return await self.candidates.make(request, made=made, axis=axis)
+        return await self.candidates.make(request, self._producer(plan, request), made=made, axis=axis)
+
+    def _producer(self, plan: BranchPlan, request: list[dict[str, Any]]) -> Produce:
+        """How a candidate becomes a clean turn: the run's hygiene, at the answer's place in the dialog."""
+        dialog = [m for m in request if m["role"] != "system"]
+        message, answered = dialog[-1]["content"], [m["content"] for m in dialog if m["role"] == "assistant"]
+        checker = self.hygiene.checker
+
+        def inspect(response: LLMResponse) -> list[Finding]:
+            return [] if checker is None else checker.answer(response.text, message, answered, response.finish_reason)
+
+        async def produce(call: Ask, provider: LLMProvider, setting: str, number: int) -> LLMResponse:
+            place = TurnPlace("assistant", len(dialog), plan.index, provider.model_name, setting, variant=number)
+            # A candidate's regenerations are counted by the monitor; its row records the turns it keeps.
+            return await self.hygiene.produce(call, inspect, lambda: None, place, DialogHygiene())
+
+        return produce
 
     def _axis(self, plan: BranchPlan) -> str:
         """One of preference.axes that applies to the item (unfaithful needs a context, ignores_persona a persona)."""

@@ -20,7 +20,8 @@ class LLMResponse(BaseModel):
     prompt_token_count: int = 0
     completion_token_count: int = 0
     total_token_count: int = 0
-    # Of the prompt tokens: those read from the provider's prompt cache, and (Anthropic) those written to it.
+    # Of prompt_token_count: tokens read from the provider's prompt cache (billed at its cached rate), and
+    # tokens written to it (Anthropic bills those apart).
     cached_prompt_tokens: int = 0
     cache_creation_tokens: int = 0
     finish_reason: str | None = None

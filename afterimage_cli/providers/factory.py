@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,47 +13,94 @@ from ..errors import ConfigError
 from ..registry import providers
 from .base import LLMProvider
 from .keypool import SmartKeyPool
+from .openai_dialect import AZURE_API_VERSION
 from .pricing import ModelPrice, price_per_token
 
-# The variable each provider prefix reads its key from, when the config names none.
-DEFAULT_KEY_ENV: dict[str, str | None] = {
-    "openai": "OPENAI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "gemini": "GEMINI_API_KEY",
-    "mistral": "MISTRAL_API_KEY",
-    "groq": "GROQ_API_KEY",
-    "deepseek": "DEEPSEEK_API_KEY",
-    "together_ai": "TOGETHERAI_API_KEY",
-    "openrouter": "OPENROUTER_API_KEY",
-    "fireworks_ai": "FIREWORKS_AI_API_KEY",
-    "ollama": None,
-    "ollama_chat": None,
-    "hosted_vllm": None,
-    "lm_studio": None,
-    "llamafile": None,
+DIRECT = "openai_compat"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A provider prefix: the transport its models take, its own API, and where its key and a URL that
+    points it elsewhere come from (the variables litellm and the providers' SDKs read)."""
+
+    transport: str = "litellm"
+    base_url: str | None = None  # its own API; None: none to default to (a local server, an Azure resource)
+    key_env: str | None = None  # where its key is read from when the config names no variable
+    base_env: tuple[str, ...] = ()  # variables that point it at another URL; the first one set wins
+    # Hostnames of its own API (".azure.com": any name under it). A key from key_env goes only there, over
+    # https: any other URL (a local server, a gateway, a typo) gets a key only when the config names its variable.
+    hosts: tuple[str, ...] = ()
+
+
+# The transport table (TRANSPORTS.md). A prefix's models take the transport listed; a prefix not listed goes
+# through litellm with its key in <PREFIX>_API_KEY; `provider: litellm` in a model block forces litellm. The
+# OpenAI-protocol hosts take the direct transport (far less CPU per call, same behaviour); their URLs and
+# variables are litellm's own (tests/test_transport_table.py checks them against litellm's provider logic).
+# Anthropic's and Gemini's models take direct transports of their own protocols, pointed elsewhere by the
+# variable their SDK (Anthropic's) or litellm (GEMINI_API_BASE) reads.
+ENDPOINTS: dict[str, Endpoint] = {
+    "openai": Endpoint(
+        DIRECT,
+        "https://api.openai.com/v1",
+        "OPENAI_API_KEY",
+        ("OPENAI_BASE_URL", "OPENAI_API_BASE"),
+        ("api.openai.com",),
+    ),
+    "azure": Endpoint(
+        DIRECT,
+        None,
+        "AZURE_API_KEY",
+        ("AZURE_API_BASE",),
+        (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com"),
+    ),
+    "groq": Endpoint(DIRECT, "https://api.groq.com/openai/v1", "GROQ_API_KEY", ("GROQ_API_BASE",), ("api.groq.com",)),
+    "together_ai": Endpoint(
+        DIRECT,
+        "https://api.together.ai/v1",
+        "TOGETHERAI_API_KEY",
+        ("TOGETHER_AI_API_BASE",),
+        ("api.together.xyz", "api.together.ai"),
+    ),
+    "deepseek": Endpoint(
+        DIRECT, "https://api.deepseek.com/beta", "DEEPSEEK_API_KEY", ("DEEPSEEK_API_BASE",), ("api.deepseek.com",)
+    ),
+    "fireworks_ai": Endpoint(
+        DIRECT,
+        "https://api.fireworks.ai/inference/v1",
+        "FIREWORKS_AI_API_KEY",
+        ("FIREWORKS_API_BASE",),
+        ("api.fireworks.ai",),
+    ),
+    "openrouter": Endpoint(
+        DIRECT, "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", ("OPENROUTER_API_BASE",), ("openrouter.ai",)
+    ),
+    "mistral": Endpoint(DIRECT, "https://api.mistral.ai/v1", "MISTRAL_API_KEY", (), ("api.mistral.ai",)),
+    "xai": Endpoint(DIRECT, "https://api.x.ai/v1", "XAI_API_KEY", ("XAI_API_BASE",), ("api.x.ai",)),
+    "cerebras": Endpoint(
+        DIRECT, "https://api.cerebras.ai/v1", "CEREBRAS_API_KEY", ("CEREBRAS_API_BASE",), ("api.cerebras.ai",)
+    ),
+    "perplexity": Endpoint(
+        DIRECT, "https://api.perplexity.ai", "PERPLEXITY_API_KEY", ("PERPLEXITY_API_BASE",), ("api.perplexity.ai",)
+    ),
+    # Servers of your own: direct when the config gives their api_base, and sent no key unless it names one.
+    "hosted_vllm": Endpoint(DIRECT),
+    "lm_studio": Endpoint(DIRECT),
+    "llamafile": Endpoint(DIRECT),
+    "ollama": Endpoint(),
+    "ollama_chat": Endpoint(),
+    "anthropic": Endpoint(
+        "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY", ("ANTHROPIC_BASE_URL",), ("api.anthropic.com",)
+    ),
+    # litellm takes a Gemini URL with its API version (it appends /models/…); the direct transport either way.
+    "gemini": Endpoint(
+        "gemini",
+        "https://generativelanguage.googleapis.com/v1beta",
+        "GEMINI_API_KEY",
+        ("GEMINI_API_BASE",),
+        ("generativelanguage.googleapis.com",),
+    ),
 }
-# Each provider's own API host. A key from the provider's usual variable goes only there (over https):
-# any other api_base (a local server, a gateway, a typo) gets a key only when its variable is named.
-PROVIDER_HOSTS: dict[str, frozenset[str]] = {
-    "openai": frozenset({"api.openai.com"}),
-    "anthropic": frozenset({"api.anthropic.com"}),
-    "gemini": frozenset({"generativelanguage.googleapis.com"}),
-    "mistral": frozenset({"api.mistral.ai"}),
-    "groq": frozenset({"api.groq.com"}),
-    "deepseek": frozenset({"api.deepseek.com"}),
-    "together_ai": frozenset({"api.together.xyz", "api.together.ai"}),
-    "openrouter": frozenset({"openrouter.ai"}),
-    "fireworks_ai": frozenset({"api.fireworks.ai"}),
-}
-# Models served by an OpenAI-compatible api_base go through the direct transport (far less CPU per
-# call than litellm, same behaviour); `provider: litellm` in the config forces litellm.
-DIRECT_TRANSPORT = "openai_compat"
-DIRECT_PREFIXES = frozenset({"openai", "hosted_vllm", "lm_studio", "llamafile"})
-# Providers with a direct transport of their own protocol, chosen for their prefix with or without api_base.
-NATIVE_TRANSPORTS: dict[str, str] = {"anthropic": "anthropic"}
-# The variable each provider's own SDK reads another host from (a gateway; the fake server in tests).
-# The config's api_base wins over it; either way the key rules below treat it as the model's api_base.
-BASE_URL_ENV: dict[str, str] = {"anthropic": "ANTHROPIC_BASE_URL"}
 
 
 @dataclass(frozen=True)
@@ -69,8 +116,45 @@ class ModelSpec:
         return f"{self.prefix}/{self.model}" if self.prefix else self.model
 
 
+@dataclass(frozen=True)
+class Route:
+    """Where a model's calls go: the parsed model, the URL (None: litellm finds it) and what set the URL
+    (`api_base`, the variable it came from, or `default`: the provider's own API)."""
+
+    spec: ModelSpec
+    api_base: str | None = None
+    source: str = ""
+
+    def describe(self) -> str:
+        """'openai/gpt-4o-mini via openai_compat (https://api.openai.com/v1)', for validate and --dry-run."""
+        if self.spec.provider == "offline":
+            return f"{self.spec.full} (offline: no network)"
+        where = self.api_base or "litellm's default URL"
+        if self.source not in ("", "default", "api_base"):
+            where += f" from {self.source}"
+        return f"{self.spec.full} via {self.spec.provider} ({where})"
+
+    @property
+    def serves_elsewhere(self) -> bool:
+        """Whether the URL is not the provider's own API (a server of yours, a gateway): it gets no key
+        unless one is named, and a run asks it which model it serves."""
+        return self.api_base is not None and not is_provider_endpoint(self.spec.prefix, self.api_base)
+
+
+def _bare_prefix(model: str, api_base: str | None) -> str:
+    """The provider of a model named without one: 'gpt-4o-mini' → openai, or openai for any api_base."""
+    if api_base or model.startswith(("gpt-", "o1", "o3", "o4")):
+        return "openai"
+    if model.startswith("claude"):
+        return "anthropic"
+    if model.startswith("gemini"):
+        return "gemini"
+    raise ConfigError(f"model {model!r} names no provider: write it as 'provider/model', e.g. 'openai/{model}'")
+
+
 def parse_model(model: str, *, api_base: str | None = None, provider: str | None = None) -> ModelSpec:
-    """Parse 'offline', 'openai/gpt-4o-mini', 'gpt-4o-mini' (with api_base → openai/…), 'ollama/llama3'."""
+    """Parse 'offline', 'openai/gpt-4o-mini', 'gpt-4o-mini' (with api_base → openai/…), 'ollama/llama3', and
+    pick its transport from the table (a direct one needs a URL: a local server's comes only from api_base)."""
     model = model.strip()
     if not model:
         raise ConfigError("model is empty: give a model string such as 'openai/gpt-4o-mini' or 'offline'")
@@ -79,65 +163,79 @@ def parse_model(model: str, *, api_base: str | None = None, provider: str | None
         if sep:
             return ModelSpec(provider, prefix, name)
         return ModelSpec(provider, "openai" if api_base else "", model)
-
     if model == "offline" or prefix == "offline":
         return ModelSpec("offline", "", model)
     if not sep:
-        if api_base:
-            return ModelSpec(DIRECT_TRANSPORT, "openai", model)
-        if model.startswith(("gpt-", "o1", "o3", "o4")):
-            return ModelSpec("litellm", "openai", model)
-        if model.startswith("claude"):
-            return ModelSpec(NATIVE_TRANSPORTS["anthropic"], "anthropic", model)
-        if model.startswith("gemini"):
-            return ModelSpec("litellm", "gemini", model)
-        raise ConfigError(f"model {model!r} names no provider: write it as 'provider/model', e.g. 'openai/{model}'")
-    if api_base and prefix in DIRECT_PREFIXES:
-        return ModelSpec(DIRECT_TRANSPORT, prefix, name)
-    if prefix in NATIVE_TRANSPORTS:
-        return ModelSpec(NATIVE_TRANSPORTS[prefix], prefix, name)
-    return ModelSpec("litellm", prefix, name)
+        prefix, name = _bare_prefix(model, api_base), model
+    entry = ENDPOINTS.get(prefix, Endpoint())
+    has_url = api_base or entry.base_url or entry.base_env
+    return ModelSpec(entry.transport if has_url else "litellm", prefix, name)
+
+
+def _url_from(name: str, value: str) -> str:
+    value = value.strip()
+    if not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be an http:// or https:// URL, got {value!r}")
+    return value
+
+
+def resolve_route(cfg: ModelConfig, environ: Mapping[str, str] | None = None) -> Route:
+    """The model's transport and URL: the config's api_base, else the prefix's override variable
+    (OPENAI_BASE_URL, …), else the provider's own API; None leaves it to litellm."""
+    env = os.environ if environ is None else environ
+    spec = parse_model(cfg.model, api_base=cfg.api_base, provider=cfg.provider)
+    if spec.provider == "offline":
+        return Route(spec)
+    if cfg.api_base:
+        return Route(spec, cfg.api_base, "api_base")
+    entry = ENDPOINTS.get(spec.prefix, Endpoint())
+    for name in entry.base_env:
+        if env.get(name, "").strip():
+            return Route(spec, _url_from(name, env[name]), name)
+    if entry.base_url:
+        return Route(spec, entry.base_url, "default")
+    if spec.provider == DIRECT and spec.prefix in ENDPOINTS:
+        variables = " or ".join(entry.base_env)
+        raise ConfigError(
+            f"{spec.full} has no URL: set api_base in its model block" + (f" or {variables}" if variables else "")
+        )
+    return Route(spec)
 
 
 def key_env_names(spec: ModelSpec, cfg: ModelConfig) -> list[str]:
     """The key variables for a model: the config's, or the provider's usual one."""
     if cfg.api_key_env:
         return [cfg.api_key_env] if isinstance(cfg.api_key_env, str) else list(cfg.api_key_env)
-    default = DEFAULT_KEY_ENV.get(spec.prefix, f"{spec.prefix.upper()}_API_KEY" if spec.prefix else None)
+    entry = ENDPOINTS.get(spec.prefix)
+    default = entry.key_env if entry is not None else f"{spec.prefix.upper()}_API_KEY" if spec.prefix else None
     return [default] if default else []
 
 
 def is_provider_endpoint(prefix: str, api_base: str) -> bool:
     """Whether api_base is the provider's own API, over https (api.openai.com for 'openai', …)."""
     url = urlsplit(api_base)
-    return url.scheme == "https" and (url.hostname or "").lower() in PROVIDER_HOSTS.get(prefix, frozenset())
+    host = (url.hostname or "").lower()
+    hosts = ENDPOINTS.get(prefix, Endpoint()).hosts
+    return url.scheme == "https" and any(host == h or (h.startswith(".") and host.endswith(h)) for h in hosts)
 
 
-def api_base_of(spec: ModelSpec, cfg: ModelConfig, environ: Mapping[str, str]) -> str | None:
-    """Where the model is served: the config's api_base, else the provider's base-URL variable, else None
-    (the provider's own endpoint)."""
-    if cfg.api_base:
-        return cfg.api_base
-    name = BASE_URL_ENV.get(spec.prefix)
-    value = environ.get(name, "").strip() if name else ""
-    if not value:
+def build_key_pool(route: Route, cfg: ModelConfig, environ: Mapping[str, str]) -> SmartKeyPool | None:
+    """Keys from the environment. A URL that is not the provider's own API (an api_base, or one from
+    OPENAI_BASE_URL and the like) gets a key only when the config (api_key_env) or --api-key-env names its
+    variable; otherwise no key at all is sent."""
+    if route.serves_elsewhere and not cfg.api_key_env:
         return None
-    if not value.startswith(("http://", "https://")):
-        raise ConfigError(f"{name} must be an http:// or https:// URL, got {value!r}")
-    return value
-
-
-def build_key_pool(spec: ModelSpec, cfg: ModelConfig, environ: Mapping[str, str]) -> SmartKeyPool | None:
-    """Keys from the environment. An api_base (or base-URL variable) that is not the provider's own endpoint
-    gets a key only when the config (api_key_env) or --api-key-env names its variable; otherwise no key at
-    all is sent."""
-    api_base = api_base_of(spec, cfg, environ)
-    if api_base and not cfg.api_key_env and not is_provider_endpoint(spec.prefix, api_base):
-        return None
-    names = key_env_names(spec, cfg)
+    names = key_env_names(route.spec, cfg)
     if not names:
         return None
-    return SmartKeyPool.from_env(names, dict(environ), spec.full)
+    return SmartKeyPool.from_env(names, dict(environ), route.spec.full)
+
+
+def azure_api_version(cfg: ModelConfig, params: dict[str, Any], environ: Mapping[str, str]) -> str:
+    """Azure's api-version, of online calls and batches alike: the config's, else `params.api_version`
+    (litellm's spelling), else the AZURE_API_VERSION variable, else litellm's default."""
+    version = cfg.api_version or params.pop("api_version", None) or environ.get("AZURE_API_VERSION", "").strip()
+    return str(version or AZURE_API_VERSION)
 
 
 class LLMFactory:
@@ -146,15 +244,22 @@ class LLMFactory:
     @staticmethod
     def from_config(cfg: ModelConfig, environ: Mapping[str, str] | None = None) -> LLMProvider:
         env = os.environ if environ is None else environ
-        spec = parse_model(cfg.model, api_base=cfg.api_base, provider=cfg.provider)
+        route = resolve_route(cfg, env)
+        spec = route.spec
         factory = providers.get(spec.provider)
-        kwargs: dict[str, Any] = {"timeout": cfg.timeout, "params": LLMFactory.request_params(cfg)}
+        params = LLMFactory.request_params(cfg)
+        kwargs: dict[str, Any] = {"timeout": cfg.timeout, "params": params}
         if spec.provider != "offline":
-            kwargs.update(api_base=api_base_of(spec, cfg, env), keys=build_key_pool(spec, cfg, env))
+            kwargs.update(api_base=route.api_base, keys=build_key_pool(route, cfg, env))
             price = model_price(cfg)
             if price is not None:
                 kwargs["price"] = price
-
+            if spec.prefix == "azure":
+                version = azure_api_version(cfg, params, env)
+                if spec.provider == DIRECT:
+                    kwargs["api_version"] = version
+                else:
+                    params["api_version"] = version
         return factory(spec.full, **kwargs)  # type: ignore[no-any-return]
 
     @staticmethod
@@ -174,17 +279,25 @@ class LLMFactory:
 
 
 def model_price(cfg: ModelConfig) -> ModelPrice | None:
-    """USD per token: the config's override, litellm's bundled map, or None if unknown."""
+    """USD per token: the config's override, else litellm's bundled map; None if unknown. An override of the
+    online prices replaces the map's (cached tokens then cost the input price); a batch override replaces
+    only the batch price."""
     if cfg.input_cost_per_million is not None or cfg.output_cost_per_million is not None:
-        return ModelPrice.of((cfg.input_cost_per_million or 0.0) / 1e6, (cfg.output_cost_per_million or 0.0) / 1e6)
-    spec = parse_model(cfg.model, api_base=cfg.api_base, provider=cfg.provider)
-    if spec.provider == "offline":
-        return ModelPrice.of(0.0, 0.0)
-    return price_per_token(spec.full, spec.model)
+        price: ModelPrice | None = ModelPrice.of(
+            (cfg.input_cost_per_million or 0.0) / 1e6, (cfg.output_cost_per_million or 0.0) / 1e6
+        )
+    else:
+        spec = parse_model(cfg.model, api_base=cfg.api_base, provider=cfg.provider)
+        price = ModelPrice.of(0.0, 0.0) if spec.provider == "offline" else price_per_token(spec.full, spec.model)
+    if price is None:
+        return None
+    batch = {"batch_input": cfg.batch_input_cost_per_million, "batch_output": cfg.batch_output_cost_per_million}
+    overrides = {field: value / 1e6 for field, value in batch.items() if value is not None}
+    return replace(price, **overrides) if overrides else price
 
 
 def model_batch_price(cfg: ModelConfig) -> ModelPrice | None:
-    """USD per token through the provider's batch API: litellm's batch prices for the model, else half the
-    online price (what OpenAI, Anthropic and Gemini charge); None if the model is unpriced."""
+    """USD per token through the provider's batch API: the config's batch prices, else litellm's batch prices
+    for the model, else half the online price (what OpenAI, Anthropic and Gemini charge); None if unpriced."""
     price = model_price(cfg)
     return None if price is None else price.batch()

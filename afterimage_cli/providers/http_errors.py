@@ -24,7 +24,7 @@ def retry_after(headers: dict[str, str]) -> float | None:
 _CONTEXT_LIMIT = re.compile(
     r"context_length_exceeded|exceed_context_size|maximum context length|context (?:size|window|length)"
     r"|prompt is too long|too many (?:input )?tokens|input is too long|exceeds the (?:available )?context"
-    r"|exceed context limit",
+    r"|exceeds the maximum number of tokens|exceed context limit",
     re.IGNORECASE,
 )
 # How they say "I will not answer this prompt" (OpenAI/Azure content filter, Gemini safety blocks).

@@ -1,5 +1,6 @@
 """What the direct transports share: one aiohttp session per provider, and a JSON POST whose failures map to
-ProviderErrors the same way whichever protocol the body speaks (OpenAI chat completions, Anthropic Messages)."""
+ProviderErrors the same way whichever protocol the body speaks (OpenAI chat completions, Anthropic Messages,
+Gemini generateContent)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import orjson
 
 from ..errors import ProviderError
 from .http_errors import status_error
+from .keypool import ApiKey
 from .remote import RemoteProvider
 
 
@@ -61,7 +63,7 @@ class HttpTransport(RemoteProvider):
                 kind="connection",
             ) from exc
         if status >= 400:
-            error = status_error(self.model_name, status, error_message(body), answer_headers, key, self.api_base)
+            error = self.error_for(status, body, answer_headers, key)
             self.report_key_error(key, error)
             raise error
         try:
@@ -73,6 +75,10 @@ class HttpTransport(RemoteProvider):
         if not isinstance(data, dict):
             raise ProviderError(f"{self.model_name}: malformed response", retryable=True, kind="invalid_output")
         return data, answer_headers
+
+    def error_for(self, status: int, body: bytes, headers: dict[str, str], key: ApiKey | None) -> ProviderError:
+        """The ProviderError an error status stands for; a protocol whose error bodies say more overrides it."""
+        return status_error(self.model_name, status, error_message(body), headers, key, self.api_base)
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -150,20 +150,6 @@ class LiteLLMProvider(RemoteProvider):
             raise ProviderError(
                 f"{self.model_name}: malformed response: {exc}", retryable=True, kind="invalid_output"
             ) from exc
-        if text is None and choice.finish_reason == "content_filter":
-            # The model refused (Anthropic's stop_reason "refusal", a completion's content filter): asking
-            # again gets the same refusal, so it is this item's, as the direct transports say too.
-            raise ProviderError(
-                f"{self.model_name}: the model refused to answer this prompt (finish_reason: content_filter)",
-                retryable=False,
-                kind="content_filter",
-            )
-        if text is None:
-            raise ProviderError(
-                f"{self.model_name}: empty response (finish_reason={choice.finish_reason})",
-                retryable=True,
-                kind="invalid_output",
-            )
         usage = getattr(response, "usage", None)
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
@@ -171,8 +157,8 @@ class LiteLLMProvider(RemoteProvider):
         details = getattr(usage, "prompt_tokens_details", None)
         cached = int(getattr(details, "cached_tokens", 0) or getattr(usage, "cache_read_input_tokens", 0) or 0)
         written = int(getattr(usage, "cache_creation_input_tokens", 0) or 0)
-        return LLMResponse(
-            text=text,
+        answer = LLMResponse(
+            text=text or "",
             prompt_token_count=prompt_tokens,
             completion_token_count=completion_tokens,
             total_token_count=int(getattr(usage, "total_tokens", 0) or prompt_tokens + completion_tokens),
@@ -185,6 +171,21 @@ class LiteLLMProvider(RemoteProvider):
             cost=self._cost(prompt_tokens, completion_tokens, cached, written),
             headers=_rate_limit_headers(response),
         )
+        if text is None:
+            # No content and finish_reason content_filter: the model refused (Anthropic's stop_reason "refusal",
+            # a completion's content filter, litellm's reading of a Gemini block or safety stop). Asking again
+            # gets the same refusal, so it is this item's, as the direct transports say too.
+            refused = choice.finish_reason == "content_filter"
+            error = ProviderError(
+                f"{self.model_name}: "
+                + ("the model refused to answer this prompt" if refused else "empty response")
+                + f" (finish_reason={choice.finish_reason})",
+                retryable=not refused,
+                kind="content_filter" if refused else "invalid_output",
+            )
+            error.response = answer  # billed all the same
+            raise error
+        return answer
 
     def _cost(self, prompt_tokens: int, completion_tokens: int, cached: int = 0, written: int = 0) -> float | None:
         if self.price is not None or self._unpriced:

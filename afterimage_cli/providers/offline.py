@@ -140,8 +140,9 @@ class OfflineProvider(BaseProvider):
     def __init__(self, model: str = "offline", **_: Any) -> None:
         self.model_name = model
 
-    def _rng(self, messages: Messages) -> random.Random:
-        digest = hashlib.sha256(orjson.dumps(messages)).digest()
+    def _rng(self, messages: Messages, seed: Any = None) -> random.Random:
+        """Seeded by the request: the same messages get the same answer, unless a `seed` asks for another."""
+        digest = hashlib.sha256(orjson.dumps(messages if seed is None else [messages, seed])).digest()
         return random.Random(int.from_bytes(digest[:8], "big"))
 
     def _question(self, source: str, rng: random.Random, forms: tuple[str, ...] = _QUESTION_FORMS) -> str:
@@ -153,12 +154,15 @@ class OfflineProvider(BaseProvider):
         phrase = " ".join(w if _is_term(w) else w.lower() for w in phrase.split())
         return rng.choice(forms).format(x=phrase)
 
-    def _answer(self, question: str, context: str, rng: random.Random) -> str:
+    def _answer(self, question: str, context: str, rng: random.Random, said: str = "", fresh: bool = False) -> str:
+        """The two context sentences that best match the question, leaving out those the dialog's earlier
+        answers (`said`) already gave (with none left, an overview of the question); a `fresh` sample (a
+        request with a seed) takes two of the best four."""
         wanted = set(_keywords(question))
-        candidates = _sentences(context)
+        candidates = [s for s in _sentences(context) if s not in said]
         if candidates:
             ranked = sorted(candidates, key=lambda s: -len(wanted & set(_keywords(s))))
-            return " ".join(ranked[:2])
+            return " ".join(rng.sample(ranked[:4], min(2, len(ranked))) if fresh else ranked[:2])
         topic = ", ".join(list(wanted)[:3]) or "your question"
         return (
             f"Here is a short overview of {topic}. The key idea is to start from the basics, "
@@ -166,8 +170,8 @@ class OfflineProvider(BaseProvider):
             "situation, so consider your goals and constraints first."
         )
 
-    def _text_for(self, messages: Messages) -> str:
-        rng = self._rng(messages)
+    def _text_for(self, messages: Messages, seed: Any = None) -> str:
+        rng = self._rng(messages, seed)
         system = next((m["content"] for m in messages if m["role"] == "system"), "") or ""
         last = str(messages[-1]["content"]) if messages else ""
         _, system_context = _split_context(system)
@@ -180,7 +184,8 @@ class OfflineProvider(BaseProvider):
             instructions, context = _split_context(last)
             topic = instructions.split(":", 1)[-1].split("\n", 1)[0]
             return self._question(context or topic, rng)
-        return self._answer(last, system_context or _split_context(last)[1], rng)
+        said = " ".join(str(m["content"]) for m in messages if m["role"] == "assistant")
+        return self._answer(last, system_context or _split_context(last)[1], rng, said, fresh=seed is not None)
 
     def _respond(self, messages: Messages, text: str) -> LLMResponse:
         prompt_tokens = sum(_tokens(str(m.get("content") or "")) for m in messages)
@@ -197,7 +202,7 @@ class OfflineProvider(BaseProvider):
         )
 
     async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
-        return self._respond(messages, self._text_for(messages))
+        return self._respond(messages, self._text_for(messages, kwargs.get("seed")))
 
     async def acomplete_structured(self, messages: Messages, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
         source = " ".join(str(m.get("content") or "") for m in messages)

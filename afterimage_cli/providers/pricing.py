@@ -16,7 +16,8 @@ PRICE_FILE = "model_prices_and_context_window_backup.json"
 @dataclass(frozen=True)
 class ModelPrice:
     """USD per token: prompt (`input`), completion (`output`), prompt tokens read from the provider's prompt
-    cache (`cache_read`) and written to it (`cache_creation`), and the batch API's rates."""
+    cache (`cache_read`) and written to it (`cache_creation`, Anthropic), and the batch API's rates
+    (`batch()` is the price of the same calls sent through it)."""
 
     input: float
     output: float
@@ -60,8 +61,10 @@ class ModelPrice:
         )
 
     def cost(self, prompt: int, completion: int, cached: int = 0, cache_creation: int = 0) -> float:
-        """USD for a call; `prompt` counts every prompt token, the `cached` and `cache_creation` ones included."""
-        fresh = prompt - cached - cache_creation
+        """USD for a call. `prompt` counts every prompt token, the `cached` and `cache_creation` ones included:
+        OpenAI's `prompt_tokens` does; the Anthropic transport adds its cache tokens to `input_tokens` (which
+        leaves them out), as litellm does."""
+        fresh = max(prompt - cached - cache_creation, 0)
         return (
             fresh * self.input
             + cached * self.cache_read
@@ -71,7 +74,8 @@ class ModelPrice:
 
 
 @functools.cache
-def _price_map() -> dict[str, Any]:
+def price_map() -> dict[str, Any]:
+    """litellm's bundled price and capability map (model → entry), or {} when litellm is not installed."""
     spec = importlib.util.find_spec("litellm")
     if spec is None or not spec.submodule_search_locations:
         return {}
@@ -84,25 +88,27 @@ def _price_map() -> dict[str, Any]:
 
 
 def model_entry(model: str, bare_model: str | None = None) -> dict[str, Any]:
-    """The price map's entry for 'provider/model' (or the bare name): prices and what the model supports."""
-    prices = _price_map()
+    """The price map's entry for 'provider/model' (or else the bare name): prices and what the model
+    supports; {} when the map has neither."""
+    prices = price_map()
     entry = prices.get(model) or (prices.get(bare_model) if bare_model else None)
     return entry if isinstance(entry, dict) else {}
 
 
 def _rate(entry: dict[str, Any], field: str) -> float | None:
     value = entry.get(field)
-    return None if value is None else float(value)
+    return float(value) if isinstance(value, int | float) else None
 
 
 def price_per_token(model: str, bare_model: str | None = None) -> ModelPrice | None:
-    """The price of 'provider/model' (or the bare name), or None if unpriced."""
+    """The price of 'provider/model' (or the bare name) in the bundled map, or None if unpriced."""
     entry = model_entry(model, bare_model)
-    if entry.get("input_cost_per_token") is None:
+    input_price = _rate(entry, "input_cost_per_token")
+    if input_price is None:
         return None
     return ModelPrice.of(
-        float(entry["input_cost_per_token"]),
-        float(entry.get("output_cost_per_token") or 0.0),
+        input_price,
+        _rate(entry, "output_cost_per_token") or 0.0,
         cache_read=_rate(entry, "cache_read_input_token_cost"),
         cache_creation=_rate(entry, "cache_creation_input_token_cost"),
         batch_input=_rate(entry, "input_cost_per_token_batches"),

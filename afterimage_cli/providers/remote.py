@@ -83,7 +83,11 @@ class RemoteProvider(BaseProvider):
             data = orjson.loads(body) if status == 200 else None
         except orjson.JSONDecodeError:
             return None
-        entries = data.get("data") if isinstance(data, dict) else None
+        return self.model_entries(data) if isinstance(data, dict) else None
+
+    def model_entries(self, data: dict[str, Any]) -> list[Any] | None:
+        """The entries of the server's model list, each with an `id` (OpenAI's and Anthropic's `data`)."""
+        entries = data.get("data")
         return entries if isinstance(entries, list) else None
 
     async def aprobe_model(self) -> str | None:

@@ -208,6 +208,23 @@ def build_embedder(
             )
     elif cfg.api_base:
         api_key = LOCAL_PLACEHOLDER_KEY
+    api_base = cfg.api_base or _elsewhere(cfg.model, env)
+    if api_base and not cfg.api_base:
+        api_key = api_key or LOCAL_PLACEHOLDER_KEY
     return LiteLLMEmbedder(
-        cfg.model, api_base=cfg.api_base, api_key=api_key, batch_size=cfg.batch_size, retry=retry, budget=budget
+        cfg.model, api_base=api_base, api_key=api_key, batch_size=cfg.batch_size, retry=retry, budget=budget
     )
+
+
+def _elsewhere(model: str, environ: dict[str, str]) -> str | None:
+    """The URL OPENAI_BASE_URL (or another override variable) points the model at, when it is not the
+    provider's own API. litellm would read it itself and send it the provider's usual key; passed on
+    explicitly, it gets no key unless `api_key_env` names one, as chat models' URLs do."""
+    from ..config import ModelConfig
+    from ..providers.factory import resolve_route
+
+    try:
+        route = resolve_route(ModelConfig(model=model), environ)
+    except ConfigError:  # no provider prefix, or one without a URL: litellm resolves it as before
+        return None
+    return route.api_base if route.serves_elsewhere else None

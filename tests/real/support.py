@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # A run on a busy 2-core machine can be slow; this only keeps a hung run from hanging the suite.
 CLI_TIMEOUT_S = 1200
 # Why a dialog ended (metadata.ended_by).
-ENDED_BY = {"end_token", "max_turns", "context_limit"}
+ENDED_BY = {"end_token", "max_turns", "context_limit", "hygiene"}
 
 
 @dataclass

@@ -63,7 +63,7 @@ def test_answers_cut_off_by_the_end_of_the_context_end_the_dialog(tmp_path: Path
     """With the default on_truncated (retry, then reject), an answer cut off because the context is full
     (finish_reason "length" with fewer than max_tokens tokens) is a context limit, not a max_tokens
     problem: asking again cannot help. The dialog ends at its last complete turn; no item is rejected
-    as `truncated` and no message says to raise max_tokens."""
+    as `cut` and no message says to raise max_tokens."""
     config = dialog_config(
         tmp_path, llama_512, SHORT, respondent={"max_tokens": 400},
         max_turns=8, min_turns=1, system_prompt=SYSTEM,
@@ -75,7 +75,7 @@ def test_answers_cut_off_by_the_end_of_the_context_end_the_dialog(tmp_path: Path
     rows = read_jsonl(tmp_path / "rows.jsonl")
     assert len(rows) == 3
     assert_dialogs(rows, min_turns=1)
-    assert not [r for r in rejections(tmp_path) if r["cause"] == "truncated"], rejections(tmp_path)
+    assert not [r for r in rejections(tmp_path) if r["cause"] == "cut"], rejections(tmp_path)
 
 
 def test_items_that_overflow_before_min_turns_are_rejected_and_replaced(tmp_path: Path, llama_512: LlamaServer) -> None:

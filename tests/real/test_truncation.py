@@ -1,7 +1,8 @@
 """Answers cut off by max_tokens on a real server (finish_reason "length").
 
-By default (`generation.on_truncated: retry`) a cut-off answer is asked for again, then the item is
-rejected; `reject` rejects at once; `keep` writes it and marks the turn in `metadata.cut_off_turns`.
+By default (`generation.on_truncated: retry`) a cut-off answer is generated again (the `cut` hygiene
+check), then the item is rejected with cause `cut`; `reject` rejects at once; `keep` writes it and marks
+the turn in `metadata.cut_off_turns`.
 A 4-token limit cuts every answer, so under retry/reject every item is rejected and the rejection
 budget stops the run with exit 1, naming the setting to raise.
 """
@@ -46,12 +47,12 @@ def test_cut_off_answers_reject_the_item_and_a_config_that_cuts_every_one_stops(
     run = afterimage("generate", config, cwd=tmp_path)
 
     assert run.returncode == 1, describe(run)
-    assert "truncated" in run.stderr and "respondent.max_tokens" in run.stderr, describe(run)
+    assert "cut off by the token limit" in run.stderr and "respondent.max_tokens" in run.stderr, describe(run)
     assert "Traceback" not in run.stderr
     output = tmp_path / "rows.jsonl"
     assert not output.exists() or read_jsonl(output) == [], "no cut-off answer is written as a good row"
     rejected = rejections(tmp_path)
-    assert rejected and {r["cause"] for r in rejected} == {"truncated"}
+    assert rejected and {r["cause"] for r in rejected} == {"cut"}
     # retry asks twice more before rejecting; reject gives up on the first cut-off answer.
     calls = {r["usage"]["calls"] for r in rejected}
     assert calls == ({1} if policy == "reject" else {3}), rejected

@@ -5,21 +5,18 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from ...config import RetryConfig
 from ...errors import ConfigError
 from ..base import LLMProvider
+from ..factory import is_provider_endpoint
+from ..openai_dialect import AZURE_API_VERSION, is_azure_v1
 from ..remote import RemoteProvider
 from .anthropic_batches import AnthropicBatchAPI
 from .base import BatchAPI
 from .openai_batches import OpenAIBatchAPI
 
 OPENAI_BASE = "https://api.openai.com/v1"
-# The first GA version of Azure OpenAI's REST API with /batches; AZURE_API_VERSION (litellm's variable too)
-# or a transport's `api_version` picks another.
-AZURE_API_VERSION = "2024-10-21"
-AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
 
 
 def _transport(provider: LLMProvider) -> Any:
@@ -30,9 +27,8 @@ def _transport(provider: LLMProvider) -> Any:
 
 
 def is_azure(model: str, api_base: str | None) -> bool:
-    """An Azure OpenAI deployment: an `azure/` model, or an api_base on an Azure OpenAI host."""
-    host = (urlsplit(api_base).hostname or "").lower() if api_base else ""
-    return model.startswith("azure/") or host.endswith(AZURE_HOSTS)
+    """An Azure OpenAI deployment: an `azure/` model, or an api_base on an Azure OpenAI host (the table's)."""
+    return model.startswith("azure/") or (api_base is not None and is_provider_endpoint("azure", api_base))
 
 
 def batch_api_for(
@@ -60,8 +56,11 @@ def batch_api_for(
     if not transport.api_base:
         raise ConfigError(f"{model}: an Azure model needs api_base (https://NAME.openai.azure.com) for batch mode")
     # Azure's /openai/v1 API is the OpenAI protocol itself; its classic routes want an api-version.
-    v1 = "/openai/v1" in (urlsplit(transport.api_base).path or "")
-    version = None if v1 else getattr(transport, "api_version", None) or env.get("AZURE_API_VERSION", AZURE_API_VERSION)
+    # The transport's api-version (an azure/ model's, which the factory resolved); else, for an openai/ model
+    # at an Azure host, the variable's or the default.
+    version = getattr(transport, "api_version", None) or env.get("AZURE_API_VERSION") or AZURE_API_VERSION
+    if is_azure_v1(transport.api_base):
+        version = None
     return OpenAIBatchAPI(
         model, transport.api_base, transport.keys, api_version=version, key_header="api-key", **settings
     )
