@@ -350,3 +350,14 @@ def test_api_base_points_the_policy_at_the_server_too(fake_server, tmp_path) -> 
     offline = preference(fake_server, "on_policy", policy={"model": "offline"})
     result = run(fake_server, tmp_path, "--overwrite", n=2, preference=offline)
     assert result.exit_code == 2 and "set preference.policy.model" in result.stderr
+
+
+def test_a_candidate_that_fails_a_hygiene_check_is_sampled_afresh(fake_server, tmp_path) -> None:
+    """A one-character answer would make a pair any judge settles, and teach nothing: candidates pass the run's
+    turn checks like the dialog's answers, or are regenerated (with a seed of their own) until they do."""
+    fake_server.rate_short = 0.4
+    summary = summary_of(run(fake_server, tmp_path, n=8, preference=preference(fake_server, "samples", candidates=3)))
+    rows = read_rows(tmp_path / "out.jsonl")
+    assert_pair_rows(rows, 8)
+    assert all(len(side["content"]) > 1 for r in rows for _, *sides in row_pairs(r) for side in sides)
+    assert summary["regenerated_by_check"].get("short", 0) > 0
