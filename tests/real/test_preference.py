@@ -40,6 +40,9 @@ def test_preference_pairs_from_the_real_model(tmp_path: Path, llama: LlamaServer
             "instructions": {"generator": "simple", "options": {"instructions": OPENINGS}},
             "preference": {"strategy": "degrade", "axes": ["verbose", "wrong"], "max_dropped_share": 0.95},
             "storage": {"type": "jsonl", "path": "rows.jsonl"},
+            # The 135M judge's structured answers are sometimes cut off by max_tokens (an item rejected as
+            # truncated): more often than the default 5 % allows.
+            "error_budget": {"max_rejected_share": 0.5},
         },
     )
 
