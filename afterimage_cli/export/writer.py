@@ -122,14 +122,10 @@ class Destination:
 def open_writer(target: str, output_format: str, arrow_schema: Callable[[], Any]) -> RecordWriter:
     """A writer of ``output_format`` ('jsonl' or 'parquet') to a path or '-' (stdout).
 
-    ``arrow_schema`` builds the parquet schema; it is called only for parquet, after pyarrow is found.
+    ``arrow_schema`` builds the parquet schema; it is called only for parquet (pyarrow loads only then).
     """
     if output_format == "jsonl":
         return JsonlWriter(Destination(target))
     if target == STDOUT and sys.stdout.isatty():
         raise UsageError("parquet is binary: give -o FILE or redirect stdout to a file")
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        raise UsageError("--output-format parquet needs pyarrow: pip install 'afterimage[parquet]'") from None
     return ParquetWriter(Destination(target), arrow_schema())
