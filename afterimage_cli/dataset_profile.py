@@ -8,6 +8,7 @@ Memory grows with the distinct personas, chunks and duplicated rows, never with 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from .evaluation.grading import CRITERIA
@@ -20,48 +21,75 @@ TOKEN_EDGES = (0, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000)
 SHARE_EDGES = (1, 2, 3, 6, 11, 21, 51)
 """Bins of 'rows per persona / per chunk': how evenly the run covered them."""
 TOP = 10
+_NUMBER = (int, float)
 CLUSTERS_SHOWN = 20
 
 
-def row_kind(row: dict[str, Any], messages: list[dict[str, Any]] | None = None) -> str:
+@dataclass(frozen=True)
+class RowFacts:
+    """What the profile and the viewer read from one row, read once."""
+
+    messages: list[dict[str, Any]]
+    """The conversation (a pair's chosen answer after its history)."""
+    kind: str
     """`preference` (chosen/rejected), `tool` (tool calls or results) or `conversation`."""
-    if preference_of(row) is not None:
-        return "preference"
-    if has_tool_calls(messages_of(row) if messages is None else messages):
-        return "tool"
-    return "conversation"
-
-
-def row_metadata(row: dict[str, Any]) -> dict[str, Any]:
-    metadata = row.get("metadata")
-    return metadata if isinstance(metadata, dict) else {}
-
-
-def row_context_ids(metadata: dict[str, Any]) -> list[str]:
-    """The chunks a row was written from (context_ids, or the single context_id)."""
-    ids = metadata.get("context_ids")
-    if isinstance(ids, list) and ids:
-        return [str(i) for i in ids]
-    one = metadata.get("context_id")
-    return [] if one is None else [str(one)]
-
-
-def row_persona(row: dict[str, Any]) -> str | None:
-    persona = row.get("persona") or row_metadata(row).get("persona_name")
-    return persona if isinstance(persona, str) and persona else None
-
-
-def row_usage(metadata: dict[str, Any]) -> dict[str, Any]:
-    usage = metadata.get("usage")
-    return usage if isinstance(usage, dict) else {}
-
-
-def row_models(metadata: dict[str, Any]) -> dict[str, str]:
+    user_turns: int
+    chars: int
+    reasoning: bool
+    metadata: dict[str, Any]
+    usage: dict[str, Any]
+    models: dict[str, str]
     """Role → model name (respondent, correspondent); the `served` details are left out."""
-    models = metadata.get("models")
-    if not isinstance(models, dict):
-        return {}
-    return {role: str(name) for role, name in models.items() if isinstance(name, str)}
+    persona: str | None
+    chunks: list[str]
+    """The chunks the row was written from (context_ids, or the single context_id)."""
+    documents: list[str]
+    score: float | None
+    grade: str | None
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> RowFacts:
+        messages = messages_of(row)
+        pair = preference_of(row)
+        if pair is not None:
+            messages = [*messages, *pair[0]]
+            kind = "preference"
+        else:
+            kind = "tool" if has_tool_calls(messages) else "conversation"
+        user_turns = chars = 0
+        reasoning = False
+        for message in messages:
+            if message.get("role") == "user":
+                user_turns += 1
+            content = message.get("content")
+            chars += len(content) if type(content) is str else len(text_of(message))
+            reasoning = reasoning or bool(message.get("reasoning_content"))
+        metadata = row.get("metadata")
+        if type(metadata) is not dict:
+            metadata = {}
+        usage = metadata.get("usage")
+        models = metadata.get("models")
+        persona = row.get("persona") or metadata.get("persona_name")
+        ids = metadata.get("context_ids")
+        if type(ids) is not list or not ids:
+            one = metadata.get("context_id")
+            ids = [] if one is None else [one]
+        documents = metadata.get("document_ids")
+        return cls(
+            messages=messages,
+            kind=kind,
+            user_turns=user_turns,
+            chars=chars,
+            reasoning=reasoning,
+            metadata=metadata,
+            usage=usage if type(usage) is dict else {},
+            models={r: m for r, m in models.items() if type(m) is str} if type(models) is dict else {},
+            persona=persona if type(persona) is str and persona else None,
+            chunks=[i if type(i) is str else str(i) for i in ids],
+            documents=[str(d) for d in documents] if type(documents) is list else [],
+            score=row_score(row),
+            grade=row_grade(row),
+        )
 
 
 class _Clusters:
@@ -123,67 +151,66 @@ class DatasetProfile:
         self.reasoning_rows = 0
         self.clusters = _Clusters()
 
-    def add(self, row: dict[str, Any]) -> None:
-        """Count one row."""
+    def add(self, row: dict[str, Any], facts: RowFacts | None = None) -> None:
+        """Count one row (`facts`: its `RowFacts`, when the caller has them already)."""
+        facts = facts or RowFacts.of(row)
+        metadata = facts.metadata
         self.rows += 1
-        metadata = row_metadata(row)
-        messages = messages_of(row)
-        self.kinds[row_kind(row, messages)] += 1
-        self.user_turns.add(sum(1 for m in messages if m.get("role") == "user"))
-        self.chars += sum(len(text_of(m)) for m in messages)
-        if any(m.get("reasoning_content") for m in messages):
-            self.reasoning_rows += 1
-        self._add_usage(row_usage(metadata))
-        for role, model in row_models(metadata).items():
+        self.kinds[facts.kind] += 1
+        self.user_turns.add(facts.user_turns)
+        self.chars += facts.chars
+        self.reasoning_rows += facts.reasoning
+        if facts.usage:
+            self._add_usage(facts.usage)
+        for role, model in facts.models.items():
             self.models.setdefault(role, Counter())[model] += 1
-        self._add_verdict(row)
-        persona = row_persona(row)
-        if persona is not None:
-            self.personas[persona] += 1
-        self.chunks.update(row_context_ids(metadata))
-        documents = metadata.get("document_ids")
-        if isinstance(documents, list):
-            self.documents.update(map(str, documents))
-        if metadata.get("ended_by") is not None:
-            self.ended_by[str(metadata["ended_by"])] += 1
+        self.grades[facts.grade or "ungraded"] += 1
+        if facts.score is not None:
+            self.final.add(min(1.0, max(0.0, facts.score)))
+        evaluation = row.get("evaluation")
+        if type(evaluation) is dict:
+            self._add_criteria(evaluation)
+        if facts.persona is not None:
+            self.personas[facts.persona] += 1
+        self.chunks.update(facts.chunks)
+        self.documents.update(facts.documents)
+        ended_by = metadata.get("ended_by")
+        if ended_by is not None:
+            self.ended_by[str(ended_by)] += 1
         metrics = metadata.get("metrics")
-        duplicate = metrics.get("duplicate") if isinstance(metrics, dict) else None
-        if isinstance(duplicate, dict) and duplicate.get("of") is not None and row.get("id") is not None:
+        duplicate = metrics.get("duplicate") if type(metrics) is dict else None
+        if type(duplicate) is dict and duplicate.get("of") is not None and row.get("id") is not None:
             self.clusters.link(str(row["id"]), str(duplicate["of"]), str(duplicate.get("kind")))
 
     def _add_usage(self, usage: dict[str, Any]) -> None:
         for key in ("calls", "prompt_tokens", "completion_tokens", "total_tokens"):
             value = usage.get(key)
-            if isinstance(value, int):
+            if type(value) is int:
                 self.usage[key] += value
         total = usage.get("total_tokens")
-        if isinstance(total, int):
+        if type(total) is int:
             self.tokens.add(total)
         cost = usage.get("cost_usd")
-        if isinstance(cost, int | float):
+        if isinstance(cost, _NUMBER):
             self.cost += float(cost)
-        elif usage:
+        else:
             self.unpriced += 1
 
-    def _add_verdict(self, row: dict[str, Any]) -> None:
-        self.grades[row_grade(row) or "ungraded"] += 1
-        score = row_score(row)
-        if score is not None:
-            self.final.add(min(1.0, max(0.0, score)))
-        evaluation = row.get("evaluation")
-        if not isinstance(evaluation, dict):
-            return
-        if isinstance(evaluation.get("judge_model"), str):
-            self.judges[evaluation["judge_model"]] += 1
-        for name in CRITERIA:
+    def _add_criteria(self, evaluation: dict[str, Any]) -> None:
+        judge = evaluation.get("judge_model")
+        if type(judge) is str:
+            self.judges[judge] += 1
+        for name, histogram in self.criteria.items():
             verdict = evaluation.get(name)
-            value = verdict.get("score") if isinstance(verdict, dict) else None
-            if isinstance(value, int | float) and verdict.get("applicable") is not False:  # type: ignore[union-attr]
-                self.criteria[name].add(min(1.0, max(0.0, float(value))))
+            if type(verdict) is not dict:
+                continue
+            value = verdict.get("score")
+            if isinstance(value, _NUMBER) and verdict.get("applicable") is not False:
+                histogram.add(value if 0 <= value <= 1 else min(1.0, max(0.0, float(value))))
 
     def summary(self) -> dict[str, Any]:
         """Everything counted, JSON-ready."""
-        grades = {grade: self.grades.get(grade, 0) for grade in GRADES}
+        grades: dict[str, int] = {grade: self.grades.get(grade, 0) for grade in GRADES}
         if self.grades.get("ungraded"):
             grades["ungraded"] = self.grades["ungraded"]
         return {

@@ -49,6 +49,8 @@ def messages_of(row: dict[str, Any]) -> list[Message]:
     for key in MESSAGE_LISTS:
         value = row.get(key)
         if isinstance(value, list):
+            if all(type(m) is dict and "role" in m for m in value):
+                return value  # already OpenAI messages (every row generate writes): no copy
             return [as_message(m) for m in value]
         if isinstance(value, str) and key == "prompt":
             return [{"role": "user", "content": value}]
@@ -83,17 +85,24 @@ def text_of(message: Message) -> str:
 
 def has_tool_calls(messages: list[Message]) -> bool:
     """Whether any message calls a tool or carries a tool's result."""
-    return any(m.get("tool_calls") or m.get("role") == "tool" for m in messages)
+    for message in messages:
+        if message.get("tool_calls") or message.get("role") == "tool":
+            return True
+    return False
 
 
 def view_row_problem(row: Any) -> str | None:
     """What keeps a parsed row from being shown: it must be an object with a list of messages (or a pair)."""
     if type(row) is not dict:
         return f"expected a JSON object, got {json_type(row)}"
+    found = False
     for key in MESSAGE_LISTS:
         value = row.get(key)
-        if value is not None and not isinstance(value, list) and not (key == "prompt" and isinstance(value, str)):
+        if value is None:
+            continue
+        if type(value) is not list and not (key == "prompt" and type(value) is str):
             return f"{key}: expected a list of messages, got {json_type(value)}"
-    if messages_of(row) or preference_of(row) is not None:
+        found = found or bool(value)
+    if found or row.get("chosen") is not None or row.get("rejected") is not None:
         return None
     return "conversations: expected a list of messages (or chosen/rejected answers)"

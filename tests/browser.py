@@ -40,7 +40,7 @@ def launch(playwright: Any) -> Any:
 def browser() -> Iterator[Any]:
     """One headless Chromium per test module."""
     if chromium_path() is None:
-        pytest.skip("no Chromium: install Debian's chromium package (apt-get install chromium; `make test` does as root)")
+        pytest.skip("no Chromium: install Debian's chromium package (`make test` does it when run as root)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

@@ -14,6 +14,7 @@ from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
 
+from tests.browser import browser  # noqa: E402,F401  (the viewer tests' headless Chromium fixture)
 from tests.fakeserver import FakeOpenAIServer  # noqa: E402
 
 

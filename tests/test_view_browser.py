@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import browser, open_page  # noqa: F401  (the fixture)
+from tests.browser import open_page
 from tests.helpers import invoke
 from tests.view_helpers import evaluated_row, preference_row, sample_rows, tool_row, write_jsonl, write_ledger
 
@@ -196,5 +196,7 @@ def test_a_sample_says_so_and_the_list_stays_virtual(browser: Any, tmp_path: Pat
     page.eval_on_selector("#list", "l => { l.scrollTop = l.scrollHeight; }")
     page.wait_for_timeout(100)
     ids = listed_ids(page)
-    assert ids[-1] == page.evaluate("(() => { const d = JSON.parse(document.getElementById('afterimage-data')"
-                                    ".textContent); return d.cols.id[d.cols.id.length - 1]; })()")
+    assert ids[-1] == page.evaluate(
+        "(() => { const d = JSON.parse(document.getElementById('afterimage-data')"
+        ".textContent); return d.cols.id[d.cols.id.length - 1]; })()"
+    )

@@ -100,9 +100,10 @@ def tool_row(index: int) -> dict[str, Any]:
 def sample_rows(count: int = 30) -> list[dict[str, Any]]:
     rows = [evaluated_row(i, turns=1 + i % 3) for i in range(count)]
     # rows 7 and 12 were flagged by evaluate as near-duplicates of row 2: one cluster of three
-    for dup in (7, 12):
+    for dup in (n for n in (7, 12) if n < count):
         rows[dup]["metadata"]["metrics"]["duplicate"] = {"kind": "near", "similarity": 0.91, "of": "row-00002"}
-    rows[5]["conversations"][0]["content"] = "Tell me about the <script>alert(1)</script> tag </script> please"
+    if count > 5:
+        rows[5]["conversations"][0]["content"] = "Tell me about the <script>alert(1)</script> tag </script> please"
     return rows
 
 

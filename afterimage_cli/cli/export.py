@@ -51,9 +51,7 @@ def export_command(
     ),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip and count bad rows instead of stopping."),
     list_formats: bool = typer.Option(False, "--list-formats", help="List the formats and exit."),
-    output_format: str = typer.Option(
-        "jsonl", "--output-format", metavar="jsonl|parquet", help="jsonl or parquet."
-    ),
+    output_format: str = typer.Option("jsonl", "--output-format", metavar="jsonl|parquet", help="jsonl or parquet."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary line on stderr."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:

@@ -48,8 +48,10 @@ def _binned(title: str, binned: dict[str, Any], unit: str) -> str:
     if not any(binned["counts"]):
         return ""
     mean = "" if binned["mean"] is None else f" (mean {binned['mean']:,})"
-    return f"<h2>{escape(title)}{escape(mean)}</h2>" + bar_chart(binned["labels"], binned["counts"]) + (
-        f'<p class="muted">{escape(unit)}</p>'
+    return (
+        f"<h2>{escape(title)}{escape(mean)}</h2>"
+        + bar_chart(binned["labels"], binned["counts"])
+        + (f'<p class="muted">{escape(unit)}</p>')
     )
 
 
@@ -112,7 +114,7 @@ def render_overview(summary: dict[str, Any], *, shown: int, rejected: list[dict[
         if criteria:
             sections += ["<h2>Scores by criterion (p10–p90, median, mean)</h2>", range_chart(criteria)]
     else:
-        sections.append('<h2>Grades</h2><p class="muted">no row is evaluated (run <code>afterimage evaluate</code>)</p>')
+        sections.append('<h2>Grades</h2><p class="muted">no row is evaluated: run <code>afterimage evaluate</code></p>')
     sections += [
         _binned("User turns per conversation", summary["user_turns"], "user turns"),
         _binned("Tokens per conversation", summary["tokens"], "prompt + completion tokens of every call"),

@@ -7,6 +7,8 @@ as ``\\u003c`` so no text in a row can end the script element.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
 from html import escape
 from importlib import resources
 from pathlib import Path
@@ -25,7 +27,7 @@ def _asset(name: str) -> str:
     return (_ASSETS / name).read_text(encoding="utf-8")
 
 
-def _data_parts(catalog: Catalog) -> list[bytes]:
+def _data_parts(catalog: Catalog) -> Iterable[bytes]:
     """The embedded JSON document, in pieces (the rows are already-encoded bytes)."""
     meta = {
         "source": "stdin" if catalog.source == "-" else Path(catalog.source).name,
@@ -39,7 +41,10 @@ def _data_parts(catalog: Catalog) -> list[bytes]:
     }
     head = {"meta": meta, "strings": catalog.strings.strings, "cols": catalog.columns, "rejected": catalog.rejected}
     opening = orjson.dumps(head)[:-1]  # the object stays open for "rows"
-    return [opening, b',"rows":[', b",".join(catalog.rows), b"]}"]
+    rows = iter(catalog.rows)
+    first = next(rows, b"")
+    # One piece per row: joining 100k rows first would hold the page's largest part in memory twice.
+    return itertools.chain((opening, b',"rows":[', first), (b"," + row for row in rows), (b"]}",))
 
 
 def write_page(catalog: Catalog, out: IO[bytes]) -> int:
@@ -54,8 +59,8 @@ def write_page(catalog: Catalog, out: IO[bytes]) -> int:
     written = 0
     for part in (before_overview, overview, before_data):
         written += out.write(part.encode())
-    for part in _data_parts(catalog):
-        written += out.write(part.replace(b"<", b"\\u003c"))
+    for chunk in _data_parts(catalog):
+        written += out.write(chunk.replace(b"<", b"\\u003c"))
     for part in (before_js, _asset("viewer.js"), after_js):
         written += out.write(part.encode())
     return written

@@ -269,7 +269,11 @@
     if (metrics.duplicate) f.appendChild(h("p", {cls: "fb", text: metrics.duplicate.kind + " duplicate of " + metrics.duplicate.of + " (similarity " + fmt(metrics.duplicate.similarity, 2) + ")"}));
     if (metrics.issues && metrics.issues.length) f.appendChild(h("p", {cls: "fb", text: "issues: " + metrics.issues.join(", ")}));
     if (meta.preference) { f.appendChild(h("h4", {text: "Preference"})); f.appendChild(h("pre", {text: JSON.stringify(meta.preference, null, 2)})); }
-    f.appendChild(h("details", null, h("summary", {text: "Whole row (JSON)"}), h("pre", {text: JSON.stringify(row, null, 2)})));
+    var whole = h("details", null, h("summary", {text: "Whole row (JSON)"}), h("pre"));
+    whole.addEventListener("toggle", function () {  // written when opened: a long row costs nothing until then
+      if (whole.open && !whole.lastChild.textContent) whole.lastChild.textContent = JSON.stringify(row, null, 2);
+    });
+    f.appendChild(whole);
     return f;
   }
   function showRow(j) {
