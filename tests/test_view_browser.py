@@ -197,6 +197,6 @@ def test_a_sample_says_so_and_the_list_stays_virtual(browser: Any, tmp_path: Pat
     page.wait_for_timeout(100)
     ids = listed_ids(page)
     assert ids[-1] == page.evaluate(
-        "(() => { const d = JSON.parse(document.getElementById('afterimage-data')"
+        "(() => { const d = JSON.parse(document.getElementById('afterimage-index')"
         ".textContent); return d.cols.id[d.cols.id.length - 1]; })()"
     )

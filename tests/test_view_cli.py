@@ -13,14 +13,14 @@ from afterimage_cli.view.catalog import REF
 from tests.helpers import invoke
 from tests.view_helpers import evaluated_row, preference_row, sample_rows, tool_row, write_jsonl, write_ledger
 
-DATA = re.compile(rb'<script type="application/json" id="afterimage-data">(.*?)</script>', re.S)
+DATA = re.compile(rb'<script type="application/json" id="afterimage-(index|rows)">(.*?)</script>', re.S)
 
 
 def embedded(page: bytes) -> dict[str, Any]:
-    """The JSON document the page carries (what its script reads)."""
-    found = DATA.findall(page)
-    assert len(found) == 1
-    return orjson.loads(found[0])
+    """The JSON documents the page carries (what its script reads): the index, and its rows."""
+    found = dict(DATA.findall(page))
+    assert sorted(found) == [b"index", b"rows"]
+    return {**orjson.loads(found[b"index"]), "rows": orjson.loads(found[b"rows"])}
 
 
 def test_the_page_is_written_beside_the_input_and_embeds_every_row(tmp_path: Path) -> None:
@@ -61,7 +61,8 @@ def test_nothing_in_a_row_can_end_the_script_or_reach_the_network(tmp_path: Path
     page = (tmp_path / "page.html").read_bytes()
     data = embedded(page)
     assert data["rows"][5]["conversations"][0]["content"].startswith("Tell me about the <script>alert(1)</script>")
-    assert b"</script>" not in DATA.findall(page)[0] and b"<" not in DATA.findall(page)[0]
+    for _, data_text in DATA.findall(page):
+        assert b"<" not in data_text
     assert b"default-src 'none'" in page  # the page's policy: no request of any kind
     assert not re.search(rb"(src|href)=\"(https?:)?//", page)
 

@@ -1,14 +1,14 @@
 """One self-contained HTML file: the page, its style and script, the overview and the rows, all inline.
 
 The page loads nothing (a Content-Security-Policy forbids it), so it works from file:// and by mail.
-The rows are one JSON document in a ``<script type="application/json">``; every ``<`` in it is written
-as ``\\u003c`` so no text in a row can end the script element.
+The data is two JSON documents in ``<script type="application/json">`` elements: the index the list
+filters and sorts on, before the script, and the rows, after it. Every ``<`` in them is written as
+``\\u003c``, so no text in a row can end its script element.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from html import escape
 from importlib import resources
 from pathlib import Path
@@ -27,8 +27,8 @@ def _asset(name: str) -> str:
     return (_ASSETS / name).read_text(encoding="utf-8")
 
 
-def _data_parts(catalog: Catalog) -> Iterable[bytes]:
-    """The embedded JSON document, in pieces (the rows are already-encoded bytes)."""
+def _index(catalog: Catalog) -> bytes:
+    """What the list needs: the columns, their string table, the ledger's rejections, facts about the file."""
     meta = {
         "source": "stdin" if catalog.source == "-" else Path(catalog.source).name,
         "rows": catalog.read,
@@ -39,31 +39,48 @@ def _data_parts(catalog: Catalog) -> Iterable[bytes]:
         "ledger": catalog.ledger,
         "version": __version__,
     }
-    head = {"meta": meta, "strings": catalog.strings.strings, "cols": catalog.columns, "rejected": catalog.rejected}
-    opening = orjson.dumps(head)[:-1]  # the object stays open for "rows"
-    rows = iter(catalog.rows)
-    first = next(rows, b"")
-    # One piece per row: joining 100k rows first would hold the page's largest part in memory twice.
-    return itertools.chain((opening, b',"rows":[', first), (b"," + row for row in rows), (b"]}",))
+    return orjson.dumps(
+        {"meta": meta, "strings": catalog.strings.strings, "cols": catalog.columns, "rejected": catalog.rejected}
+    )
+
+
+def _rows(catalog: Catalog) -> Iterator[bytes]:
+    """The rows as one JSON array, a piece per row (joined, the page's largest part would be in memory twice)."""
+    yield b"["
+    for number, row in enumerate(catalog.rows):
+        yield b"," + row if number else row
+    yield b"]"
 
 
 def write_page(catalog: Catalog, out: IO[bytes]) -> int:
-    """Write the page to a binary stream; returns the bytes written."""
+    """Write the page to a binary stream; returns the bytes written.
+
+    The index and the script come before the rows, so the browser runs the script (and shows the list)
+    while it still reads the rows."""
     title = escape("stdin" if catalog.source == "-" else Path(catalog.source).name)
     overview = render_overview(catalog.profile.summary(), shown=catalog.shown, rejected=catalog.rejected)
     template = _asset("viewer.html").replace("__TITLE__", title).replace("__CSS__", _asset("viewer.css"))
-    before_overview, after_overview = template.split("__OVERVIEW__")
-    before_data, after_data = after_overview.split("__DATA__")
-    # The script is inserted last and by position, so nothing in it (or in the rows) is taken for a marker.
-    before_js, after_js = after_data.split("__JS__")
+    # Split at the markers before inserting anything, so no text of a row or of the script is taken for one.
+    head, rest = template.split("__OVERVIEW__")
+    before_index, rest = rest.split("__INDEX__")
+    before_js, rest = rest.split("__JS__")
+    before_rows, tail = rest.split("__ROWS__")
+    pieces: list[str | Iterator[bytes]] = [head, overview, before_index, _embedded([_index(catalog)]), before_js]
+    pieces += [_asset("viewer.js"), before_rows, _embedded(_rows(catalog)), tail]
     written = 0
-    for part in (before_overview, overview, before_data):
-        written += out.write(part.encode())
-    for chunk in _data_parts(catalog):
-        written += out.write(chunk.replace(b"<", b"\\u003c"))
-    for part in (before_js, _asset("viewer.js"), after_js):
-        written += out.write(part.encode())
+    for piece in pieces:
+        if isinstance(piece, str):
+            written += out.write(piece.encode())
+        else:
+            for chunk in piece:
+                written += out.write(chunk)
     return written
+
+
+def _embedded(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """JSON made safe inside a script element: `<` only occurs in strings, where `\\u003c` means the same."""
+    for chunk in chunks:
+        yield chunk.replace(b"<", b"\\u003c")
 
 
 def default_output(source: str) -> str:

@@ -1,7 +1,11 @@
 // afterimage view: browse the rows embedded in this page. No network: everything is in #afterimage-data.
 (function () {
   "use strict";
-  var D = JSON.parse(document.getElementById("afterimage-data").textContent);
+  // The index (columns, strings) comes before this script and the rows after it, so the list is usable
+  // while the browser still reads the rows; what needs a row's text waits for them (whenRows).
+  var D = JSON.parse(document.getElementById("afterimage-index").textContent);
+  var ROWS = null, waiting = [];
+  function whenRows(fn) { if (ROWS) fn(); else waiting.push(fn); }
   var S = D.strings, C = D.cols, N = C.id.length, META = D.meta;
   var GRADES = ["perfect", "good", "needs_improvement", "bad", "not_acceptable"];
   var ROW_H = 54, OVERSCAN = 8;
@@ -99,7 +103,7 @@
   function buildHaystack() {
     haystack = new Array(N);
     for (var j = 0; j < N; j++) {
-      var row = D.rows[j], parts = [C.id[j]], msgs = messagesOf(row);
+      var row = ROWS[j], parts = [C.id[j]], msgs = messagesOf(row);
       var pair = [answers(row.chosen), answers(row.rejected)];
       pair.forEach(function (side) { if (side) msgs = msgs.concat(side); });
       for (var m = 0; m < msgs.length; m++) {
@@ -117,6 +121,7 @@
     var cmin = num("f-chars-min"), cmax = num("f-chars-max");
     var persona = $("f-persona").value.trim().toLowerCase(), chunk = $("f-chunk").value.trim().toLowerCase();
     var personaHits = persona ? matchingStrings(persona) : null, chunkHits = chunk ? matchingStrings(chunk) : null;
+    if (q && !ROWS) { $("count").textContent = "Reading the rows…"; whenRows(function () { apply(keepScroll); }); return; }
     if (q && !haystack) buildHaystack();
     var out = [];
     for (var j = 0; j < N; j++) {
@@ -277,7 +282,8 @@
     return f;
   }
   function showRow(j) {
-    var row = inflate(D.rows[j]);
+    if (!ROWS) { detail.replaceChildren(h("p", {cls: "muted empty", text: "Reading the rows…"})); whenRows(function () { if (selected === j) showRow(j); }); return; }
+    var row = inflate(ROWS[j]);
     var conv = h("div", {cls: "conv", id: "conversation"}, h("h3", {text: C.id[j]}));
     messagesOf(row).forEach(function (m) { conv.appendChild(bubble(m)); });
     var chosen = answers(row.chosen), rejected = answers(row.rejected);
@@ -362,8 +368,14 @@
   $("tab-rejected").textContent = "Rejected (" + D.rejected.length.toLocaleString() + ")";
   apply();
   route();
+  var listShownMs = performance.now();
+  function readRows() {
+    ROWS = JSON.parse(document.getElementById("afterimage-rows").textContent);
+    window.__afterimageReady = true;
+    waiting.splice(0).forEach(function (fn) { fn(); });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", readRows); else readRows();
   // For scripts driving the page (the tests, the benchmark): what the list holds, and how fast it got there.
   window.afterimageView = {ids: function () { return order.map(function (j) { return C.id[j]; }); },
-    lastFilterMs: function () { return lastFilterMs; }};
-  window.__afterimageReady = true;
+    lastFilterMs: function () { return lastFilterMs; }, listShownMs: function () { return listShownMs; }};
 })();
