@@ -6,6 +6,7 @@ leaves a truncated file that looks finished.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -83,6 +84,10 @@ class ParquetWriter:
         if success:
             self._flush()
             self._writer.close()
+        else:
+            # Closed here all the same: left open, pyarrow writes its footer into the closed file when collected.
+            with contextlib.suppress(Exception):
+                self._writer.close()
         self.destination.close(success=success)
 
 
