@@ -124,11 +124,6 @@ def test_exporting_again_replaces_the_shards_and_a_failed_export_keeps_them(tmp_
     assert load(folder, tmp_path)["train"].num_rows == 30
 
 
-def test_list_formats_names_hf(tmp_path: Path) -> None:
-    result = invoke_export("--list-formats")
-    assert "hf" in [line.split()[0] for line in result.stdout.splitlines()]
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
