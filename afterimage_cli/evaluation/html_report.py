@@ -37,8 +37,9 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def bar_chart(labels: list[str], counts: list[int], colours: list[str] | None = None, height: int = 180) -> str:
-    """Vertical bars with their counts above and labels below."""
-    width = max(320, 46 * len(labels))
+    """Vertical bars with their counts above and labels below (each slot wide enough for its label)."""
+    longest = max((len(label) for label in labels), default=0)
+    width = max(320, round(max(46, 6.5 * longest + 10) * len(labels)) + 20)
     top, bottom = 16, 36
     slot = (width - 20) / max(len(labels), 1)
     largest = max(counts, default=0) or 1

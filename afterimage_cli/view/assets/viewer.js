@@ -351,7 +351,8 @@
   $("f-jump").addEventListener("keydown", function (e) { if (e.key === "Enter") { location.hash = "row=" + encodeURIComponent(this.value.trim()); } });
   $("f-clear").addEventListener("click", clearFilters);
   document.addEventListener("keydown", function (e) {
-    var t = e.target, typing = t && (t.tagName === "INPUT" || t.tagName === "SELECT" || t.tagName === "TEXTAREA");
+    var t = e.target, typing = t && (t.tagName === "SELECT" || t.tagName === "TEXTAREA" ||
+      (t.tagName === "INPUT" && t.type !== "checkbox"));  // j/k still walk the list after ticking a box
     if (e.key === "Escape" && typing) { t.blur(); return; }
     if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
     if (e.key === "j") { if ($("browse").hidden) location.hash = "rows"; step(1); e.preventDefault(); }
