@@ -25,7 +25,7 @@ _NUMBER = (int, float)
 CLUSTERS_SHOWN = 20
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass sets each field through object.__setattr__ (slow per row)
 class RowFacts:
     """What the profile and the viewer read from one row, read once."""
 
@@ -202,11 +202,12 @@ class DatasetProfile:
             self.judges[judge] += 1
         for name, histogram in self.criteria.items():
             verdict = evaluation.get(name)
-            if type(verdict) is not dict:
-                continue
-            value = verdict.get("score")
-            if isinstance(value, _NUMBER) and verdict.get("applicable") is not False:
-                histogram.add(value if 0 <= value <= 1 else min(1.0, max(0.0, float(value))))
+            if type(verdict) is dict:
+                value = verdict.get("score")
+                if type(value) is float and 0.0 <= value <= 1.0 and verdict.get("applicable") is not False:
+                    histogram.add(value)  # the common case, checked first: this runs for every row
+                elif isinstance(value, _NUMBER) and verdict.get("applicable") is not False:
+                    histogram.add(min(1.0, max(0.0, float(value))))
 
     def summary(self) -> dict[str, Any]:
         """Everything counted, JSON-ready."""

@@ -32,9 +32,7 @@ def build_page(folder: Path) -> Path:
     server = FakeOpenAIServer().start()
     server.responder = judge_responder(_score)
     try:
-        judged = invoke(
-            "evaluate", str(out), "--judge-model", "openai/gpt-4o", "--api-base", server.api_base, "-q"
-        )
+        judged = invoke("evaluate", str(out), "--judge-model", "openai/gpt-4o", "--api-base", server.api_base, "-q")
         assert judged.exit_code == 0, judged.output
     finally:
         server.stop()
