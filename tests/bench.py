@@ -366,6 +366,10 @@ def main(argv: list[str] | None = None) -> int:
 
         export_rows = 20_000 if args.quick else 200_000
         export = bench_export(export_rows)
+        note("view …")
+        from tests.bench_view import bench_view, view_lines, view_targets
+
+        view = bench_view(10_000 if args.quick else 100_000)
     except BenchError as exc:
         note(f"bench failed: {exc}")
         return 1
@@ -392,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| export sharegpt, {export_rows:,} rows | {export:,.0f} rows/s |")
     for size, mb in sorted(evaluate.items()):
         print(f"| peak RSS, evaluate --no-judge of {size:,} rows | {mb:.0f} MB |")
+    print("\n".join(view_lines(view)))
     if limits:
         from tests.bench_ratelimit import table_lines
 
@@ -400,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     if sharing:
         print("\n" + "\n".join(sharing))
     print("\n### Targets\n")
-    verdicts = targets(runs, help_s, rss, export, evaluate)
+    verdicts = targets(runs, help_s, rss, export, evaluate) + view_targets(view)
     print(table([["target", "measured", "verdict"], *[[t, m, "PASS" if ok else "FAIL"] for t, m, ok in verdicts]]))
     return 0
 

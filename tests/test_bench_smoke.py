@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
+
 from tests.bench import measure, run_size
 from tests.bench_sharing import _chunks, cache_run, index_start
 from tests.fakeserver import FakeOpenAIServer
@@ -32,3 +34,15 @@ def test_sharing_scenarios_on_tiny_runs(fake_server: FakeOpenAIServer, tmp_path:
     assert run.calls == 16 == fake_server.snapshot()["ok"] and run.refused == 0 and run.cpu_ms_per_call > 0
     first, later = index_start(tmp_path, _chunks(20))
     assert first > 0 and later > 0
+
+
+def test_view_bench_on_a_tiny_file() -> None:
+    from tests.bench_view import bench_view, view_lines, view_targets
+    from tests.browser import chromium_path
+
+    if chromium_path() is None:  # not the `browser` fixture: the bench starts Playwright itself
+        pytest.skip("no Chromium: install Debian's chromium package (`make test` does it when run as root)")
+    report = bench_view(200)
+    assert report["rows"] == 200 and report["html_mb"] > 0
+    assert report["page"]["grade_filter"]["rows"] > 0 and report["page"]["list_shown_s"] > 0
+    assert len(view_lines(report)) == 5 and len(view_targets(report)) == 2

@@ -57,6 +57,9 @@ def test_push_creates_the_repo_and_uploads_the_folder_in_one_commit(hub: FakeHub
     assert repo.private is False
     assert repo.files == local_files(folder)
     assert len(repo.commits) == 1
+    again = push(hub, str(folder), "--repo", "acme/support-chats")  # nothing changed: no empty commit
+    assert again.returncode == 0, again.stderr
+    assert len(repo.commits) == 1
     assert hub.unknown == []
     assert not any("agent-harnesses" in r for r in hub.requests)  # no telemetry from huggingface_hub either
 
