@@ -142,3 +142,16 @@ def test_hf_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
     result = invoke_export(str(source), *args)
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_a_failed_parquet_file_closes_pyarrows_writer_and_leaves_nothing(tmp_path: Path) -> None:
+    # Left open, pyarrow's writer wrote its footer into the closed file when collected ("write to closed file").
+    import pyarrow as pa
+
+    from afterimage_cli.export.writer import Destination, ParquetWriter
+
+    writer = ParquetWriter(Destination(str(tmp_path / "part.parquet")), pa.schema([pa.field("text", pa.string())]))
+    writer.write({"text": "a row"})
+    writer.close(success=False)
+    assert not writer._writer.is_open
+    assert list(tmp_path.iterdir()) == []
