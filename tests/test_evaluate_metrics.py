@@ -144,6 +144,16 @@ def test_charts_are_well_formed_svg() -> None:
     ET.fromstring(range_chart({**criteria, "grounding": {"count": 0, "mean": None}}))
 
 
+def test_bar_labels_do_not_overlap() -> None:
+    # The grade names overlapped: every slot was 46 px, "needs improvement" alone is ~100 px of 11 px text.
+    labels = ["perfect", "good", "needs_improvement", "bad", "not_acceptable"]
+    svg = ET.fromstring(bar_chart(labels, [1, 2, 3, 4, 5]))
+    texts = [t for t in svg.iter("{http://www.w3.org/2000/svg}text") if t.text and t.text.replace(" ", "_") in labels]
+    centres = [float(t.get("x")) for t in texts]
+    for (left, a), (right, b) in zip(zip(centres, labels), zip(centres[1:], labels[1:]), strict=False):
+        assert right - left >= 6 * (len(a) + len(b)) / 2, (a, b)
+
+
 def test_shape_check_accepts_published_rows_and_names_problems() -> None:
     assert conversation_problem(published_row(0)) is None
     assert conversation_problem({"conversations": [{"role": "user", "content": 3}]}) == (
