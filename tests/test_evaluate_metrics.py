@@ -150,8 +150,10 @@ def test_bar_labels_do_not_overlap() -> None:
     svg = ET.fromstring(bar_chart(labels, [1, 2, 3, 4, 5]))
     texts = [t for t in svg.iter("{http://www.w3.org/2000/svg}text") if t.text and t.text.replace(" ", "_") in labels]
     centres = [float(t.get("x")) for t in texts]
-    for (left, a), (right, b) in zip(zip(centres, labels), zip(centres[1:], labels[1:]), strict=False):
-        assert right - left >= 6 * (len(a) + len(b)) / 2, (a, b)
+    assert len(centres) == len(labels)
+    for i in range(len(labels) - 1):
+        gap = centres[i + 1] - centres[i]
+        assert gap >= 6 * (len(labels[i]) + len(labels[i + 1])) / 2, (labels[i], labels[i + 1])
 
 
 def test_shape_check_accepts_published_rows_and_names_problems() -> None:

@@ -48,9 +48,6 @@ class StringTable:
             self.strings.append(value)
         return found
 
-    def maybe(self, value: Any) -> int | None:
-        return self.ref(value) if isinstance(value, str) else None
-
 
 @dataclass
 class Catalog:
