@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from pathlib import Path
 from typing import Any
 
 from .config import Config, ModelConfig, ModifierConfig
@@ -21,19 +22,9 @@ from .personas.store import writable_format
 from .providers.base import LLMProvider
 from .providers.factory import build_key_pool, parse_model
 from .registry import instruction_generators, is_builtin, prompt_modifiers, providers, retrievers, storage
-from .resources import Resources, grounding_warnings
+from .resources import Resources, with_resources
+from .stopping import chunk_coverage_target, coverage_method
 from .storage.base import BaseStorage
-
-
-def with_resources(factory: Any, resources: Resources | None, options: dict[str, Any]) -> dict[str, Any]:
-    """The options, plus `resources` when the factory declares that parameter (built-ins that need documents)."""
-    try:
-        parameter = inspect.signature(factory).parameters.get("resources")
-    except (TypeError, ValueError):
-        return dict(options)
-    if resources is None or parameter is None or parameter.kind is inspect.Parameter.VAR_KEYWORD:
-        return dict(options)
-    return {**options, "resources": resources}
 
 
 def check_options(factory: Any, field: str, *args: Any, **options: Any) -> None:
@@ -119,11 +110,29 @@ def check_model(where: str, model: ModelConfig) -> None:
             raise type(exc)(f"{where}: {exc}") from None
 
 
+def check_batch_mode(cfg: Config) -> None:
+    """In batch mode every model an item calls must speak a batch protocol (providers/batch): refused before
+    the run, naming the model block, rather than at its first round."""
+    if cfg.generation.mode != "batch":
+        return
+    for where, model in budgeted_models(cfg):
+        if where == "persona_generation.model":
+            continue  # called before the first item, online
+        spec = parse_model(model.model, api_base=model.api_base, provider=model.provider)
+        if getattr(providers.resolve(spec.provider, f"{where}.provider"), "batch_protocol", None) is None:
+            raise ConfigError(
+                f"{where}: {model.model} cannot run in batch mode (generation.mode / --mode batch): it goes "
+                f"through the {spec.provider} transport, and batch mode needs an OpenAI-protocol model (openai/…, "
+                "azure/…, an api_base server with /v1/batches) or an Anthropic model (anthropic/…)"
+            )
+
+
 def check_components(cfg: Config, resources: Resources | None = None) -> list[str]:
     """Resolve every named component as a run would, calling no plugin, and return warnings; raise on errors."""
     check_model("respondent", cfg.respondent)
     if cfg.correspondent:
         check_model("correspondent", cfg.correspondent)
+    check_batch_mode(cfg)
     resources = resources or Resources(cfg)
     instruction_generator = checked_instruction_generator(cfg, resources)
     check_modifiers(cfg, resources)
@@ -139,4 +148,33 @@ def check_components(cfg: Config, resources: Resources | None = None) -> list[st
         cfg.personas or cfg.personas_file or cfg.persona_generation
     ):
         warnings.append("the 'persona' modifier is listed but no personas are configured")
+    return warnings
+
+
+def grounding_warnings(cfg: Config, resources: Resources, instruction_generator: Any) -> list[str]:
+    """Check documents, personas and stopping rules as a run would (raising ConfigError); return warnings.
+
+    `instruction_generator` is the built generator, or a plugin's class (plugins are not built to check)."""
+    warnings = []
+    if cfg.documents is not None:
+        resources.corpus()
+    if cfg.personas_file and (cfg.persona_generation is None or Path(cfg.personas_file).exists()):
+        resources.known_personas()
+    if cfg.retriever is not None and not any(m.name == "rag" for m in cfg.modifiers):
+        warnings.append("a `retriever:` is configured but no 'rag' modifier uses it")
+    if cfg.persona_generation is not None and cfg.documents is None:
+        warnings.append("persona_generation without documents: personas are written from the system prompt")
+    has_personas = bool(cfg.personas or cfg.personas_file or cfg.persona_generation)
+    if getattr(instruction_generator, "use_persona", False) and not has_personas:
+        warnings.append(f"instructions.generator {cfg.instructions.generator!r} writes as a persona, but none are set")
+    rule = cfg.generation.stop_when
+    if rule is not None and rule.chunk_coverage is not None:
+        if isinstance(instruction_generator, type):  # a plugin's class: it is not built just to check
+            coverage_method(instruction_generator)
+        else:
+            chunk_coverage_target(instruction_generator, rule.chunk_coverage)
+    if rule is not None and rule.all_personas_used and not has_personas:
+        raise ConfigError(
+            "generation.stop_when.all_personas_used needs personas (personas, personas_file or persona_generation)"
+        )
     return warnings

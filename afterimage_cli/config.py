@@ -120,6 +120,9 @@ class StopWhenConfig(_Strict):
         return self
 
 
+RunMode = Literal["online", "batch"]
+
+
 class GenerationConfig(_Strict):
     """What to generate and how much of it."""
 
@@ -139,6 +142,9 @@ class GenerationConfig(_Strict):
     on_truncated: Literal["retry", "keep", "reject"] = Field(
         default="retry",
         description="An answer cut off by max_tokens: ask again (then reject the item), keep it (marked), or reject.",
+    )
+    mode: RunMode = Field(
+        default="online", description="online: calls go out at once; batch: in rounds through batch APIs (half price)."
     )
 
     @model_validator(mode="after")
@@ -293,6 +299,7 @@ class EvaluationConfig(_Strict):
         description="Criteria judged only when the row has a context; otherwise not applicable.",
     )
     concurrency: int = Field(default=8, ge=1, description="Conversations judged at once.")
+    mode: RunMode = Field(default="online", description="online, or batch: judge calls through batch APIs (--mode).")
     near_duplicate_threshold: float = Field(default=0.8, gt=0, le=1, description="Estimated Jaccard similarity.")
     dedup_window: int = Field(default=50_000, ge=1, description="Recent rows kept for duplicate detection.")
     max_context_chars: int = Field(default=12_000, ge=0, description="Context shown to the judge, at most.")
@@ -321,6 +328,21 @@ class CacheConfig(_Strict):
     enabled: bool = True
     path: str | None = Field(
         default=None, description="SQLite file; default $XDG_CACHE_HOME/afterimage/responses.sqlite."
+    )
+
+
+class BatchConfig(_Strict):
+    """Batch mode (`generation.mode: batch`, `--mode batch`): how rounds are sized, watched and finished."""
+
+    poll_interval: float = Field(default=30.0, gt=0, description="Seconds between asking how the batches stand.")
+    finish_online_below: int = Field(
+        default=0, ge=0, description="A round of fewer requests than this goes out online instead (0: never)."
+    )
+    items_in_flight: int = Field(
+        default=50_000, ge=1, description="Conversations advanced together, one call each per round."
+    )
+    max_requests: int | None = Field(
+        default=None, ge=1, description="Requests per batch, at most (default: the provider's limit)."
     )
 
 
@@ -368,6 +390,7 @@ class Config(_Strict):
     error_budget: ErrorBudgetConfig = Field(default_factory=ErrorBudgetConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    batch: BatchConfig = Field(default_factory=BatchConfig)
 
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
@@ -381,8 +404,8 @@ class Config(_Strict):
 # changing them (more rows, more concurrency, another endpoint or key, a budget) resumes the same run.
 # The model an api_base server serves is not a field: the run asks the server and adds it (engine/served.py).
 OPERATIONAL_FIELDS: dict[type[BaseModel], frozenset[str]] = {
-    Config: frozenset({"storage", "retry", "error_budget", "cache", "budget"}),
-    GenerationConfig: frozenset({"num_conversations", "concurrency", "stop_when"}),
+    Config: frozenset({"storage", "retry", "error_budget", "cache", "budget", "batch"}),
+    GenerationConfig: frozenset({"num_conversations", "concurrency", "stop_when", "mode"}),
     ModelConfig: frozenset(
         {
             *("api_base", "api_key_env", "timeout", "provider", "max_concurrency", "rpm", "tpm"),
@@ -392,5 +415,5 @@ OPERATIONAL_FIELDS: dict[type[BaseModel], frozenset[str]] = {
     RetrieverConfig: frozenset({"path", "url", "api_key_env", "collection"}),
     EmbeddingConfig: frozenset({"api_base", "api_key_env", "batch_size"}),
     PersonaGenerationConfig: frozenset({"concurrency"}),
-    EvaluationConfig: frozenset({"concurrency"}),
+    EvaluationConfig: frozenset({"concurrency", "mode"}),
 }

@@ -74,9 +74,11 @@ class GenerationMonitor:
         self.limiters: dict[str, Any] = {}
         self.outage_gates: dict[str, Any] = {}  # OutageGate by server, for "down" in the status line
         self.cache_hits = 0
+        self.batches: Any = None  # batch mode's rounds (engine/rounds.py): round and batches in the status line
         self._progress: Progress | None = None
         self._next_refresh = 0.0
         self._task: Any = None
+        self._logging = False
 
     def record_response(self, response: LLMResponse) -> None:
         """One answered LLM call: a success, or an answer rejected as unusable (its tokens were billed)."""
@@ -127,6 +129,7 @@ class GenerationMonitor:
             + (f" · cached {self.cache_hits}" if self.cache_hits else "")
             + (f" · rejected {sum(self.rejected.values())}" if self.rejected else "")
             + self._outage_text()
+            + (self.batches.status_text() if self.batches is not None else "")
         )
 
     def _outage_text(self) -> str:
@@ -158,8 +161,12 @@ class GenerationMonitor:
             yield self
             return
         if not self.console.is_terminal:
-            with self._log_lines():
-                yield self
+            self._logging = True
+            try:
+                with self._log_lines():
+                    yield self
+            finally:
+                self._logging = False
             return
         progress = _TwoLineProgress(
             self,
@@ -179,6 +186,13 @@ class GenerationMonitor:
             finally:
                 self._refresh(force=True)
                 self._progress = None
+
+    def batch_polled(self) -> None:
+        """Batch mode asked how its batches stand: refresh the display; in a log, one line per poll."""
+        if self._progress is not None:
+            self._refresh(force=True)
+        elif self._logging:
+            self.console.print(self.log_line(), highlight=False)
 
     def eta_text(self) -> str:
         """'eta H:MM:SS' from this run's own rate (resumed rows excluded)."""
@@ -232,6 +246,7 @@ class GenerationMonitor:
             "elapsed_s": round(self.elapsed, 3),
             "calls_per_s": round(self.usage.calls / self.elapsed, 2),
             "models": sorted(self.usage.models),
+            **({"batch": self.batches.summary()} if self.batches is not None else {}),
         }
 
     def print_summary(self, headline: str = "done") -> None:

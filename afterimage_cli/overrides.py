@@ -26,6 +26,7 @@ FLAG_OF = {
     "generation.min_turns": "--max-turns",
     "generation.concurrency": "--concurrency",
     "generation.seed": "--seed",
+    "generation.mode": "--mode",
     "storage.path": "-o",
     "budget.max_cost_usd": "--max-cost",
     "budget.max_total_tokens": "--max-total-tokens",
@@ -48,6 +49,7 @@ class Overrides:
     max_cost: float | None = None
     max_total_tokens: int | None = None
     api_key_env: str | None = None
+    mode: str | None = None
 
 
 def apply_overrides(cfg: Config, flags: Overrides) -> Config:
@@ -74,6 +76,8 @@ def apply_overrides(cfg: Config, flags: Overrides) -> Config:
         gen["concurrency"] = flags.concurrency
     if flags.seed is not None:
         gen["seed"] = flags.seed
+    if flags.mode is not None:
+        gen["mode"] = flags.mode
     if flags.no_cache:
         data["cache"]["enabled"] = False
     if flags.max_cost is not None:

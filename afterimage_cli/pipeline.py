@@ -1,67 +1,24 @@
-"""Builds a run from a Config: providers, callbacks, storage, generator; and the run's fingerprint."""
+"""Builds a run from a Config: providers, callbacks, storage and the generator, wired."""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-from pydantic import BaseModel
-
 from .components import build_instruction_generator, build_modifiers, build_storage, check_components
-from .config import OPERATIONAL_FIELDS, Config, ModelConfig
+from .config import Config
+from .engine.call_stack import batch_rounds, build_provider, open_cache
+from .engine.fingerprint import grounded_fingerprint
 from .engine.ledger import ledger_path
-from .engine.retry import ErrorBudget, RetryingProvider
+from .engine.retry import ErrorBudget
+from .engine.rounds import BatchRounds
 from .engine.served import aidentify_served
-from .engine.spend import SpendLimit
 from .generators.base import BaseGenerator
 from .monitor import GenerationMonitor
 from .providers.base import LLMProvider
-from .providers.cache import CachedProvider, ResponseCache, default_cache_path, open_response_cache
-from .providers.factory import LLMFactory, parse_model
-from .providers.ratelimit import RateLimiter
+from .providers.cache import ResponseCache
 from .resources import Resources
-from .types import Persona
-
-
-def content_settings(value: Any) -> Any:
-    """A config (or part of one) as plain data, without its OPERATIONAL_FIELDS."""
-    if isinstance(value, BaseModel):
-        skip = OPERATIONAL_FIELDS.get(type(value), frozenset())
-        return {name: content_settings(getattr(value, name)) for name in type(value).model_fields if name not in skip}
-    if isinstance(value, list | tuple):
-        return [content_settings(item) for item in value]
-    if isinstance(value, dict):
-        return {key: content_settings(item) for key, item in value.items()}
-    return value
-
-
-def run_fingerprint(cfg: Config, content: str = "", served: Mapping[str, str] | None = None) -> str:
-    """A hash of everything that decides a row's content (see OPERATIONAL_FIELDS for what is left out).
-
-    `content` is a hash of what the config points at (the documents' chunks), so editing a document
-    makes a new run instead of resuming into a mix of old and new rows. `served` is what each role's
-    api_base server said it serves (role → id): the URL is operational, the model behind it is not."""
-    data = content_settings(cfg)
-    if content:
-        data["content"] = content
-    if served:
-        data["served"] = dict(served)
-    if not cfg.quality.auto_improve:  # the judge decides row content only through the quality gate
-        data.pop("quality", None)
-        data.pop("evaluation", None)
-    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
-def grounded_fingerprint(
-    cfg: Config, resources: Resources, personas: Sequence[Persona], served: Mapping[str, str] | None = None
-) -> str:
-    """The run fingerprint with what the config points at: the documents' chunks and the personas in use
-    (a regenerated personas file is a new run, not a resume into a mix), and the served models."""
-    drawn = hashlib.sha256(orjson.dumps([[p.description, p.depth] for p in personas])).hexdigest()
-    return run_fingerprint(cfg, resources.content_fingerprint() + (drawn if personas else ""), served)
 
 
 @dataclass
@@ -78,6 +35,7 @@ class Run:
     # role → (raw provider, the provider the run calls), for asking api_base servers what they serve.
     roles: dict[str, tuple[LLMProvider, LLMProvider]] = field(default_factory=dict)
     served: dict[str, str] = field(default_factory=dict)
+    rounds: BatchRounds | None = None  # batch mode
 
     async def aprepare(self, say: Callable[[str], object] | None = None) -> None:
         """Work a run does before its first item: the api_base servers asked which model they serve (before
@@ -92,6 +50,8 @@ class Run:
             self.generator.fingerprint = self.fingerprint
 
     async def aclose(self) -> None:
+        if self.rounds is not None:
+            await self.rounds.aclose()
         for provider in self.providers:
             await provider.aclose()
         if self.resources is not None:
@@ -100,56 +60,13 @@ class Run:
             self.cache.close()
 
 
-def open_cache(cfg: Config) -> ResponseCache | None:
-    """The run's response cache, unless it is off."""
-    if not cfg.cache.enabled:
-        return None
-    return open_response_cache(cfg.cache.path or default_cache_path())
-
-
-def server_name(model: ModelConfig) -> str:
-    """How an outage message names the server a model is served by (its outage gate is shared by name)."""
-    if model.api_base:
-        return f"the server at {model.api_base}"
-    spec = parse_model(model.model, provider=model.provider)
-    return f"the {spec.prefix or spec.provider} API"
-
-
-def build_provider(
-    model: ModelConfig,
+def build_quality_gate(
     cfg: Config,
+    respondent: LLMProvider,
     budget: ErrorBudget,
     monitor: GenerationMonitor,
-    cache: ResponseCache | None = None,
-    where: str = "",
-) -> tuple[LLMProvider, LLMProvider]:
-    """(raw provider, the one every call goes through: cache → retries and budget → rate limiter → raw).
-
-    `where` is the model block's place in the config (`respondent`, …), named by errors that a setting
-    of it must change. The offline provider is neither cached nor rate limited: it is deterministic and local.
-    """
-    raw = LLMFactory.from_config(model)
-    if where and hasattr(raw, "config_path"):
-        raw.config_path = where
-    if raw.model_name.split("/")[0] == "offline":
-        return raw, RetryingProvider(raw, cfg.retry, budget, monitor)
-    limiter = RateLimiter(
-        max_concurrency=model.max_concurrency, rpm=model.rpm, tpm=model.tpm, adaptive=model.adaptive_concurrency
-    )
-    monitor.limiters[raw.model_name] = limiter
-    spend = SpendLimit(monitor, cfg.budget.max_cost_usd, cfg.budget.max_total_tokens)
-    outage = budget.outage_gate(server_name(model), cfg.retry.base_delay)
-    monitor.outage_gates[outage.server] = outage
-    wrapped: LLMProvider = RetryingProvider(
-        raw, cfg.retry, budget, monitor, limiter, model.max_tokens or 256, spend, outage
-    )
-    if cache is not None:
-        wrapped = CachedProvider(wrapped, cache, LLMFactory.request_params(model), on_hit=monitor.record_cache_hit)
-    return raw, wrapped
-
-
-def build_quality_gate(
-    cfg: Config, respondent: LLMProvider, budget: ErrorBudget, monitor: GenerationMonitor, cache: ResponseCache | None
+    cache: ResponseCache | None,
+    rounds: BatchRounds | None = None,
 ) -> tuple[LLMProvider | None, Any]:
     """(the judge's own raw provider or None, generate's quality gate or None when auto_improve is off)."""
     if not cfg.quality.auto_improve:
@@ -159,7 +76,7 @@ def build_quality_gate(
 
     raw, judge = None, respondent  # without evaluation.judge the respondent judges, through its own limiter
     if cfg.evaluation.judge is not None:
-        raw, judge = build_provider(cfg.evaluation.judge, cfg, budget, monitor, cache, "evaluation.judge")
+        raw, judge = build_provider(cfg.evaluation.judge, cfg, budget, monitor, cache, "evaluation.judge", rounds)
     return raw, QualityGate(ConversationJudge(judge, cfg.evaluation), cfg.quality)
 
 
@@ -173,11 +90,12 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
     budget = ErrorBudget(cfg.error_budget)
     resources.budget = budget
     cache = open_cache(cfg)
-    respondent_raw, respondent = build_provider(cfg.respondent, cfg, budget, monitor, cache, "respondent")
+    rounds = batch_rounds(cfg, monitor) if cfg.generation.mode == "batch" else None
+    respondent_raw, respondent = build_provider(cfg.respondent, cfg, budget, monitor, cache, "respondent", rounds)
     correspondent_raw, correspondent = respondent_raw, respondent
     if cfg.correspondent:
         correspondent_raw, correspondent = build_provider(
-            cfg.correspondent, cfg, budget, monitor, cache, "correspondent"
+            cfg.correspondent, cfg, budget, monitor, cache, "correspondent", rounds
         )
     resources.persona_llm = correspondent
     if cfg.persona_generation is not None and cfg.persona_generation.model is not None:
@@ -206,7 +124,7 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
         ledger_path=ledger_path(cfg.storage.path),
         max_rejected_share=cfg.error_budget.max_rejected_share,
     )
-    judge_raw, common["quality_gate"] = build_quality_gate(cfg, respondent, budget, monitor, cache)
+    judge_raw, common["quality_gate"] = build_quality_gate(cfg, respondent, budget, monitor, cache, rounds)
     roles = {"respondent": (respondent_raw, respondent), "correspondent": (correspondent_raw, correspondent)}
     if judge_raw is not None:  # a judge of its own decides rows through the quality gate
         roles["judge"] = (judge_raw, common["quality_gate"].judge.provider)
@@ -217,6 +135,7 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
         generator = StructuredGenerator(schema=gen.output_schema, **common)
     else:
         generator = ConversationGenerator(**common)
+    generator.rounds = rounds
     distinct = [respondent_raw] if correspondent_raw is respondent_raw else [respondent_raw, correspondent_raw]
     distinct += [judge_raw] if judge_raw is not None else []
     return Run(
@@ -228,4 +147,5 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
         resources=resources,
         cache=cache,
         roles=roles,
+        rounds=rounds,
     )

@@ -158,8 +158,10 @@ REGISTRIES: dict[str, Registry] = {
 }
 
 providers.register("litellm", "afterimage_cli.providers.litellm_provider:LiteLLMProvider")
+providers.register("gemini", "afterimage_cli.providers.gemini_direct:GeminiProvider")
 providers.register("offline", "afterimage_cli.providers.offline:OfflineProvider")
 providers.register("openai_compat", "afterimage_cli.providers.openai_compat:OpenAICompatProvider")
+providers.register("anthropic", "afterimage_cli.providers.anthropic_direct:AnthropicProvider")
 
 instruction_generators.register("simple", "afterimage_cli.instructions.simple:SimpleInstructionGenerator")
 instruction_generators.register("contextual", "afterimage_cli.instructions.contextual:ContextualInstructionGenerator")

@@ -7,6 +7,7 @@ that declares a `resources` parameter. Everything is built on first use, so `val
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,8 +63,6 @@ class Resources:
         """The configured retriever (Qdrant in local mode when `retriever:` is absent); not yet indexed."""
         if self._retriever is None:
             cfg = self.cfg.retriever or RetrieverConfig()
-            from .components import with_resources  # components imports this module
-
             factory = retrievers.resolve(cfg.type, "retriever.type")
             try:
                 self._retriever = factory(cfg, self.corpus(needed_by).chunks, **with_resources(factory, self, {}))
@@ -157,32 +156,12 @@ class Resources:
             await provider.aclose()
 
 
-def grounding_warnings(cfg: Config, resources: Resources, instruction_generator: Any) -> list[str]:
-    """Check documents, personas and stopping rules as a run would (raising ConfigError); return warnings.
-
-    `instruction_generator` is the built generator, or a plugin's class (plugins are not built to check)."""
-    from .stopping import chunk_coverage_target, coverage_method
-
-    warnings = []
-    if cfg.documents is not None:
-        resources.corpus()
-    if cfg.personas_file and (cfg.persona_generation is None or Path(cfg.personas_file).exists()):
-        resources.known_personas()
-    if cfg.retriever is not None and not any(m.name == "rag" for m in cfg.modifiers):
-        warnings.append("a `retriever:` is configured but no 'rag' modifier uses it")
-    if cfg.persona_generation is not None and cfg.documents is None:
-        warnings.append("persona_generation without documents: personas are written from the system prompt")
-    has_personas = bool(cfg.personas or cfg.personas_file or cfg.persona_generation)
-    if getattr(instruction_generator, "use_persona", False) and not has_personas:
-        warnings.append(f"instructions.generator {cfg.instructions.generator!r} writes as a persona, but none are set")
-    rule = cfg.generation.stop_when
-    if rule is not None and rule.chunk_coverage is not None:
-        if isinstance(instruction_generator, type):  # a plugin's class: it is not built just to check
-            coverage_method(instruction_generator)
-        else:
-            chunk_coverage_target(instruction_generator, rule.chunk_coverage)
-    if rule is not None and rule.all_personas_used and not has_personas:
-        raise ConfigError(
-            "generation.stop_when.all_personas_used needs personas (personas, personas_file or persona_generation)"
-        )
-    return warnings
+def with_resources(factory: Any, resources: Resources | None, options: dict[str, Any]) -> dict[str, Any]:
+    """The options, plus `resources` when the factory declares that parameter (built-ins that need documents)."""
+    try:
+        parameter = inspect.signature(factory).parameters.get("resources")
+    except (TypeError, ValueError):
+        return dict(options)
+    if resources is None or parameter is None or parameter.kind is inspect.Parameter.VAR_KEYWORD:
+        return dict(options)
+    return {**options, "resources": resources}

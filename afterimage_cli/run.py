@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import yaml
 from rich.console import Console
 
+from .components import checked_instruction_generator
 from .config import Config
+from .engine.fingerprint import grounded_fingerprint
 from .engine.items import ItemPlanner
 from .errors import BudgetExceeded, RunAborted
 from .monitor import GenerationMonitor
-from .pipeline import build_run, check_components, grounded_fingerprint
-from .providers.factory import model_price
+from .pipeline import build_run, check_components
+from .providers.factory import model_batch_price, model_price
 from .providers.logging import warn
 from .resources import Resources
-from .stopping import target_items, with_planned_target
+from .stopping import chunk_coverage_target, items_until_all_used, target_items
 
 ASSUMED_ANSWER_TOKENS = 300
 ASSUMED_QUESTION_TOKENS = 40
@@ -114,17 +117,25 @@ def estimate(cfg: Config) -> dict[str, Any]:
     per_item_in = respondent_in + simulator_in + instruction_calls * 60
     per_item_out = turns * answer + (turns - 1 + instruction_calls) * ASSUMED_QUESTION_TOKENS
     n = gen.num_conversations
-    price = model_price(cfg.respondent)
-    user_price = model_price(cfg.user_model)
+    batch = gen.mode == "batch"
+    price_of = model_batch_price if batch else model_price
+    price = price_of(cfg.respondent)
+    user_price = price_of(cfg.user_model)
     cost = None
     if price is not None and user_price is not None:
         # Split by role: the respondent's share is its own calls; the rest is the simulated user's.
         share = (turns / per_item_calls) if per_item_calls else 1.0
         cost = n * (
-            share * (per_item_in * price[0] + per_item_out * price[1])
-            + (1 - share) * (per_item_in * user_price[0] + per_item_out * user_price[1])
+            share * (per_item_in * price.input + per_item_out * price.output)
+            + (1 - share) * (per_item_in * user_price.input + per_item_out * user_price.output)
         )
+    rounds: dict[str, Any] = {}
+    if batch:
+        # Each item makes its calls one per round; items_in_flight of them advance together, in waves.
+        calls_per_item = math.ceil(instruction_calls) + (1 if gen.kind == "structured" else 2 * gen.max_turns - 1)
+        rounds = {"mode": "batch", "rounds": calls_per_item * math.ceil(n / cfg.batch.items_in_flight)}
     return {
+        **rounds,
         "conversations": n,
         "llm_calls": round(per_item_calls * n),
         "prompt_tokens": round(per_item_in * n),
@@ -164,7 +175,30 @@ def preview(cfg: Config, items: int = 3) -> dict[str, Any]:
         f"# estimate: {est['llm_calls']:,} LLM calls, {est['prompt_tokens']:,} prompt tokens, "
         f"{est['completion_tokens']:,} completion tokens, "
         + ("cost unknown (unpriced model)" if est["cost_usd"] is None else f"~${est['cost_usd']:,.4f}")
-        + f" ({est['assumptions']})",
+        + f" ({est['assumptions']})"
+        + (f"; batch mode: at batch prices, about {est['rounds']} rounds" if "rounds" in est else ""),
         *(f"# warning: {w}" for w in warnings),
     ]
     return {"config": resolved, "items": plans, "estimate": est, "warnings": warnings, "text": "\n".join(lines)}
+
+
+def with_planned_target(cfg: Config) -> Config:
+    """For --dry-run: the config with num_conversations set to what its stopping rule needs, when that is
+    known without a model (chunk coverage always; personas once they are inline or saved)."""
+    rule = cfg.generation.stop_when
+    if rule is None:
+        return cfg
+    resources = Resources(cfg)
+    if rule.chunk_coverage is not None:
+        generator = checked_instruction_generator(cfg, resources)
+        if isinstance(generator, type):  # a plugin: only the run builds it, and only it can count
+            return cfg
+        target = chunk_coverage_target(generator, rule.chunk_coverage)
+    else:
+        personas = resources.known_personas()
+        if resources.personas_to_generate or not personas:
+            return cfg
+        planner = ItemPlanner(cfg.generation.seed, personas, cfg.generation.min_turns, cfg.generation.max_turns)
+        target = items_until_all_used(personas, lambda index: planner.plan(index).persona)
+    generation = cfg.generation.model_copy(update={"num_conversations": target})
+    return cfg.model_copy(update={"generation": generation})

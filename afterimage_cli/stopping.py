@@ -52,29 +52,3 @@ def target_items(cfg: Config, generator: Any) -> int:
             "generation.stop_when.all_personas_used needs personas (personas, personas_file or persona_generation)"
         )
     return items_until_all_used(personas, lambda index: generator.plan(index).persona)
-
-
-def with_planned_target(cfg: Config) -> Config:
-    """For --dry-run: the config with num_conversations set to what its stopping rule needs, when that is
-    known without a model (chunk coverage always; personas once they are inline or saved)."""
-    from .components import checked_instruction_generator
-    from .engine.items import ItemPlanner
-    from .resources import Resources
-
-    rule = cfg.generation.stop_when
-    if rule is None:
-        return cfg
-    resources = Resources(cfg)
-    if rule.chunk_coverage is not None:
-        generator = checked_instruction_generator(cfg, resources)
-        if isinstance(generator, type):  # a plugin: only the run builds it, and only it can count
-            return cfg
-        target = chunk_coverage_target(generator, rule.chunk_coverage)
-    else:
-        personas = resources.known_personas()
-        if resources.personas_to_generate or not personas:
-            return cfg
-        planner = ItemPlanner(cfg.generation.seed, personas, cfg.generation.min_turns, cfg.generation.max_turns)
-        target = items_until_all_used(personas, lambda index: planner.plan(index).persona)
-    generation = cfg.generation.model_copy(update={"num_conversations": target})
-    return cfg.model_copy(update={"generation": generation})

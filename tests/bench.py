@@ -173,12 +173,14 @@ def measure(
     *,
     server_pid: int | None = None,
     poll: float = 0.05,
+    respondent: dict[str, Any] | None = None,
 ) -> Run:
-    """One run of n single-turn conversations through `transport` against a server answering in `latency` s."""
+    """One run of n single-turn conversations through `transport` against a server answering in `latency` s
+    (`respondent`: the model block, when it is not the OpenAI protocol's through that transport)."""
     http(server_url + "/_knobs", {"latency": latency})
     base = http(server_url + "/_stats")["ok"]
     config = workdir / f"{transport}-{concurrency}-{int(latency * 1000)}.yaml"
-    respondent = {"model": "openai/fake-model", "provider": transport, "api_base": server_url + "/v1"}
+    respondent = respondent or {"model": "openai/fake-model", "provider": transport, "api_base": server_url + "/v1"}
     write_config(config, respondent, concurrency)
     samples: list[tuple[float, int, float, float]] = []  # (time, calls done, child CPU s, server CPU s)
 
@@ -308,6 +310,9 @@ def targets(
     if peak["litellm"] and peak["openai_compat"]:
         ratio = peak["openai_compat"] / peak["litellm"]
         out.append(("fast path far above litellm (peak calls/s ≥ 2×)", f"{ratio:.1f}×", ratio >= 2))
+    from tests.bench_native import cpu_target
+
+    out.extend(cpu_target(runs))
     out.append(("`afterimage --help` ≤ 0.3 s", f"{help_s:.2f} s", help_s <= 0.3))
     (small, rs), (big, rb) = sorted(rss.items())
     flat = rb <= 200 and rb <= rs * 1.25 + 10
@@ -344,12 +349,19 @@ def main(argv: list[str] | None = None) -> int:
                     run = measure(server.url, transport, concurrency, latency, n, workdir, server_pid=server.proc.pid)
                     note(f"  {run.calls_per_s:,.0f} calls/s, efficiency {run.efficiency:.2f}")
                     runs.append(run)
+            if not args.only:
+                from tests.bench_native import native_runs
+
+                runs += native_runs(server.url, workdir, server.proc.pid, args.quick)
             from tests.bench_ratelimit import run_scenarios
 
             limits = [] if args.only == "litellm" else run_scenarios(server.url, workdir)
             from tests.bench_sharing import run_all as sharing_scenarios
 
             sharing = [] if args.only else sharing_scenarios(server.url, workdir, args.quick)
+            from tests.bench_batch import run_batch
+
+            sharing += [] if args.only else ["", *run_batch(server.url, workdir, args.quick)]
             note("afterimage --help …")
             help_s = help_time()
             sizes = (1_000, 10_000) if args.quick else (10_000, 100_000)

@@ -6,9 +6,17 @@ import os
 
 # litellm fetches its price map from GitHub at import unless told to use the bundled copy; tests are offline.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-# A real key in the developer's shell must never turn a test into a paid call.
+# A real key in the developer's shell must never turn a test into a paid call, nor a base URL send it elsewhere.
 # (HF_TOKEN too: `afterimage push` must never reach the real Hub from a test.)
-for _name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "HF_TOKEN"):
+for _name in (
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "GEMINI_API_BASE",
+    "HF_TOKEN",
+):
     os.environ.pop(_name, None)
 
 from collections.abc import Iterator  # noqa: E402

@@ -1,13 +1,14 @@
-"""A fake OpenAI-compatible HTTP server for tests and benchmarks.
+"""A fake OpenAI-compatible HTTP server for tests and benchmarks (tests/fake_anthropic.py adds the Anthropic
+Messages API's routes and tests/fake_gemini.py the Gemini API's, with the same knobs).
 
-It answers chat completions, embeddings and the model list on 127.0.0.1 with deterministic content,
-and misbehaves on demand through knobs (plain attributes that may be flipped while it runs): latency,
-429s, 500s, garbage bodies, schema-violating structured output, hung requests (all, or every one after
-the first N), a fixed failure status, rejected keys, a token-bucket admission limit (timed by `clock`,
-which a test may replace), `gather` (hold requests until that many are in flight together, so a test of
-concurrency needs no timing) and an outage (after `down_after` requests, every request for `down_for`
-seconds has its connection dropped, or gets `down_status`); and which model it says it serves (in
-answers and GET /models, or no model list at all). Counters in `stats` record what happened.
+It answers chat completions, embeddings and the model list on 127.0.0.1 with deterministic content, and
+misbehaves on demand through knobs (plain attributes that may be flipped while it runs): latency, 429s, 500s,
+529s (Anthropic's "overloaded"), garbage bodies, schema-violating structured output, hung requests (all, or
+every one after the first N), a fixed failure status, rejected keys, a token-bucket admission limit (timed by
+`clock`, which a test may replace), `gather` (hold requests until that many are in flight together, so a test
+of concurrency needs no timing) and an outage (after `down_after` requests, every request for `down_for`
+seconds has its connection dropped, or gets `down_status`); and which model it says it serves (in answers and
+GET /models, or no model list at all). Counters in `stats` record what happened.
 
 Run it standalone with `python -m tests.fakeserver --port 0 --latency 0.05`: the first stdout line
 is its URL. `GET /_stats` returns the counters and `POST /_knobs` (a JSON object) sets knobs, so a
@@ -32,14 +33,17 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests import fake_anthropic, fake_gemini
+from tests.fake_batches import add_routes as add_batch_routes
+
 END_TOKEN = "[END]"
 EMBEDDING_DIM = 16
 
 KNOBS = tuple(
     "latency rate_429 retry_after rate_500 rate_garbage rate_bad_structured hang hang_after fail_status admit_rps"
-    " end_rate reasoning seed responder rate_limit_headers reject_keys model_name context_tokens filter_words"
+    " rate_529 end_rate reasoning seed responder rate_limit_headers reject_keys model_name context_tokens filter_words"
     " unprocessable_words rate_truncated down_after down_for down_status echo_model models_status model_meta"
-    " gather".split()
+    " gather cached_share".split()
 )
 GATHER_TIMEOUT = 30.0  # seconds a gathering request waits for the others before it goes on alone
 
@@ -183,6 +187,7 @@ class FakeOpenAIServer:
     rate_429: float = 0.0
     retry_after: float | None = 0.05
     rate_500: float = 0.0
+    rate_529: float = 0.0  # Anthropic's "overloaded"
     rate_garbage: float = 0.0
     rate_bad_structured: float = 0.0
     hang: bool = False
@@ -214,6 +219,8 @@ class FakeOpenAIServer:
     models_status: int | None = None
     # What GET /models says of the weights, as llama.cpp's `meta` does (size, parameters …); None: nothing.
     model_meta: dict[str, Any] | None = None
+    # The share of each prompt reported as read from the provider's prompt cache (Gemini's routes).
+    cached_share: float = 0.0
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> None:
         unknown = set(knobs) - set(KNOBS)
@@ -284,6 +291,9 @@ class FakeOpenAIServer:
         app.router.add_get("/models", self._models)
         app.router.add_get("/_stats", self._get_stats)
         app.router.add_post("/_knobs", self._set_knobs)
+        add_batch_routes(self, app)
+        fake_anthropic.add_routes(self, app)
+        fake_gemini.add_routes(self, app)
         # No access log: at thousands of requests/s it would cost more than answering.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -330,10 +340,11 @@ class FakeOpenAIServer:
 
     def _fresh_stats(self, in_flight: int = 0) -> dict[str, Any]:
         """Zeroed counters (in-flight requests are still in flight)."""
-        counts = dict.fromkeys(("requests", "ok", "429", "500", "garbage", "bad_structured", "hung"), 0)
+        counts = dict.fromkeys(("requests", "ok", "429", "500", "529", "garbage", "bad_structured", "hung"), 0)
         counts.update(dict.fromkeys(("rejected", "bad_request", "embeddings", "prompt_tokens", "completion_tokens"), 0))
         counts.update(dict.fromkeys(("context_exceeded", "filtered", "unprocessable", "truncated"), 0))
         counts["down"] = 0
+        counts["cached_tokens"] = 0
         counts["model_lists"] = 0
         return {**counts, "by_key": {}, "models": {}, "in_flight": in_flight, "max_in_flight": in_flight}
 
@@ -419,9 +430,17 @@ class FakeOpenAIServer:
             headers["Retry-After"] = f"{self.retry_after:g}"
         return _json(_error_body(status, message), status, headers)
 
-    async def _handle(self, request: web.Request, answer: Callable[[dict[str, Any]], web.Response]) -> web.Response:
+    async def _handle(
+        self,
+        request: web.Request,
+        answer: Callable[[dict[str, Any]], web.Response],
+        error: Callable[[int, str | None], web.Response] | None = None,
+        model: str | None = None,
+    ) -> web.Response:
         """The knobs, in order: outage, auth, fail_status, bad request, hang, admission, gather, latency,
-        random failures."""
+        random failures. `error` makes an error response in the protocol's shape (OpenAI's by default);
+        `model` is the model a protocol names in its URL rather than its body (Gemini)."""
+        fail = error or self._error
         stats = self.stats  # no await before the try: a reset cannot slip in between
         stats["requests"] += 1
         stats["in_flight"] += 1
@@ -430,12 +449,16 @@ class FakeOpenAIServer:
             if self._is_down():
                 stats["down"] += 1
                 if self.down_status is not None:
-                    return self._error(self.down_status)
+                    return fail(self.down_status)
                 if request.transport is not None:
                     request.transport.abort()  # a restarting server: the client sees a dropped connection
                 return web.Response(status=503)
             auth = request.headers.get("Authorization", "")
-            key = auth[7:] if auth[:7].lower() == "bearer " else auth
+            key = (
+                request.headers.get("x-api-key")
+                or request.headers.get("x-goog-api-key")
+                or (auth[7:] if auth[:7].lower() == "bearer " else auth)
+            )
             self.stats["by_key"][key] = self.stats["by_key"].get(key, 0) + 1
             try:
                 body = orjson.loads(await request.read())
@@ -443,15 +466,15 @@ class FakeOpenAIServer:
                     raise ValueError("the body is not a JSON object")
             except ValueError as exc:
                 self.stats["bad_request"] += 1
-                return self._error(400, f"Invalid JSON body: {exc}")
-            model = str(body.get("model", ""))
+                return fail(400, f"Invalid JSON body: {exc}")
+            model = str(body.get("model", "")) if model is None else model
             self.stats["models"][model] = self.stats["models"].get(model, 0) + 1
             if key in self.reject_keys or self.fail_status is not None:
                 self.stats["rejected"] += 1
-                return self._error(401 if key in self.reject_keys else int(self.fail_status or 500))
+                return fail(401 if key in self.reject_keys else int(self.fail_status or 500))
             if body.get("stream"):
                 self.stats["bad_request"] += 1
-                return self._error(400, "This fake server does not stream.")
+                return fail(400, "This fake server does not stream.")
             if self.hang or (self.hang_after is not None and self.stats["requests"] > self.hang_after):
                 self.stats["hung"] += 1
                 assert self._released is not None
@@ -461,18 +484,21 @@ class FakeOpenAIServer:
                 return web.Response(status=503)
             if not self._admit():
                 self.stats["429"] += 1
-                return self._error(429)
+                return fail(429)
             await self._gather()
             if self.latency > 0:
                 await asyncio.sleep(self.latency)
             draw = self._random()
             if draw < self.rate_429:
                 self.stats["429"] += 1
-                return self._error(429)
+                return fail(429)
             if draw < self.rate_429 + self.rate_500:
                 self.stats["500"] += 1
-                return self._error(500)
-            if draw < self.rate_429 + self.rate_500 + self.rate_garbage:
+                return fail(500)
+            if draw < self.rate_429 + self.rate_500 + self.rate_529:
+                self.stats["529"] += 1
+                return fail(529)
+            if draw < self.rate_429 + self.rate_500 + self.rate_529 + self.rate_garbage:
                 self.stats["garbage"] += 1
                 return _json(_GARBAGE, 200, self._headers())
             return answer(body)
@@ -611,7 +637,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="A fake OpenAI-compatible HTTP server.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    for name in ("latency", "rate_429", "rate_500", "rate_garbage", "rate_bad_structured", "end_rate"):
+    for name in ("latency", "rate_429", "rate_500", "rate_529", "rate_garbage", "rate_bad_structured", "end_rate"):
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=0.0)
     parser.add_argument("--retry-after", type=lambda v: None if v.lower() == "none" else float(v), default=0.05)
     parser.add_argument("--admit-rps", type=float, default=None)

@@ -243,7 +243,7 @@ def test_dry_run_builds_no_index(tmp_path: Path) -> None:
 
 
 def test_fingerprint_follows_document_content_not_index_location(tmp_path: Path) -> None:
-    from afterimage_cli.pipeline import run_fingerprint
+    from afterimage_cli.engine.fingerprint import run_fingerprint
 
     docs = tmp_path / "docs"
     docs.mkdir()

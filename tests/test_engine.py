@@ -13,9 +13,10 @@ FAST_RETRY = {"max_attempts": 8, "base_delay": 0.01, "max_delay": 0.05}
 TRANSPORT = {"name": "openai_compat"}
 
 
-@pytest.fixture(autouse=True, params=["openai_compat", "litellm"])
+@pytest.fixture(autouse=True, params=["openai_compat", "litellm", "gemini"])
 def transport(request):
-    """Every engine test runs through both transports: their behaviour must be identical."""
+    """Every engine test runs through every transport: their behaviour must be identical. (`gemini` calls
+    the fake server's Gemini routes: its generateContent, its errors, its model list.)"""
     TRANSPORT["name"] = request.param
     return request.param
 

@@ -7,9 +7,9 @@ import itertools
 import orjson
 
 from afterimage_cli.config import Config, EvaluationConfig, QualityConfig
+from afterimage_cli.engine.fingerprint import run_fingerprint
 from afterimage_cli.evaluation.judge import ConversationJudge, CriterionVerdict
 from afterimage_cli.evaluation.quality import QualityGate
-from afterimage_cli.pipeline import run_fingerprint
 
 from .evaluate_helpers import FAST_RETRY, judge_responder
 from .helpers import invoke, make_config, read_rows

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from afterimage_cli.config_loader import load_config
+from afterimage_cli.engine.fingerprint import run_fingerprint
 from afterimage_cli.overrides import Overrides, apply_overrides
-from afterimage_cli.pipeline import run_fingerprint
 
 from .helpers import make_config
 

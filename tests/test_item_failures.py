@@ -32,7 +32,7 @@ def status(tmp_path) -> dict:
     return orjson.loads(result.stdout)
 
 
-@pytest.mark.parametrize("provider", ["openai_compat", "litellm"])
+@pytest.mark.parametrize("provider", ["openai_compat", "litellm", "gemini"])
 def test_content_filter_rejects_the_item_and_the_run_still_ends_with_exactly_n(fake_server, tmp_path, provider):
     fake_server.filter_words = ("forbidden",)
     result = run(fake_server, tmp_path, "-n", "30", provider=provider, generation={"max_turns": 1})
@@ -74,10 +74,11 @@ def test_every_item_refused_stops_the_run_with_the_top_causes(fake_server, tmp_p
     assert report["state"] == "stopped" and not report["finished"] and report["rows"] == 0
 
 
-def test_context_overflow_ends_the_dialog_at_the_last_complete_turn(fake_server, tmp_path):
+@pytest.mark.parametrize("provider", ["openai_compat", "gemini"])
+def test_context_overflow_ends_the_dialog_at_the_last_complete_turn(fake_server, tmp_path, provider):
     fake_server.context_tokens = 90
     gen = {"min_turns": 1, "max_turns": 6, "concurrency": 4}
-    result = run(fake_server, tmp_path, "-n", "20", generation=gen)
+    result = run(fake_server, tmp_path, "-n", "20", generation=gen, provider=provider)
     assert result.exit_code == 0, result.stderr
     rows = read_rows(tmp_path / "out.jsonl")
     assert len(rows) == 20
@@ -138,7 +139,8 @@ def test_truncated_answers_rejected_when_asked(fake_server, tmp_path):
     assert all("raise respondent.max_tokens" in r["error"] for r in rejected)
 
 
-def test_truncated_structured_output_fails_fast_naming_max_tokens(fake_server, tmp_path):
+@pytest.mark.parametrize("provider", ["openai_compat", "gemini"])
+def test_truncated_structured_output_fails_fast_naming_max_tokens(fake_server, tmp_path, provider):
     schema = {"type": "object", "properties": {"answer": {"type": "string"}, "steps": {"type": "array"}}}
     result = run(
         fake_server,
@@ -147,6 +149,7 @@ def test_truncated_structured_output_fails_fast_naming_max_tokens(fake_server, t
         "50",
         respondent={"max_tokens": 3},
         generation={"kind": "structured", "output_schema": schema, "concurrency": 2},
+        provider=provider,
     )
     assert result.exit_code == 1
     assert "respondent.max_tokens" in result.stderr and "Traceback" not in result.stderr
@@ -193,7 +196,8 @@ def test_status_of_a_killed_run_and_of_no_run(tmp_path):
     assert missing.exit_code == 2 and "no such output" in missing.stderr
 
 
-def test_a_hostile_server_still_gives_exactly_n_valid_rows(fake_server, tmp_path):
+@pytest.mark.parametrize("provider", ["openai_compat", "gemini"])
+def test_a_hostile_server_still_gives_exactly_n_valid_rows(fake_server, tmp_path, provider):
     """Refuses some prompts forever, overflows the context of long dialogs, cuts 20 % of answers off and
     goes down for 3 s: the run ends with exit 0 and exactly N valid rows, and status tells the story."""
     fake_server.filter_words = ("forbidden",)
@@ -210,6 +214,7 @@ def test_a_hostile_server_still_gives_exactly_n_valid_rows(fake_server, tmp_path
         respondent=priced,
         generation=gen,
         error_budget={"max_rejected_share": 0.5, "max_outage_s": 30},
+        provider=provider,
     )
     assert result.exit_code == 0, result.stderr
     rows = read_rows(tmp_path / "out.jsonl")

@@ -8,6 +8,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from rich.console import Console
@@ -18,6 +19,13 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 1
 R = TypeVar("R")
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class RunModeFlag(StrEnum):
+    """--mode: calls online as they come, or in rounds through the providers' batch APIs."""
+
+    online = "online"
+    batch = "batch"
 
 
 def _quiet_broken_pipe() -> None:

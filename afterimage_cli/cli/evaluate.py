@@ -8,7 +8,7 @@ import orjson
 import typer
 
 from . import app
-from .common import RESUMABLE, run_command, stderr
+from .common import RESUMABLE, RunModeFlag, run_command, stderr
 
 
 @app.command()
@@ -35,6 +35,9 @@ def evaluate(
         None, "--concurrency", min=1, metavar="N", help="Conversations judged at once (default 8)."
     ),
     no_judge: bool = typer.Option(False, "--no-judge", help="Offline metrics only: call no model."),
+    mode: RunModeFlag | None = typer.Option(
+        None, "--mode", help="online, or batch: judge calls in rounds through the provider's batch API."
+    ),
     min_score: float | None = typer.Option(
         None, "--min-score", min=0.0, max=1.0, metavar="X", help="Drop rows whose final_score is below X (0-1)."
     ),
@@ -77,6 +80,7 @@ def evaluate(
             config=config,
             overwrite=overwrite,
             retry_rejected=retry_rejected,
+            mode=mode.value if mode is not None else None,
         )
         summary = run_evaluate(request, stderr)
         if json_summary:

@@ -8,7 +8,7 @@ import orjson
 import typer
 
 from . import app
-from .common import RESUMABLE, run_command, stderr, terminate_like_interrupt
+from .common import RESUMABLE, RunModeFlag, run_command, stderr, terminate_like_interrupt
 
 
 @app.command()
@@ -25,6 +25,9 @@ def generate(
     ),
     concurrency: int | None = typer.Option(None, "--concurrency", min=1, help="Conversations in flight at once."),
     seed: int | None = typer.Option(None, "--seed", help="Seed for every sampling choice."),
+    mode: RunModeFlag | None = typer.Option(
+        None, "--mode", help="online, or batch: rounds through the providers' batch APIs at about half the price."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output instead of resuming it."),
     retry_rejected: bool = typer.Option(
         False, "--retry-rejected", help="Try again the items the ledger records as rejected."
@@ -70,6 +73,7 @@ def generate(
                 max_cost,
                 max_total_tokens,
                 api_key_env=api_key_env,
+                mode=mode.value if mode is not None else None,
             ),
         )
         if dry_run:

@@ -8,6 +8,8 @@ import typer
 from . import app
 from .common import run_command
 
+MAX_BATCHES_SHOWN = 10  # the latest; --json lists them all
+
 
 def _text(report: dict[str, object]) -> str:
     causes = report["rejected_by_cause"]
@@ -21,6 +23,15 @@ def _text(report: dict[str, object]) -> str:
         + (" (" + ", ".join(f"{cause} {n}" for cause, n in causes.items()) + ")" if causes else ""),
         "  cost      " + ("unpriced" if cost is None else f"${cost:.4f}") + f" over {report['sessions']} session(s)",
     ]
+    batch = report.get("batch")
+    if isinstance(batch, dict):
+        lines.append(
+            f"  batches   {len(batch['batches'])} over {batch['rounds']} round(s), "
+            f"{batch['requests_submitted']:,} requests, {batch['in_flight']} in flight"
+        )
+        for b in batch["batches"][-MAX_BATCHES_SHOWN:]:
+            done = f" {b['completed']} done, {b['failed']} failed" if "completed" in b else ""
+            lines.append(f"    round {b['round']}  {b['id']}  {b['model']}  {b['requests']} req  {b['status']}{done}")
     return "\n".join(lines)
 
 

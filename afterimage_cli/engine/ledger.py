@@ -8,6 +8,7 @@ import os
 import socket
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -58,6 +59,7 @@ class RunLedger:
         self.fingerprint = fingerprint
         self._fh: IO[bytes] | None = None
         self._last_checkpoint = time.monotonic()
+        self.previous: list[dict[str, Any]] = []  # what earlier sessions of this run recorded (set by open)
 
     def open(self, *, overwrite: bool = False) -> dict[int, Rejection]:
         """Start a session; return the items earlier sessions of this run rejected (by item number).
@@ -69,6 +71,7 @@ class RunLedger:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "wb" if overwrite else "ab")
+        self.previous = previous
         rejected: dict[int, Rejection] = {}
         for record in previous:
             if record["event"] == "rejected":
@@ -110,28 +113,45 @@ class RunLedger:
             self._fh.close()
             self._fh = None
 
-    def _write(self, record: dict[str, Any]) -> None:
+    def record(self, record: dict[str, Any], *, sync: bool = True) -> None:
+        """Append any event (batch mode records its batches and answers); `sync=False` leaves the fsync to
+        the next synced record, for events written many at a time."""
+        self._write(record, sync=sync)
+
+    def _write(self, record: dict[str, Any], *, sync: bool = True) -> None:
         if self._fh is None:
             return
         self._fh.write(orjson.dumps(record) + b"\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        if sync:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
 
 
-def read_ledger(path: Path | None) -> list[dict[str, Any]]:
-    """The ledger's records; a line torn by a kill (the last one) is skipped."""
+# Batch mode records every answer as one line; most readers skip them unparsed (they are most of the file).
+ANSWER_PREFIX = b'{"event":"batch_line"'
+
+
+def read_ledger(path: Path | None, *, answers: bool = False) -> list[dict[str, Any]]:
+    """The ledger's records (without batch mode's answer lines unless `answers`); a line torn by a kill
+    (the last one) is skipped."""
+    return list(iter_ledger(path, answers=answers))
+
+
+def iter_ledger(path: Path | None, *, answers: bool = True, only_answers: bool = False) -> Iterator[dict[str, Any]]:
+    """The ledger's records one at a time, so a large ledger is never held in memory."""
     if path is None or not path.exists():
-        return []
-    records = []
+        return
     with open(path, "rb") as fh:
         for line in fh:
+            is_answer = line.startswith(ANSWER_PREFIX)
+            if (is_answer and not answers) or (only_answers and not is_answer):
+                continue
             try:
                 record = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue
             if isinstance(record, dict) and "event" in record:
-                records.append(record)
-    return records
+                yield record
 
 
 class RejectionBudget:

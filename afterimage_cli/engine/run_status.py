@@ -104,6 +104,37 @@ def run_status(output: str | Path) -> dict[str, Any]:
         # What every session spent (failed and rejected calls included); rows alone when no ledger says.
         "cost_usd": None if (sessions_unpriced if starts else unpriced) else round(spent if starts else row_cost, 6),
         "rows_cost_usd": None if unpriced else round(row_cost, 6),
+        **_batches(records),
+    }
+
+
+def _batches(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Batch mode: the rounds so far and every batch (id, model, round, requests, last known status)."""
+    batches: dict[str, dict[str, Any]] = {}
+    for record in records:
+        event = record["event"]
+        if event == "batch_submitted":
+            batches[record["id"]] = {
+                "id": record["id"],
+                "model": record.get("model"),
+                "round": record.get("round"),
+                "requests": len(record.get("custom_ids") or ()),
+                "status": "submitted",
+            }
+        elif event in ("batch_status", "batch_ended") and record.get("id") in batches:
+            batch = batches[record["id"]]
+            batch["status"] = record.get("status")
+            batch.update({k: record[k] for k in ("completed", "failed", "answered") if k in record})
+    if not batches:
+        return {}
+    ended = {"completed", "expired", "cancelled", "failed", "ended"}
+    return {
+        "batch": {
+            "rounds": max(int(b["round"] or 0) for b in batches.values()),
+            "batches": list(batches.values()),
+            "requests_submitted": sum(b["requests"] for b in batches.values()),
+            "in_flight": sum(b["status"] not in ended for b in batches.values()),
+        }
     }
 
 

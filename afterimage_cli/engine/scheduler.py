@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import BudgetExceeded, ItemRejected, ProviderError, RunAborted, is_item_level
 from ..monitor import GenerationMonitor, Usage
@@ -17,6 +18,9 @@ from ..storage.base import BaseStorage, Row
 from .items import item_id
 from .ledger import Rejection, RejectionBudget, RunLedger
 from .retry import ErrorBudget
+
+if TYPE_CHECKING:
+    from .rounds import BatchRounds
 
 
 class ItemSource(Protocol):
@@ -31,7 +35,7 @@ class ItemSource(Protocol):
     ledger_path: Path | None
     max_rejected_share: float
 
-    async def run_item(self, index: int, usage: Usage) -> Row: ...
+    async def run_item(self, index: int, usage: Usage, attempt: int = 0) -> Row: ...
 
 
 @dataclass
@@ -44,14 +48,20 @@ class RunResult:
 
 
 async def run_items(
-    gen: ItemSource, target: int, *, overwrite: bool = False, retry_rejected: bool = False
+    gen: ItemSource,
+    target: int,
+    *,
+    overwrite: bool = False,
+    retry_rejected: bool = False,
+    rounds: BatchRounds | None = None,
 ) -> RunResult:
     """Run `gen`'s items until its storage holds `target` rows of the run; resumes from what it holds.
 
     Items are taken in number order, skipping those written and those an earlier session rejected
     (unless `retry_rejected`); a rejected item is replaced by the next number, so the run still ends
     with exactly `target` rows. A budget stop (cost, rejections) takes no new item and lets the items
-    in flight finish; a dead server, a rejected key or an unknown model stop at once."""
+    in flight finish; a dead server, a rejected key or an unknown model stop at once. With `rounds` (batch
+    mode) the same items advance in rounds of batches, resuming from the batches and answers the ledger holds."""
     existing = gen.storage.open_run(gen.fingerprint, overwrite=overwrite)
     ledger = RunLedger(gen.ledger_path, "generate", gen.fingerprint)
     try:
@@ -59,13 +69,15 @@ async def run_items(
     except BaseException:
         gen.storage.close()
         raise
+    if rounds is not None:
+        rounds.resume(ledger, lambda item: item_id(gen.fingerprint, item) in existing, gen.fingerprint[:16])
     skip = {i: r for i, r in earlier.items() if item_id(gen.fingerprint, i) not in existing}
     skip = {} if retry_rejected else skip
     rejections = RejectionBudget(gen.max_rejected_share, rows=len(existing), rejected=len(skip))
     gen.monitor.target = target
     gen.monitor.rows_resumed = len(existing)
     ledger.start(target, resumed_rows=len(existing), skipped_rejected=len(skip))
-    engine = ItemLoop(gen, target - len(existing), existing, skip, ledger, rejections)
+    engine = ItemLoop(gen, target - len(existing), existing, skip, ledger, rejections, rounds)
     status, reason = "interrupted", None
     try:
         await engine.run()
@@ -95,8 +107,11 @@ class ItemLoop:
         skip: dict[int, Rejection],
         ledger: RunLedger,
         rejections: RejectionBudget,
+        rounds: BatchRounds | None = None,
     ) -> None:
         self.gen = generator
+        self.rounds = rounds
+        self.slots = rounds.items_in_flight if rounds is not None else generator.concurrency
         self.needed = needed
         self.ledger = ledger
         self.rejections = rejections
@@ -113,7 +128,7 @@ class ItemLoop:
             return
         try:
             async with asyncio.TaskGroup() as group:
-                for _ in range(min(self.gen.concurrency, self.needed)):
+                for _ in range(min(self.slots, self.needed)):
                     group.create_task(self.worker())
         except* Exception as failures:
             # One worker's error ended the run (the others were cancelled): raise it, not the group.
@@ -134,7 +149,8 @@ class ItemLoop:
             usage = Usage()
             self.in_flight += 1
             try:
-                row = await gen.run_item(index, usage)
+                with self.rounds.item() if self.rounds is not None else nullcontext():
+                    row = await gen.run_item(index, usage, self.attempts.get(index, 0))
             except BudgetExceeded as exc:
                 self.stop = self.stop or exc  # the item stays unwritten: a re-run with more budget makes it
                 continue

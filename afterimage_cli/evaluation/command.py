@@ -11,11 +11,19 @@ from typing import Any
 from rich.console import Console
 
 from ..config import Config, EvaluationConfig, ModelConfig
+from ..config_loader import load_config
+from ..engine.call_stack import batch_rounds, build_provider, open_cache
 from ..engine.ledger import RunLedger, ledger_path
+from ..engine.retry import ErrorBudget
+from ..engine.served import aserved_model, asks_for_served_model
+from ..engine.spend import require_prices
 from ..errors import RunAborted, UsageError
 from ..export.reader import RowReader
 from ..monitor import GenerationMonitor
+from ..providers.base import BaseProvider
+from ..providers.factory import LLMFactory
 from .grading import describe
+from .judge import ConversationJudge
 from .progress import EvaluateProgress, count_lines
 from .reader import open_conversations
 from .resume import evaluation_fingerprint
@@ -46,6 +54,7 @@ class EvaluateRequest:
     config: Path | None = None
     overwrite: bool = False
     retry_rejected: bool = False
+    mode: str | None = None  # online | batch; None: the config's evaluation.mode
 
 
 def default_output(source: str) -> str:
@@ -95,7 +104,6 @@ def _check_paths(request: EvaluateRequest, output: str) -> None:
 
 def evaluate(request: EvaluateRequest, console: Console) -> dict[str, Any]:
     """Run evaluate; print the terminal summary (unless quiet) and write --report; return the summary."""
-    from ..config_loader import load_config
 
     cfg = load_config(request.config) if request.config else None
     eval_cfg = cfg.evaluation if cfg else EvaluationConfig()
@@ -104,8 +112,6 @@ def evaluate(request: EvaluateRequest, console: Console) -> dict[str, Any]:
     judge_model = resolve_judge(request, cfg)
     run_cfg = cfg or Config(respondent=judge_model or ModelConfig(model="offline"))
     if judge_model is not None:
-        from ..engine.spend import require_prices
-
         require_prices(run_cfg.budget.max_cost_usd, [("evaluation.judge", judge_model)])
     monitor = GenerationMonitor(0, console)
     served = _served_judge(judge_model, run_cfg)
@@ -132,7 +138,11 @@ def evaluate(request: EvaluateRequest, console: Console) -> dict[str, Any]:
                 if judge_model is None:
                     runner.run_offline(reader, progress)
                 else:
-                    asyncio.run(_judged(runner, reader, progress, judge_model, served, run_cfg, monitor, request.input))
+                    mode = request.mode or eval_cfg.mode
+                    judged = _judged(
+                        runner, reader, progress, judge_model, served, run_cfg, monitor, request.input, mode
+                    )
+                    asyncio.run(judged)
             status = "finished"
         except RunAborted as exc:
             aborted, status = exc, "stopped"
@@ -170,8 +180,6 @@ def _served_judge(judge_model: ModelConfig | None, cfg: Config) -> str | None:
     """The model the judge's api_base server serves (None without one): part of what the verdicts depend on."""
     if judge_model is None:
         return None
-    from ..engine.served import aserved_model, asks_for_served_model
-    from ..providers.factory import LLMFactory
 
     raw: Any = LLMFactory.from_config(judge_model)
     if not asks_for_served_model(raw):
@@ -195,17 +203,19 @@ async def _judged(
     cfg: Config,
     monitor: GenerationMonitor,
     source: str,
+    mode: str = "online",
 ) -> None:
     """Build the judge through the shared provider stack (cache, retries, limiter), run, close. `served` is
-    what the judge's api_base server said it serves (asked once, before the output was opened)."""
-    from ..engine.retry import ErrorBudget
-    from ..pipeline import build_provider, open_cache
-    from ..providers.base import BaseProvider
-    from .judge import ConversationJudge
+    what the judge's api_base server said it serves (asked once, before the output was opened). In batch
+    mode the judge's calls go out in rounds of batches, resumed from the ledger like generate's."""
 
     budget = ErrorBudget(cfg.error_budget)
     cache = open_cache(cfg)
-    raw, provider = build_provider(judge_model, cfg, budget, monitor, cache=cache, where="evaluation.judge")
+    rounds = batch_rounds(cfg, monitor) if mode == "batch" else None
+    raw, provider = build_provider(judge_model, cfg, budget, monitor, cache, "evaluation.judge", rounds)
+    if rounds is not None and runner.ledger is not None:
+        rounds.resume(runner.ledger, lambda row: False, runner.fingerprint)
+        runner.rounds, runner.concurrency = rounds, cfg.batch.items_in_flight
     # In every cache key: another model loaded behind the judge's URL must not get the old verdicts.
     if isinstance(provider, BaseProvider):
         provider.served_model_id = served
@@ -214,6 +224,8 @@ async def _judged(
     try:
         await runner.run_judged(reader, progress, threaded_read=source == "-")
     finally:
+        if rounds is not None:
+            await rounds.aclose()
         await raw.aclose()
         if cache is not None:
             cache.close()

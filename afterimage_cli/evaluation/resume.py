@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from ..config import EvaluationConfig, ModelConfig
+from ..engine.fingerprint import content_settings
 from ..storage.jsonl import resumable_rows
 
 FINGERPRINT_KEY = "evaluation_fingerprint"
@@ -23,8 +24,6 @@ def evaluation_fingerprint(cfg: EvaluationConfig, judge: ModelConfig | None, ser
     max_tokens, params; not its endpoint, key or limits) or none, the criteria, weights, grades, context
     limit and duplicate settings, and the model an api_base server said it serves (another model loaded
     behind the same URL is another judge). Resuming an output made with another one would mix verdicts."""
-    from ..pipeline import content_settings
-
     data = content_settings(cfg)
     data["judge"] = None if judge is None else content_settings(judge)
     if served is not None:

@@ -14,6 +14,7 @@ import sys
 import time
 from array import array
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -23,10 +24,12 @@ import orjson
 from ..config import EvaluationConfig
 from ..engine.ledger import Rejection, RejectionBudget, RunLedger
 from ..engine.retry import ErrorBudget
+from ..engine.rounds import BatchRounds
 from ..errors import OutputConflictError, ProviderError, RunAborted, is_item_level
 from ..export.reader import RowReader
 from ..export.rows import row_score
 from ..monitor import GenerationMonitor, Usage, current_usage
+from ..providers.cache import CallScope, current_scope
 from ..storage.jsonl import lock_for_writing, resume_errors
 from .duplicates import NearDuplicateIndex
 from .judge import ConversationJudge, Verdict
@@ -88,6 +91,7 @@ class EvaluateRunner:
         self.metrics = RowMetrics(NearDuplicateIndex(cfg.dedup_window, cfg.near_duplicate_threshold))
         self.stats = EvaluationStats()
         self.counts = Counts()
+        self.rounds: BatchRounds | None = None  # batch mode: judge calls wait for their round
         self.done = DoneKeys()
         self.started = time.monotonic()
         self._out: IO[bytes] | None = None
@@ -217,16 +221,38 @@ class EvaluateRunner:
         )
         slots = asyncio.Semaphore(self.concurrency)
 
-        async def judge_one(row: Row) -> Judged:
+        rounds = self.rounds
+
+        async def judge_one(number: int, row: Row) -> Judged:
             usage = Usage()  # this row's calls: what a rejection cost, and whether a budget stop may refuse it
             current_usage.set(usage)
+            if rounds is not None:  # the row's place in the input names its batch requests
+                current_scope.set(CallScope(item=number))
             async with slots:
                 try:
-                    return await judge.judge(row), usage
+                    with rounds.item() if rounds is not None else nullcontext():
+                        return await judge.judge(row), usage
                 except ProviderError as error:  # handled in order by the writer
                     return error, usage
 
+        async def put(entry: tuple[int, Row, dict[str, Any], asyncio.Task[Judged]] | None) -> None:
+            """Into the window. In batch mode the reader counts as an item in flight while it reads, so a
+            round waits for the rows still coming, but not while the full window holds the reader up."""
+            if rounds is None or not window.full():
+                await window.put(entry)
+                return
+            rounds.leave()
+            try:
+                await window.put(entry)
+            finally:
+                rounds.enter()
+
         async def produce(group: asyncio.TaskGroup) -> None:
+            with rounds.item() if rounds is not None else nullcontext():
+                await read(group)
+            await window.put(None)
+
+        async def read(group: asyncio.TaskGroup) -> None:
             rows: Iterator[Row] = iter(reader)
             number = 0
             while True:
@@ -239,8 +265,7 @@ class EvaluateRunner:
                 if metrics is None:
                     progress.tick()
                     continue
-                await window.put((number, row, metrics, group.create_task(judge_one(row))))
-            await window.put(None)
+                await put((number, row, metrics, group.create_task(judge_one(number, row))))
 
         async def consume() -> None:
             while (item := await window.get()) is not None:

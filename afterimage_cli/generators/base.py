@@ -18,6 +18,7 @@ from ..storage.base import BaseStorage, Row
 from ..types import Persona
 
 if TYPE_CHECKING:
+    from ..engine.rounds import BatchRounds
     from ..evaluation.quality import QualityGate
 
 
@@ -55,6 +56,7 @@ class BaseGenerator(ABC):
         self.quality_gate = quality_gate
         self.ledger_path = ledger_path
         self.max_rejected_share = max_rejected_share
+        self.rounds: BatchRounds | None = None  # batch mode: the run's rounds (engine/rounds.py)
 
     @property
     def personas(self) -> list[Persona]:
@@ -90,9 +92,9 @@ class BaseGenerator(ABC):
         meta["usage"] = usage.as_dict()
         return {"id": row.pop("id"), **row}
 
-    async def run_item(self, index: int, usage: Usage) -> Row:
+    async def run_item(self, index: int, usage: Usage, attempt: int = 0) -> Row:
         token = current_usage.set(usage)
-        scope_token = current_scope.set(CallScope(item=index, seed=self.seed))
+        scope_token = current_scope.set(CallScope(item=index, seed=self.seed, attempt=attempt))
         try:
             plan = self.plan(index)
             if self.quality_gate is None:
@@ -106,7 +108,7 @@ class BaseGenerator(ABC):
 
     async def run(self, target: int, *, overwrite: bool = False, retry_rejected: bool = False) -> RunResult:
         """Generate until the storage holds `target` rows of this run (see engine.scheduler.run_items)."""
-        return await run_items(self, target, overwrite=overwrite, retry_rejected=retry_rejected)
+        return await run_items(self, target, overwrite=overwrite, retry_rejected=retry_rejected, rounds=self.rounds)
 
 
 def merge_metadata(*parts: dict[str, Any] | None) -> dict[str, Any]:

@@ -16,9 +16,9 @@ from .tree import PersonaTree
 
 def generate_personas(cfg: Config, console: Console | None = None) -> PersonaTree:
     """Build the persona tree `persona_generation:` describes, with retries and the error budget."""
+    from ..engine.call_stack import build_provider
     from ..engine.retry import ErrorBudget
     from ..monitor import GenerationMonitor
-    from ..pipeline import build_provider
     from ..resources import Resources
 
     pg = cfg.persona_generation

@@ -20,6 +20,10 @@ class LLMResponse(BaseModel):
     prompt_token_count: int = 0
     completion_token_count: int = 0
     total_token_count: int = 0
+    # Of prompt_token_count: tokens read from the provider's prompt cache (billed at its cached rate), and
+    # tokens written to it (Anthropic bills those apart).
+    cached_prompt_tokens: int = 0
+    cache_creation_tokens: int = 0
     finish_reason: str | None = None
     model_name: str = ""
     raw_response: Any = None

@@ -8,7 +8,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ class CallScope:
     item: int
     seed: int = 0
     seq: int = 0
+    attempt: int = 0  # the item's attempt (a failed item is run again): batch mode's custom ids tell them apart
+    batch_calls: dict[str, int] = field(default_factory=dict)  # request digest → times sent (batch custom ids)
 
 
 current_scope: ContextVar[CallScope | None] = ContextVar("current_scope", default=None)

@@ -13,7 +13,7 @@ from ..errors import ConfigError
 from ..registry import providers
 from .base import LLMProvider
 from .keypool import SmartKeyPool
-from .pricing import price_per_token
+from .pricing import ModelPrice, price_per_token
 
 # The variable each provider prefix reads its key from, when the config names none.
 DEFAULT_KEY_ENV: dict[str, str | None] = {
@@ -49,6 +49,11 @@ PROVIDER_HOSTS: dict[str, frozenset[str]] = {
 # call than litellm, same behaviour); `provider: litellm` in the config forces litellm.
 DIRECT_TRANSPORT = "openai_compat"
 DIRECT_PREFIXES = frozenset({"openai", "hosted_vllm", "lm_studio", "llamafile"})
+# Providers with a direct transport of their own protocol, chosen for their prefix with or without api_base.
+NATIVE_TRANSPORTS: dict[str, str] = {"anthropic": "anthropic", "gemini": "gemini"}
+# The variable each provider's own SDK reads another host from (a gateway; the fake server in tests).
+# The config's api_base wins over it; either way the key rules below treat it as the model's api_base.
+BASE_URL_ENV: dict[str, str] = {"anthropic": "ANTHROPIC_BASE_URL", "gemini": "GEMINI_API_BASE"}
 
 
 @dataclass(frozen=True)
@@ -83,12 +88,14 @@ def parse_model(model: str, *, api_base: str | None = None, provider: str | None
         if model.startswith(("gpt-", "o1", "o3", "o4")):
             return ModelSpec("litellm", "openai", model)
         if model.startswith("claude"):
-            return ModelSpec("litellm", "anthropic", model)
+            return ModelSpec(NATIVE_TRANSPORTS["anthropic"], "anthropic", model)
         if model.startswith("gemini"):
-            return ModelSpec("litellm", "gemini", model)
+            return ModelSpec(NATIVE_TRANSPORTS["gemini"], "gemini", model)
         raise ConfigError(f"model {model!r} names no provider: write it as 'provider/model', e.g. 'openai/{model}'")
     if api_base and prefix in DIRECT_PREFIXES:
         return ModelSpec(DIRECT_TRANSPORT, prefix, name)
+    if prefix in NATIVE_TRANSPORTS:
+        return ModelSpec(NATIVE_TRANSPORTS[prefix], prefix, name)
     return ModelSpec("litellm", prefix, name)
 
 
@@ -106,10 +113,26 @@ def is_provider_endpoint(prefix: str, api_base: str) -> bool:
     return url.scheme == "https" and (url.hostname or "").lower() in PROVIDER_HOSTS.get(prefix, frozenset())
 
 
+def api_base_of(spec: ModelSpec, cfg: ModelConfig, environ: Mapping[str, str]) -> str | None:
+    """Where the model is served: the config's api_base, else the provider's base-URL variable, else None
+    (the provider's own endpoint)."""
+    if cfg.api_base:
+        return cfg.api_base
+    name = BASE_URL_ENV.get(spec.prefix)
+    value = environ.get(name, "").strip() if name else ""
+    if not value:
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be an http:// or https:// URL, got {value!r}")
+    return value
+
+
 def build_key_pool(spec: ModelSpec, cfg: ModelConfig, environ: Mapping[str, str]) -> SmartKeyPool | None:
-    """Keys from the environment. An api_base that is not the provider's own endpoint gets a key only when
-    the config (api_key_env) or --api-key-env names its variable; otherwise no key at all is sent."""
-    if cfg.api_base and not cfg.api_key_env and not is_provider_endpoint(spec.prefix, cfg.api_base):
+    """Keys from the environment. An api_base (or base-URL variable) that is not the provider's own endpoint
+    gets a key only when the config (api_key_env) or --api-key-env names its variable; otherwise no key at
+    all is sent."""
+    api_base = api_base_of(spec, cfg, environ)
+    if api_base and not cfg.api_key_env and not is_provider_endpoint(spec.prefix, api_base):
         return None
     names = key_env_names(spec, cfg)
     if not names:
@@ -127,7 +150,7 @@ class LLMFactory:
         factory = providers.get(spec.provider)
         kwargs: dict[str, Any] = {"timeout": cfg.timeout, "params": LLMFactory.request_params(cfg)}
         if spec.provider != "offline":
-            kwargs.update(api_base=cfg.api_base, keys=build_key_pool(spec, cfg, env))
+            kwargs.update(api_base=api_base_of(spec, cfg, env), keys=build_key_pool(spec, cfg, env))
             price = model_price(cfg)
             if price is not None:
                 kwargs["price"] = price
@@ -150,11 +173,18 @@ class LLMFactory:
         return LLMFactory.from_config(ModelConfig(model=model, **settings))
 
 
-def model_price(cfg: ModelConfig) -> tuple[float, float] | None:
-    """USD per token (prompt, completion): the config's override, litellm's bundled map, or None if unknown."""
+def model_price(cfg: ModelConfig) -> ModelPrice | None:
+    """USD per token: the config's override, litellm's bundled map, or None if unknown."""
     if cfg.input_cost_per_million is not None or cfg.output_cost_per_million is not None:
-        return (cfg.input_cost_per_million or 0.0) / 1e6, (cfg.output_cost_per_million or 0.0) / 1e6
+        return ModelPrice.of((cfg.input_cost_per_million or 0.0) / 1e6, (cfg.output_cost_per_million or 0.0) / 1e6)
     spec = parse_model(cfg.model, api_base=cfg.api_base, provider=cfg.provider)
     if spec.provider == "offline":
-        return 0.0, 0.0
+        return ModelPrice.of(0.0, 0.0)
     return price_per_token(spec.full, spec.model)
+
+
+def model_batch_price(cfg: ModelConfig) -> ModelPrice | None:
+    """USD per token through the provider's batch API: litellm's batch prices for the model, else half the
+    online price (what OpenAI, Anthropic and Gemini charge); None if the model is unpriced."""
+    price = model_price(cfg)
+    return None if price is None else price.batch()

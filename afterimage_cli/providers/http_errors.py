@@ -19,10 +19,12 @@ def retry_after(headers: dict[str, str]) -> float | None:
     return parse_duration(headers.get("retry-after"))
 
 
-# How servers say "this prompt is too long for the model" (OpenAI, vLLM, llama.cpp, Anthropic, Gemini, Ollama).
+# How servers say "this prompt is too long for the model" (OpenAI, vLLM, llama.cpp, Anthropic, Gemini, Ollama);
+# Anthropic also says "input length and `max_tokens` exceed context limit" when the prompt leaves no room.
 _CONTEXT_LIMIT = re.compile(
     r"context_length_exceeded|exceed_context_size|maximum context length|context (?:size|window|length)"
-    r"|prompt is too long|too many (?:input )?tokens|input is too long|exceeds the (?:available )?context",
+    r"|prompt is too long|too many (?:input )?tokens|input is too long|exceeds the (?:available )?context"
+    r"|exceeds the maximum number of tokens|exceed context limit",
     re.IGNORECASE,
 )
 # How they say "I will not answer this prompt" (OpenAI/Azure content filter, Gemini safety blocks).
@@ -31,6 +33,11 @@ _CONTENT_FILTER = re.compile(
     r"|blocked (?:by|due to) safety|prohibited content",
     re.IGNORECASE,
 )
+
+
+# Statuses that say "not now, send less": waited out without using up attempts, and what the adaptive
+# limit cuts on. Anthropic answers 529 when its API as a whole is overloaded (not this key's limit).
+BACK_PRESSURE = {429: "rate limited", 529: "overloaded"}
 
 
 def refusal_kind(status: int, detail: str) -> str:
@@ -45,13 +52,13 @@ def refusal_kind(status: int, detail: str) -> str:
 def status_error(
     model: str, status: int, detail: str, headers: dict[str, str], key: ApiKey | None, api_base: str | None
 ) -> ProviderError:
-    """What an error status means: 429 waits, 401/403 blame the key, 404 the model name, 400s the request;
-    anything else is the server's problem and is retried."""
-    if status == 429:
+    """What an error status means: 429 (and Anthropic's 529, overloaded) waits, 401/403 blame the key, 404 the
+    model name, 400s the request; anything else is the server's problem and is retried."""
+    if status in BACK_PRESSURE:
         return ProviderError(
-            f"{model}: rate limited (429)",
+            f"{model}: {BACK_PRESSURE[status]} ({status})",
             retryable=True,
-            status_code=429,
+            status_code=status,
             retry_after=retry_after(headers),
             kind="rate_limit",
             headers=headers,

@@ -73,6 +73,8 @@ def map_litellm_error(exc: Exception, model: str, key: ApiKey | None, api_base: 
     if isinstance(exc, litellm.Timeout):  # before the status: litellm gives timeouts a 408
         return ProviderError(f"{model}: request timed out", retryable=True, status_code=None, kind="timeout")
     status = _status_of(exc, litellm)
+    if "overloaded_error" in short:  # Anthropic's 529, which litellm reports as a 500
+        status = 529
     if status is not None and status < 500:
         return status_error(model, status, short, _error_headers(exc), key, api_base)
     if isinstance(exc, litellm.APIConnectionError) or _is_connection_failure(exc):
@@ -148,34 +150,53 @@ class LiteLLMProvider(RemoteProvider):
             raise ProviderError(
                 f"{self.model_name}: malformed response: {exc}", retryable=True, kind="invalid_output"
             ) from exc
-        if text is None:
-            raise ProviderError(
-                f"{self.model_name}: empty response (finish_reason={choice.finish_reason})",
-                retryable=True,
-                kind="invalid_output",
-            )
         usage = getattr(response, "usage", None)
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-        return LLMResponse(
-            text=text,
+        # litellm counts prompt-cache tokens into prompt_tokens, and reports them under both protocols' names.
+        details = getattr(usage, "prompt_tokens_details", None)
+        cached = int(getattr(details, "cached_tokens", 0) or getattr(usage, "cache_read_input_tokens", 0) or 0)
+        written = int(getattr(usage, "cache_creation_input_tokens", 0) or 0)
+        answer = LLMResponse(
+            text=text or "",
             prompt_token_count=prompt_tokens,
             completion_token_count=completion_tokens,
             total_token_count=int(getattr(usage, "total_tokens", 0) or prompt_tokens + completion_tokens),
+            cached_prompt_tokens=cached,
+            cache_creation_tokens=written,
             finish_reason=choice.finish_reason,
             model_name=self.model_name,
             raw_response=response,
             reasoning_content=getattr(message, "reasoning_content", None),
-            cost=self._cost(prompt_tokens, completion_tokens),
+            cost=self._cost(prompt_tokens, completion_tokens, cached, written),
             headers=_rate_limit_headers(response),
         )
+        if text is None:
+            # No content and finish_reason content_filter: the model refused (Anthropic's stop_reason "refusal",
+            # a completion's content filter, litellm's reading of a Gemini block or safety stop). Asking again
+            # gets the same refusal, so it is this item's, as the direct transports say too.
+            refused = choice.finish_reason == "content_filter"
+            error = ProviderError(
+                f"{self.model_name}: "
+                + ("the model refused to answer this prompt" if refused else "empty response")
+                + f" (finish_reason={choice.finish_reason})",
+                retryable=not refused,
+                kind="content_filter" if refused else "invalid_output",
+            )
+            error.response = answer  # billed all the same
+            raise error
+        return answer
 
-    def _cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+    def _cost(self, prompt_tokens: int, completion_tokens: int, cached: int = 0, written: int = 0) -> float | None:
         if self.price is not None or self._unpriced:
-            return self.priced(prompt_tokens, completion_tokens)
+            return self.priced(prompt_tokens, completion_tokens, cached, written)
         try:
             prompt_cost, completion_cost = import_litellm().cost_per_token(
-                model=self.model_name, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+                model=self.model_name,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                cache_read_input_tokens=cached,
+                cache_creation_input_tokens=written,
             )
         except Exception:
             # Unknown to litellm's price map too: "unpriced", and never asked again (each miss costs

@@ -8,28 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from ..errors import ProviderError
 from .base import LLMResponse, Messages, StructuredLLMResponse
-from .http_errors import status_error
-from .remote import PROBE_MESSAGES, RemoteProvider
+from .http_transport import HttpTransport
+from .remote import PROBE_MESSAGES
 from .structured import Schema, response_format
 
 
-def _error_message(body: bytes) -> str:
-    """The server's own error text, if its body is OpenAI-shaped JSON."""
-    try:
-        data = orjson.loads(body)
-        error = data.get("error") if isinstance(data, dict) else None
-        message = error.get("message") if isinstance(error, dict) else error
-        return str(message or data)[:300]
-    except orjson.JSONDecodeError:
-        return body[:200].decode("utf-8", "replace")
-
-
-class OpenAICompatProvider(RemoteProvider):
+class OpenAICompatProvider(HttpTransport):
     """Chat completions against an OpenAI-compatible server, one HTTP session for the whole run."""
+
+    # The batch API that takes these bodies (providers/batch): /v1/files + /v1/batches.
+    batch_protocol = "openai"
 
     def __init__(self, model: str, **settings: Any) -> None:
         super().__init__(model, **settings)
@@ -42,53 +32,6 @@ class OpenAICompatProvider(RemoteProvider):
         # 'openai/llama3' or 'hosted_vllm/llama3' → the server is asked for 'llama3'.
         self.served_model = self.requested_model
         self.url = self.api_base.rstrip("/") + "/chat/completions"
-        self._session: Any = None
-
-    def _client(self) -> Any:
-        if self._session is None:
-            import aiohttp
-
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-                json_serialize=lambda obj: orjson.dumps(obj).decode(),
-            )
-        return self._session
-
-    async def _post(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-        import aiohttp
-
-        key = await self.keys.acquire() if self.keys else None
-        headers = {"Content-Type": "application/json"}
-        if key is not None:
-            headers["Authorization"] = f"Bearer {key.value}"
-        try:
-            async with self._client().post(self.url, data=orjson.dumps(payload), headers=headers) as response:
-                body = await response.read()
-                answer_headers = {k.lower(): v for k, v in response.headers.items()}
-                status = response.status
-        except TimeoutError:
-            raise ProviderError(f"{self.model_name}: request timed out", retryable=True, kind="timeout") from None
-        except aiohttp.ClientError as exc:
-            raise ProviderError(
-                f"{self.model_name}: cannot reach the server at {self.api_base}: {exc}",
-                retryable=True,
-                kind="connection",
-            ) from exc
-        if status >= 400:
-            error = status_error(self.model_name, status, _error_message(body), answer_headers, key, self.api_base)
-            self.report_key_error(key, error)
-            raise error
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise ProviderError(
-                f"{self.model_name}: malformed response body ({len(body)} bytes)", retryable=True, kind="invalid_output"
-            ) from None
-        if not isinstance(data, dict):
-            raise ProviderError(f"{self.model_name}: malformed response", retryable=True, kind="invalid_output")
-        return data, answer_headers
 
     def _to_response(self, data: dict[str, Any], headers: dict[str, str]) -> LLMResponse:
         try:
@@ -151,8 +94,3 @@ class OpenAICompatProvider(RemoteProvider):
         data, _ = await self._post(payload)
         model = data.get("model")
         return model if isinstance(model, str) and model else None
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None

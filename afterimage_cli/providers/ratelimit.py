@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from .adaptive import AdaptiveConcurrency
@@ -31,6 +32,27 @@ def parse_duration(value: str | None) -> float | None:
         pass
     parts = _DURATION.findall(text)
     return sum(float(n) * _UNIT[u] for n, u in parts) if parts else None
+
+
+def reset_seconds(value: str | None, wall_now: float) -> float | None:
+    """Seconds until a limit resets: a duration ('1s', '6m0s': OpenAI's x-ratelimit-reset-*) or an RFC 3339
+    time ('2025-01-01T00:00:30Z': Anthropic's anthropic-ratelimit-*-reset), against the wall clock."""
+    if value is None or "T" not in value:
+        return parse_duration(value)
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, moment.timestamp() - wall_now)
+
+
+# (remaining, reset) header pairs of the limits a provider reports: OpenAI's, then Anthropic's.
+LIMIT_HEADERS = tuple((f"x-ratelimit-remaining-{k}", f"x-ratelimit-reset-{k}") for k in ("requests", "tokens")) + tuple(
+    (f"anthropic-ratelimit-{k}-remaining", f"anthropic-ratelimit-{k}-reset")
+    for k in ("requests", "tokens", "input-tokens", "output-tokens")
+)
 
 
 def header(headers: Mapping[str, Any] | None, name: str) -> str | None:
@@ -66,7 +88,7 @@ class _Bucket:
 
 
 class RateLimiter:
-    """Admits requests under max_concurrency (adaptive), rpm and tpm; pauses on x-ratelimit headers.
+    """Admits requests under max_concurrency (adaptive), rpm and tpm; pauses on rate-limit headers.
 
     Retry-After belongs to the request that got it (the retry waits for it); the shared limit reacts to
     the rate of 429s instead, so a few stray ones never stall every request. `clock` is injectable so the
@@ -82,8 +104,10 @@ class RateLimiter:
         adaptive: bool = True,
         min_concurrency: int = 1,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.clock = clock
+        self.wall_clock = wall_clock  # for reset times given as dates (Anthropic's)
         self.ceiling = float(max_concurrency or 1_000_000)
         self.adaptive = AdaptiveConcurrency(self.ceiling, float(min_concurrency)) if adaptive else None
         self.min_concurrency = min_concurrency
@@ -178,10 +202,13 @@ class RateLimiter:
         self._wake()
 
     def _apply_headers(self, headers: Mapping[str, Any] | None, now: float) -> None:
-        """x-ratelimit-remaining-requests (or -tokens): 0 → pause until its x-ratelimit-reset-*."""
-        for kind in ("requests", "tokens"):
-            remaining = header(headers, f"x-ratelimit-remaining-{kind}")
+        """A limit the headers report used up (x-ratelimit-remaining-requests: 0, anthropic-ratelimit-tokens-
+        remaining: 0, …) pauses the model until that limit's reset."""
+        if not headers:
+            return
+        for remaining_name, reset_name in LIMIT_HEADERS:
+            remaining = header(headers, remaining_name)
             if remaining is not None and remaining.strip() in ("0", "0.0"):
-                reset = parse_duration(header(headers, f"x-ratelimit-reset-{kind}"))
+                reset = reset_seconds(header(headers, reset_name), self.wall_clock())
                 if reset:
                     self.paused_until = max(self.paused_until, now + reset)

@@ -10,6 +10,7 @@ from ..errors import ProviderError
 from .base import BaseProvider, LLMResponse, StructuredLLMResponse
 from .http_errors import status_error
 from .keypool import ApiKey, SmartKeyPool
+from .pricing import ModelPrice
 from .structured import Schema
 
 # What a run sends to learn the served model when the server keeps no model list: one token, at most.
@@ -30,7 +31,7 @@ class RemoteProvider(BaseProvider):
         keys: SmartKeyPool | None = None,
         timeout: float = 60.0,
         params: dict[str, Any] | None = None,
-        price: tuple[float, float] | None = None,
+        price: ModelPrice | None = None,
     ) -> None:
         self.model_name = model
         self.api_base = api_base
@@ -44,15 +45,25 @@ class RemoteProvider(BaseProvider):
         """The model name the server is asked for: 'openai/llama3' → 'llama3'."""
         return self.model_name.split("/", 1)[1] if "/" in self.model_name else self.model_name
 
+    def request_headers(self, key: ApiKey | None) -> dict[str, str]:
+        """The headers of every request besides its content type: the key, as OpenAI's protocol sends it."""
+        return {"Authorization": f"Bearer {key.value}"} if key is not None else {}
+
+    @property
+    def models_url(self) -> str:
+        """Where the server lists the models it serves."""
+        assert self.api_base is not None
+        return self.api_base.rstrip("/") + "/models"
+
     async def alist_models(self) -> list[Any] | None:
-        """The entries of GET {api_base}/models; None when the server keeps no usable list. Raises
+        """The entries of GET `models_url`; None when the server keeps no usable list. Raises
         ProviderError when the server cannot be reached, fails (5xx, 429) or refuses the key."""
         import aiohttp
 
         assert self.api_base is not None
         key = await self.keys.acquire() if self.keys else None
-        headers = {"Authorization": f"Bearer {key.value}"} if key is not None else {}
-        url = self.api_base.rstrip("/") + "/models"
+        headers = self.request_headers(key)
+        url = self.models_url
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)) as session:
                 async with session.get(url, headers=headers) as response:
@@ -72,18 +83,23 @@ class RemoteProvider(BaseProvider):
             data = orjson.loads(body) if status == 200 else None
         except orjson.JSONDecodeError:
             return None
-        entries = data.get("data") if isinstance(data, dict) else None
+        return self.model_entries(data) if isinstance(data, dict) else None
+
+    def model_entries(self, data: dict[str, Any]) -> list[Any] | None:
+        """The entries of the server's model list, each with an `id` (OpenAI's and Anthropic's `data`)."""
+        entries = data.get("data")
         return entries if isinstance(entries, list) else None
 
     async def aprobe_model(self) -> str | None:
         """The `model` field of the server's answer to a one-token request (PROBE_MESSAGES)."""
         raise NotImplementedError
 
-    def priced(self, prompt_tokens: int, completion_tokens: int) -> float | None:
-        """USD for a call at the configured or mapped price; None when the model is unpriced."""
+    def priced(self, prompt: int, completion: int, cached: int = 0, cache_creation: int = 0) -> float | None:
+        """USD for a call at the configured or mapped price (`prompt` counts the `cached` and `cache_creation`
+        tokens too); None when the model is unpriced."""
         if self.price is None:
             return None
-        return prompt_tokens * self.price[0] + completion_tokens * self.price[1]
+        return self.price.cost(prompt, completion, cached, cache_creation)
 
     def report_key_error(self, key: ApiKey | None, error: ProviderError) -> None:
         """Tell the key pool how a key fared; a rejected key is retryable while others remain."""
