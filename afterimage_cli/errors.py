@@ -46,6 +46,10 @@ class DamagedOutputError(InputError):
     """An output to resume is damaged in the middle (not just a torn tail); the message says how to save its rows."""
 
 
+class HubError(AfterimageError):
+    """The Hugging Face Hub refused a push or could not be reached; the message says what it answered."""
+
+
 class ProviderError(AfterimageError):
     """An LLM call failed. `retryable` says whether trying again can help."""
 

@@ -436,6 +436,10 @@ def main(argv: list[str] | None = None) -> int:
 
         hygiene_dialogs = 500 if args.quick else 2_000
         hygiene_us = bench_hygiene(hygiene_dialogs)
+        note("view …")
+        from tests.bench_view import bench_view, view_lines, view_targets
+
+        view = bench_view(10_000 if args.quick else 100_000)
     except BenchError as exc:
         note(f"bench failed: {exc}")
         return 1
@@ -458,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| turn hygiene checks, {hygiene_dialogs:,} six-turn dialogs | {hygiene_us:.0f} µs CPU per turn |")
     for size, mb in sorted(evaluate.items()):
         print(f"| peak RSS, evaluate --no-judge of {size:,} rows | {mb:.0f} MB |")
+    print("\n".join(view_lines(view)))
     if limits:
         from tests.bench_ratelimit import table_lines
 
@@ -468,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n### Targets\n")
     from tests.bench_hosted import hosted_targets
 
-    verdicts = targets(runs, help_s, rss, export, evaluate, hygiene_us) + hosted_targets(hosted)
+    verdicts = targets(runs, help_s, rss, export, evaluate, hygiene_us) + hosted_targets(hosted) + view_targets(view)
     print(verdict_table(verdicts))
     return 0
 

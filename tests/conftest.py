@@ -12,11 +12,13 @@ from dataclasses import dataclass  # noqa: E402
 import pytest  # noqa: E402
 
 from afterimage_cli.providers.factory import ENDPOINTS  # noqa: E402
+from tests.browser import browser  # noqa: E402,F401  (the viewer tests' headless Chromium fixture)
 from tests.fakeserver import FakeOpenAIServer  # noqa: E402
 
 # A real key in the developer's shell must never turn a test into a paid call, nor a URL variable of the
-# transport table (OPENAI_BASE_URL, ANTHROPIC_BASE_URL, …) send a test's calls elsewhere.
-for _name in {"GOOGLE_API_KEY", "AZURE_API_VERSION"} | {
+# transport table (OPENAI_BASE_URL, ANTHROPIC_BASE_URL, …) send a test's calls elsewhere; nor HF_TOKEN let
+# `afterimage push` reach the real Hub.
+for _name in {"GOOGLE_API_KEY", "AZURE_API_VERSION", "HF_TOKEN"} | {
     name for entry in ENDPOINTS.values() for name in (entry.key_env, *entry.base_env) if name
 }:
     os.environ.pop(_name, None)

@@ -71,3 +71,15 @@ def test_measure_tiny_native_protocol_run(fake_server: FakeOpenAIServer, tmp_pat
     ((label, measured, passed),) = cpu_target([run, litellm])
     assert label.startswith(f"{protocol}/… direct")
     assert measured.startswith(f"{6.0 / run.cpu_ms_per_call:.1f}×") and passed == (6.0 / run.cpu_ms_per_call >= 5)
+
+
+def test_view_bench_on_a_tiny_file() -> None:
+    from tests.bench_view import bench_view, view_lines, view_targets
+    from tests.browser import chromium_path
+
+    if chromium_path() is None:  # not the `browser` fixture: the bench starts Playwright itself
+        pytest.skip("no Chromium: install Debian's chromium package (`make test` does it when run as root)")
+    report = bench_view(200)
+    assert report["rows"] == 200 and report["html_mb"] > 0
+    assert report["page"]["grade_filter"]["rows"] > 0 and report["page"]["list_shown_s"] > 0
+    assert len(view_lines(report)) == 5 and len(view_targets(report)) == 2

@@ -144,6 +144,18 @@ def test_charts_are_well_formed_svg() -> None:
     ET.fromstring(range_chart({**criteria, "grounding": {"count": 0, "mean": None}}))
 
 
+def test_bar_labels_do_not_overlap() -> None:
+    # The grade names overlapped: every slot was 46 px, "needs improvement" alone is ~100 px of 11 px text.
+    labels = ["perfect", "good", "needs_improvement", "bad", "not_acceptable"]
+    svg = ET.fromstring(bar_chart(labels, [1, 2, 3, 4, 5]))
+    texts = [t for t in svg.iter("{http://www.w3.org/2000/svg}text") if t.text and t.text.replace(" ", "_") in labels]
+    centres = [float(t.get("x")) for t in texts]
+    assert len(centres) == len(labels)
+    for i in range(len(labels) - 1):
+        gap = centres[i + 1] - centres[i]
+        assert gap >= 6 * (len(labels[i]) + len(labels[i + 1])) / 2, (labels[i], labels[i + 1])
+
+
 def test_shape_check_accepts_published_rows_and_names_problems() -> None:
     assert conversation_problem(published_row(0)) is None
     assert conversation_problem({"conversations": [{"role": "user", "content": 3}]}) == (

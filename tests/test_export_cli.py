@@ -106,7 +106,7 @@ def test_list_formats_names_every_format() -> None:
     result = invoke_export("--list-formats")
     assert result.exit_code == 0, result.output
     listed = [line.split()[0] for line in result.stdout.splitlines()]
-    assert listed == list(FORMAT_NAMES)
+    assert listed == [*FORMAT_NAMES, "hf"]  # the row formats, then the Hugging Face folder
     assert "(alias of messages)" in result.stdout
 
 

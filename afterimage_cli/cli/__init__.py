@@ -31,7 +31,7 @@ def _root(
     """Generate, judge and export synthetic conversation datasets for fine-tuning LLMs."""
 
 
-from . import config_commands, evaluate, export, generate, personas, status  # noqa: E402,F401  (registers commands on `app`)
+from . import config_commands, evaluate, export, generate, personas, push, status, view  # noqa: E402,F401  (registers commands on `app`)
 
 
 def main() -> None:

@@ -54,8 +54,20 @@ def export_command(
     ),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip and count bad rows instead of stopping."),
     list_formats: bool = typer.Option(False, "--list-formats", help="List the formats and exit."),
-    output_format: str = typer.Option(
-        "jsonl", "--output-format", metavar="jsonl|parquet", help="jsonl or parquet (needs pyarrow)."
+    output_format: str | None = typer.Option(
+        None, "--output-format", metavar="jsonl|parquet", help="jsonl (the default) or parquet."
+    ),
+    layout: str | None = typer.Option(
+        None, "--layout", metavar="FORMAT", help="--format hf: the row layout inside the folder (default messages)."
+    ),
+    shard_rows: int = typer.Option(
+        100_000, "--shard-rows", min=1, metavar="N", help="--format hf: rows per Parquet shard, at most."
+    ),
+    license_id: str = typer.Option(
+        "unknown", "--license", metavar="ID", help="--format hf: the card's license (a Hub id, e.g. apache-2.0)."
+    ),
+    languages: list[str] | None = typer.Option(
+        None, "--language", metavar="CODE", help="--format hf: the card's language (repeatable; default en)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary line on stderr."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
@@ -76,12 +88,29 @@ def export_command(
         options = export.ExportOptions(_read_system_prompt(system_prompt), include_reasoning)
         keep = export.make_row_filter(min_score, min_grade, drop_unclean)
         splitter = export.Splitter(split, seed) if split is not None else None
-        plan = export.plan_outputs(
-            names, output, split=splitter is not None, output_format=output_format, source=source
-        )
+        if "hf" in names:
+            from ..export import hf_dataset
+
+            if len(names) > 1 or output_format == "jsonl":
+                raise UsageError("--format hf writes one Parquet dataset folder: give it alone (its rows: --layout)")
+            folder = hf_dataset.plan_hf_folder(output, layout or "messages", source=source, shard_rows=shard_rows)
+            choices = hf_dataset.export_choices(min_score, min_grade, split, seed, limit, options)
+            card = hf_dataset.CardChoices(license_id, tuple(languages or ["en"]), choices)
+            with export.open_rows(source, skip_invalid=skip_invalid) as reader:
+                stats = hf_dataset.export_hf_folder(
+                    reader, folder, options, card, keep=keep, splitter=splitter, limit=limit
+                )
+            if not quiet:
+                _print_summary(stats)
+                stderr.print(f"  Hugging Face dataset folder: {folder.directory} (README.md, data/)", markup=False)
+            return
+        if layout is not None:
+            raise UsageError("--layout chooses the rows of a --format hf folder; other formats are their own layout")
+        fmt = output_format or "jsonl"
+        plan = export.plan_outputs(names, output, split=splitter is not None, output_format=fmt, source=source)
         with export.open_rows(source, skip_invalid=skip_invalid) as reader:
             stats = export.run_export(
-                reader, plan, options, output_format=output_format, keep=keep, splitter=splitter, limit=limit
+                reader, plan, options, output_format=fmt, keep=keep, splitter=splitter, limit=limit
             )
         if not quiet:
             _print_summary(stats)
@@ -106,6 +135,9 @@ def _print_formats(formats: dict[str, ExportFormat]) -> None:
     for name, fmt in formats.items():
         alias = f"(alias of {fmt.name}) " if fmt.name != name else ""
         typer.echo(f"{name:<{width}}  {alias}{fmt.summary}")
+    typer.echo(
+        f"{'hf':<{width}}  a Hugging Face dataset folder (-o DIR): Parquet shards of --layout rows + README.md card"
+    )
 
 
 def _print_summary(stats: ExportStats) -> None:

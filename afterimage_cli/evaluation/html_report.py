@@ -37,8 +37,9 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def bar_chart(labels: list[str], counts: list[int], colours: list[str] | None = None, height: int = 180) -> str:
-    """Vertical bars with their counts above and labels below."""
-    width = max(320, 46 * len(labels))
+    """Vertical bars with their counts above and labels below (each slot wide enough for its label)."""
+    longest = max((len(label) for label in labels), default=0)
+    width = max(320, round(max(46, 6.5 * longest + 10) * len(labels)) + 20)
     top, bottom = 16, 36
     slot = (width - 20) / max(len(labels), 1)
     largest = max(counts, default=0) or 1
@@ -93,7 +94,7 @@ def range_chart(criteria: dict[str, dict[str, Any]]) -> str:
     return "".join(parts)
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
+def html_table(headers: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -140,7 +141,7 @@ def render_html(summary: dict[str, Any]) -> str:
         bar_chart(list(grades), list(grades.values()), [GRADE_COLOURS[g] for g in grades]),
         "<h2>Scores</h2>",
         range_chart(criteria),
-        _table(["criterion", "mean", "p10", "p50", "p90", "scored", "not applicable"], criteria_rows),
+        html_table(["criterion", "mean", "p10", "p50", "p90", "scored", "not applicable"], criteria_rows),
         "<h2>final_score distribution</h2>",
         bar_chart(score_labels, final["histogram"]),
         "<h2>Answer length (words per assistant turn)</h2>",
@@ -148,11 +149,11 @@ def render_html(summary: dict[str, Any]) -> str:
         "<h2>User turns per conversation</h2>",
         bar_chart(summary["user_turns"]["labels"], summary["user_turns"]["counts"]),
         "<h2>Issues and duplicates</h2>",
-        _table(["issue", "rows"], [[k, v] for k, v in summary["issues"].items()] or [["none", 0]]),
+        html_table(["issue", "rows"], [[k, v] for k, v in summary["issues"].items()] or [["none", 0]]),
         "<h2>Turn hygiene</h2>",
-        _table(["check", "turns", "rows"], hygiene_rows or [["none", 0, 0]]),
+        html_table(["check", "turns", "rows"], hygiene_rows or [["none", 0, 0]]),
         "<h2>Diversity (distinct-n across the set)</h2>",
-        _table(["turns", "distinct-1", "distinct-2"], diversity_rows),
+        html_table(["turns", "distinct-1", "distinct-2"], diversity_rows),
         "<h2>Scoring rules</h2>",
         f"<pre>{_e(orjson.dumps(summary['scoring'], option=orjson.OPT_INDENT_2).decode())}</pre>",
     ]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import UsageError
 from .formats import get_format
 from .split import TRAIN, VAL
-from .writer import OUTPUT_FORMATS, STDOUT
+from .writer import OUTPUT_FORMATS, STDOUT, RecordWriter
 
 WHOLE = "all"
 """The part name of an unsplit output."""
@@ -22,12 +24,18 @@ class OutputTarget:
     paths: dict[str, str]
 
 
+WriterFactory = Callable[[str, Callable[[], Any]], RecordWriter]
+"""Opens the writer of one part: (destination, the pyarrow schema's builder) → writer."""
+
+
 @dataclass(frozen=True)
 class OutputPlan:
-    """Every output of one export; ``directory`` is set when writing into a directory."""
+    """Every output of one export; ``directory`` is set when writing files (and dataset_info.json) into a
+    directory; ``open_part`` replaces the usual one-file writers (the Hugging Face folder's shards)."""
 
     targets: list[OutputTarget]
     directory: Path | None = None
+    open_part: WriterFactory | None = None
 
 
 def plan_outputs(
@@ -57,7 +65,7 @@ def plan_outputs(
         raise UsageError(f"-o {output}: is a file; several --format values need a directory")
     files = {name: out / f"{name}{ext}" for name in format_names} if into_directory else {format_names[0]: out}
     targets = [OutputTarget(name, _parts(path, ext, split)) for name, path in files.items()]
-    _refuse_overwriting_input(targets, source)
+    refuse_overwriting_input(targets, source)
     return OutputPlan(targets, out if into_directory else None)
 
 
@@ -70,7 +78,7 @@ def _parts(path: Path, ext: str, split: bool) -> dict[str, str]:
     return {part: str(path.with_name(f"{stem}.{part}{suffix}")) for part in (TRAIN, VAL)}
 
 
-def _refuse_overwriting_input(targets: list[OutputTarget], source: str) -> None:
+def refuse_overwriting_input(targets: list[OutputTarget], source: str) -> None:
     """An output path equal to the input would truncate it before it is read."""
     if source == STDOUT:
         return

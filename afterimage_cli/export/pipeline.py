@@ -66,14 +66,15 @@ def run_export(
     keep: RowFilter | None = None,
     splitter: Splitter | None = None,
     limit: int | None = None,
+    observe: Callable[[Row], None] | None = None,
 ) -> ExportStats:
     """Convert every valid, kept row (the first `limit` of them, when given) to each planned format;
-    outputs are finished only if all succeeds."""
+    outputs are finished only if all succeeds. `observe` sees every kept row (the dataset card counts them)."""
     targets = _open_targets(plan, options, output_format)
     stats = ExportStats()
     success = False
     try:
-        stats.filtered = _stream(reader, targets, keep, splitter, limit)
+        stats.filtered = _stream(reader, targets, keep, splitter, limit, observe)
         for target in targets:
             for record, key in target.converter.finish():
                 target.write(record, splitter.part_of_key(key) if splitter else WHOLE)
@@ -111,9 +112,11 @@ def _stream(
     keep: RowFilter | None,
     splitter: Splitter | None,
     limit: int | None = None,
+    observe: Callable[[Row], None] | None = None,
 ) -> int:
     """The hot loop; returns how many rows the filter dropped. Reading stops after `limit` kept rows."""
-    if len(targets) == 1 and keep is None and splitter is None and limit is None and targets[0].unpaired is None:
+    one_record_each = targets[0].unpaired is None if len(targets) == 1 else False
+    if one_record_each and keep is None and splitter is None and limit is None and observe is None:
         # The common `export - --format F` case (one record per row), without the per-row bookkeeping below.
         feed, write = targets[0].converter.feed, targets[0].writers[WHOLE].write
         for row in rows:
@@ -127,6 +130,8 @@ def _stream(
         if keep is not None and not keep(row):
             filtered += 1
             continue
+        if observe is not None:
+            observe(row)
         part = part_of(row)
         for target in targets:
             record = target.converter.feed(row)
@@ -147,7 +152,11 @@ def _open_targets(plan: OutputPlan, options: ExportOptions, output_format: str) 
             writers: dict[str, RecordWriter] = {}
             targets.append(_Target(planned.format_name, fmt.make_converter(options), writers))
             for part, path in planned.paths.items():
-                writers[part] = open_writer(path, output_format, partial(fmt.arrow_schema, options))
+                schema = partial(fmt.arrow_schema, options)
+                if plan.open_part is not None:
+                    writers[part] = plan.open_part(path, schema)
+                else:
+                    writers[part] = open_writer(path, output_format, schema)
     except BaseException:
         for target in targets:
             for writer in target.writers.values():

@@ -6,6 +6,7 @@ leaves a truncated file that looks finished.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -83,6 +84,10 @@ class ParquetWriter:
         if success:
             self._flush()
             self._writer.close()
+        else:
+            # Closed here all the same: left open, pyarrow writes its footer into the closed file when collected.
+            with contextlib.suppress(Exception):
+                self._writer.close()
         self.destination.close(success=success)
 
 
@@ -122,14 +127,10 @@ class Destination:
 def open_writer(target: str, output_format: str, arrow_schema: Callable[[], Any]) -> RecordWriter:
     """A writer of ``output_format`` ('jsonl' or 'parquet') to a path or '-' (stdout).
 
-    ``arrow_schema`` builds the parquet schema; it is called only for parquet, after pyarrow is found.
+    ``arrow_schema`` builds the parquet schema; it is called only for parquet (pyarrow loads only then).
     """
     if output_format == "jsonl":
         return JsonlWriter(Destination(target))
     if target == STDOUT and sys.stdout.isatty():
         raise UsageError("parquet is binary: give -o FILE or redirect stdout to a file")
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        raise UsageError("--output-format parquet needs pyarrow: pip install 'afterimage[parquet]'") from None
     return ParquetWriter(Destination(target), arrow_schema())

@@ -186,16 +186,6 @@ class AnthropicProvider(HttpTransport):
         plain = self._to_response(data, headers, schema)
         return self.whole(plain) if schema is None else self.parse_answer(plain, schema)
 
-    async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
-        answer = self.answer_from(*await self._post(self.request_payload(messages, **kwargs)))
-        assert not isinstance(answer, StructuredLLMResponse)
-        return answer
-
-    async def acomplete_structured(self, messages: Messages, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
-        answer = self.answer_from(*await self._post(self.request_payload(messages, schema, **kwargs)), schema)
-        assert isinstance(answer, StructuredLLMResponse)
-        return answer
-
     async def aprobe_model(self) -> str | None:
         payload = self.request_payload(PROBE_MESSAGES, max_tokens=1)
         payload.pop("thinking", None)  # its budget would not fit in one token: the API would refuse the probe

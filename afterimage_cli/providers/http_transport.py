@@ -9,9 +9,11 @@ from typing import Any
 import orjson
 
 from ..errors import ProviderError
+from .base import LLMResponse, Messages, StructuredLLMResponse
 from .http_errors import status_error
 from .keypool import ApiKey
 from .remote import RemoteProvider
+from .structured import Schema
 
 
 def error_message(body: bytes) -> str:
@@ -26,10 +28,32 @@ def error_message(body: bytes) -> str:
 
 
 class HttpTransport(RemoteProvider):
-    """A provider that POSTs JSON bodies to `url` over one HTTP session for the whole run."""
+    """A provider that POSTs JSON bodies to `url` over one HTTP session for the whole run. A subclass says
+    what its protocol's body is (`request_payload`) and how to read an answer (`answer_from`); batch mode
+    sends and reads the same bodies."""
 
     url = ""
     _session: Any = None
+
+    def request_payload(self, messages: Messages, schema: Schema | None = None, **kwargs: Any) -> dict[str, Any]:
+        """The JSON body of one call."""
+        raise NotImplementedError
+
+    def answer_from(
+        self, data: dict[str, Any], headers: dict[str, str], schema: Schema | None = None
+    ) -> LLMResponse | StructuredLLMResponse:
+        """The answer in a response body, read exactly as an online call reads it (batch output lines too)."""
+        raise NotImplementedError
+
+    async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
+        answer = self.answer_from(*await self._post(self.request_payload(messages, **kwargs)))
+        assert not isinstance(answer, StructuredLLMResponse)
+        return answer
+
+    async def acomplete_structured(self, messages: Messages, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
+        answer = self.answer_from(*await self._post(self.request_payload(messages, schema, **kwargs)), schema)
+        assert isinstance(answer, StructuredLLMResponse)
+        return answer
 
     def _client(self) -> Any:
         if self._session is None:

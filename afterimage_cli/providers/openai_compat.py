@@ -121,16 +121,6 @@ class OpenAICompatProvider(HttpTransport):
         plain = self._to_response(data, headers)
         return self.whole(plain) if schema is None else self.parse_answer(plain, schema)
 
-    async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
-        answer = self.answer_from(*await self._post(self.request_payload(messages, **kwargs)))
-        assert not isinstance(answer, StructuredLLMResponse)
-        return answer
-
-    async def acomplete_structured(self, messages: Messages, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
-        answer = self.answer_from(*await self._post(self.request_payload(messages, schema, **kwargs)), schema)
-        assert isinstance(answer, StructuredLLMResponse)
-        return answer
-
     async def aprobe_model(self) -> str | None:
         data, _ = await self._post(self.request_payload(PROBE_MESSAGES, max_tokens=1))
         model = data.get("model")
