@@ -100,13 +100,14 @@ def test_the_card_has_the_hubs_front_matter_and_says_how_the_data_was_made(tmp_p
 
 def test_a_preference_layout_and_the_filters_are_said_in_the_card(tmp_path: Path) -> None:
     rows = [evaluated_row(i) for i in range(10)]
-    for index, row in enumerate(rows):  # five instructions, each answered twice, graded alike, scored apart
-        row["conversations"][0]["content"] = f"Question {index % 5}"
+    for index, row in enumerate(rows):  # preference rows: the last answer chosen over a vague one
+        row["chosen"] = row["conversations"][-1]
+        row["rejected"] = {"role": "assistant", "content": f"A vague answer {index}.", "reasoning_content": None}
     folder = export_hf(tmp_path, "--layout", "dpo", "--min-grade", "bad", rows=rows)
     loaded = load(folder, tmp_path)
     assert list(loaded) == ["train"]
     assert loaded["train"].column_names == ["prompt", "chosen", "rejected"]
-    assert loaded["train"].num_rows == 4  # instruction 4's rows are both graded not_acceptable: filtered out
+    assert loaded["train"].num_rows == 8  # rows 4 and 9 are graded not_acceptable: filtered out
     _, body = front_matter(folder)
     assert "## Layout: `dpo`" in body and "kept rows graded `bad` or better" in body
 

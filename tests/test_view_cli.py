@@ -113,7 +113,7 @@ def test_the_ledger_rejections_are_embedded_unless_the_item_was_written_later(tm
 def test_exported_files_are_shown_too(tmp_path: Path) -> None:
     rows = sample_rows(4)
     source = write_jsonl(tmp_path / "run.jsonl", rows)
-    for fmt in ("messages", "sharegpt", "dpo"):
+    for fmt in ("messages", "sharegpt"):
         assert invoke("export", str(source), "-f", fmt, "-o", str(tmp_path / f"{fmt}.jsonl")).exit_code == 0
     messages = embedded(_view(tmp_path / "messages.jsonl"))
     assert messages["cols"]["turns"] == [1, 2, 3, 1]

@@ -33,6 +33,6 @@ class Splitter:
         return self.part_of_key("\x00".join(f"{t['role']}\x00{t['content']}" for t in row["conversations"]))
 
     def part_of_key(self, key: str) -> str:
-        """The side of any text key (dpo splits by instruction)."""
+        """The side of any text key (a grouping format's records, split by what they share)."""
         digest = hashlib.blake2b(key.encode(), digest_size=8, salt=self._salt).digest()
         return TRAIN if int.from_bytes(digest, "big") / _HASH_SPACE < self.train_fraction else VAL
