@@ -124,7 +124,7 @@ class AnthropicProvider(HttpTransport):
         forced = self.forced_tool_use and not thinking_enabled(payload)
         payload["tool_choice"] = {"type": "tool", "name": STRUCTURED_TOOL} if forced else {"type": "auto"}
 
-    def _to_response(self, data: dict[str, Any], headers: dict[str, str], schema: Schema | None) -> LLMResponse:
+    def _to_response(self, data: dict[str, Any], headers: dict[str, str], schema: Schema | None = None) -> LLMResponse:
         content = data.get("content")
         if not isinstance(content, list):
             raise ProviderError(

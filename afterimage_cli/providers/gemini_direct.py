@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from ..errors import ProviderError
-from .base import LLMResponse, Messages, StructuredLLMResponse
+from .base import LLMResponse, Messages
 from .gemini_request import request_body, thinking_config
 from .http_errors import status_error
 from .http_transport import HttpTransport
@@ -148,13 +148,6 @@ class GeminiProvider(HttpTransport):
         )
         error.response = response
         return error
-
-    def answer_from(
-        self, data: dict[str, Any], headers: dict[str, str], schema: Schema | None = None
-    ) -> LLMResponse | StructuredLLMResponse:
-        """The answer in a response body, read exactly as an online call reads it (batch output lines too)."""
-        plain = self._to_response(data, headers)
-        return self.whole(plain) if schema is None else self.parse_answer(plain, schema)
 
     async def aprobe_model(self) -> str | None:
         """The `modelVersion` of the server's answer to a one-token request."""

@@ -39,11 +39,16 @@ class HttpTransport(RemoteProvider):
         """The JSON body of one call."""
         raise NotImplementedError
 
+    def _to_response(self, data: dict[str, Any], headers: dict[str, str]) -> LLMResponse:
+        """The plain answer in a response body (text, usage, reasoning, finish reason, cost)."""
+        raise NotImplementedError
+
     def answer_from(
         self, data: dict[str, Any], headers: dict[str, str], schema: Schema | None = None
     ) -> LLMResponse | StructuredLLMResponse:
         """The answer in a response body, read exactly as an online call reads it (batch output lines too)."""
-        raise NotImplementedError
+        plain = self._to_response(data, headers)
+        return self.whole(plain) if schema is None else self.parse_answer(plain, schema)
 
     async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
         answer = self.answer_from(*await self._post(self.request_payload(messages, **kwargs)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ProviderError
-from .base import LLMResponse, Messages, StructuredLLMResponse
+from .base import LLMResponse, Messages
 from .http_transport import HttpTransport
 from .keypool import ApiKey
 from .openai_dialect import AZURE_API_VERSION, adapt_request, answer_text, is_azure_v1
@@ -113,13 +113,6 @@ class OpenAICompatProvider(HttpTransport):
         if schema is not None:
             payload["response_format"] = response_format(schema)
         return adapt_request(self.prefix, self.served_model, payload)
-
-    def answer_from(
-        self, data: dict[str, Any], headers: dict[str, str], schema: Schema | None = None
-    ) -> LLMResponse | StructuredLLMResponse:
-        """The answer in a response body, read exactly as an online call reads it (batch output lines too)."""
-        plain = self._to_response(data, headers)
-        return self.whole(plain) if schema is None else self.parse_answer(plain, schema)
 
     async def aprobe_model(self) -> str | None:
         data, _ = await self._post(self.request_payload(PROBE_MESSAGES, max_tokens=1))
