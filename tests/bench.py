@@ -371,6 +371,21 @@ def verdict_table(verdicts: list[tuple[str, str, bool]]) -> str:
     return table([["target", "measured", "verdict"], *[[t, m, "PASS" if ok else "FAIL"] for t, m, ok in verdicts]])
 
 
+def run_standalone(doc: str | None, name: str, scenarios: Any, argv: list[str] | None = None) -> int:
+    """`python -m tests.bench_<name> [--quick]`: one scenario module's Markdown lines, against a fake server
+    of its own (`scenarios(server_url, workdir, quick)`)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    parser.add_argument("--quick", action="store_true", help="small runs (smoke test)")
+    args = parser.parse_args(argv)
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"afterimage-bench-{name}-") as tmp, FakeServer() as server:
+            print("\n".join(scenarios(server.url, Path(tmp), args.quick)))
+    except BenchError as exc:
+        note(f"bench failed: {exc}")
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="one pair per transport, small runs (smoke test)")

@@ -13,17 +13,15 @@ calls `run_batch`.
 
 from __future__ import annotations
 
-import argparse
 import resource
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import orjson
 import yaml
 
-from tests.bench import INSTRUCTIONS, BenchError, FakeServer, afterimage_cmd, child_env, note, table
+from tests.bench import INSTRUCTIONS, BenchError, afterimage_cmd, child_env, note, run_standalone, table
 
 TURNS = 3
 
@@ -87,16 +85,7 @@ def run_batch(server_url: str, workdir: Path, quick: bool) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="small runs (smoke test)")
-    args = parser.parse_args(argv)
-    try:
-        with tempfile.TemporaryDirectory(prefix="afterimage-bench-batch-") as tmp, FakeServer() as server:
-            print("\n".join(run_batch(server.url, Path(tmp), args.quick)))
-    except BenchError as exc:
-        note(f"bench failed: {exc}")
-        return 1
-    return 0
+    return run_standalone(__doc__, "batch", run_batch, argv)
 
 
 if __name__ == "__main__":

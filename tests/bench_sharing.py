@@ -14,12 +14,10 @@ calls `run_all`.
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +26,17 @@ from typing import Any
 import orjson
 import yaml
 
-from tests.bench import ROOT, BenchError, FakeServer, afterimage_cmd, child_env, http, note, table, write_config
+from tests.bench import (
+    ROOT,
+    BenchError,
+    afterimage_cmd,
+    child_env,
+    http,
+    note,
+    run_standalone,
+    table,
+    write_config,
+)
 
 CONCURRENCY = 64
 LATENCY = 0.05
@@ -202,16 +210,7 @@ def run_all(server_url: str, workdir: Path, quick: bool) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="small runs (smoke test)")
-    args = parser.parse_args(argv)
-    try:
-        with tempfile.TemporaryDirectory(prefix="afterimage-bench-sharing-") as tmp, FakeServer() as server:
-            print("\n".join(run_all(server.url, Path(tmp), args.quick)))
-    except BenchError as exc:
-        note(f"bench failed: {exc}")
-        return 1
-    return 0
+    return run_standalone(__doc__, "sharing", run_all, argv)
 
 
 if __name__ == "__main__":

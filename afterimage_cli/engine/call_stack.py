@@ -50,42 +50,24 @@ def build_provider(
     raw = LLMFactory.from_config(model)
     if where and hasattr(raw, "config_path"):
         raw.config_path = where
-    if rounds is not None:
-        return raw, _batched(raw, model, cfg, budget, monitor, cache, rounds)
-    if raw.model_name.split("/")[0] == "offline":
+    if raw.model_name.split("/")[0] == "offline" and rounds is None:
         return raw, RetryingProvider(raw, cfg.retry, budget, monitor)
-    limiter = RateLimiter(
-        max_concurrency=model.max_concurrency, rpm=model.rpm, tpm=model.tpm, adaptive=model.adaptive_concurrency
-    )
-    monitor.limiters[raw.model_name] = limiter
     spend = SpendLimit(monitor, cfg.budget.max_cost_usd, cfg.budget.max_total_tokens)
-    outage = budget.outage_gate(server_name(model), cfg.retry.base_delay)
-    monitor.outage_gates[outage.server] = outage
-    wrapped: LLMProvider = RetryingProvider(
-        raw, cfg.retry, budget, monitor, limiter, model.max_tokens or 256, spend, outage
-    )
+    wrapped: LLMProvider
+    if rounds is not None:  # a failed line's retry joins the next round; the rounds pace the calls
+        batched = BatchedProvider(raw, batch_api_for(raw, retry=cfg.retry), rounds, model_batch_price(model))
+        wrapped = RetryingProvider(batched, cfg.retry, budget, monitor, None, model.max_tokens or 256, spend)
+    else:
+        limiter = RateLimiter(
+            max_concurrency=model.max_concurrency, rpm=model.rpm, tpm=model.tpm, adaptive=model.adaptive_concurrency
+        )
+        monitor.limiters[raw.model_name] = limiter
+        outage = budget.outage_gate(server_name(model), cfg.retry.base_delay)
+        monitor.outage_gates[outage.server] = outage
+        wrapped = RetryingProvider(raw, cfg.retry, budget, monitor, limiter, model.max_tokens or 256, spend, outage)
     if cache is not None:
         wrapped = CachedProvider(wrapped, cache, LLMFactory.request_params(model), on_hit=monitor.record_cache_hit)
     return raw, wrapped
-
-
-def _batched(
-    raw: LLMProvider,
-    model: ModelConfig,
-    cfg: Config,
-    budget: ErrorBudget,
-    monitor: GenerationMonitor,
-    cache: ResponseCache | None,
-    rounds: BatchRounds,
-) -> LLMProvider:
-    """cache → retries and budget → the round scheduler; a failed line's retry joins the next round."""
-    api = batch_api_for(raw, retry=cfg.retry)
-    batched = BatchedProvider(raw, api, rounds, model_batch_price(model))
-    spend = SpendLimit(monitor, cfg.budget.max_cost_usd, cfg.budget.max_total_tokens)
-    wrapped: LLMProvider = RetryingProvider(batched, cfg.retry, budget, monitor, None, model.max_tokens or 256, spend)
-    if cache is not None:
-        wrapped = CachedProvider(wrapped, cache, LLMFactory.request_params(model), on_hit=monitor.record_cache_hit)
-    return wrapped
 
 
 def batch_rounds(cfg: Config, monitor: GenerationMonitor) -> BatchRounds:

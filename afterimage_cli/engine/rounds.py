@@ -139,7 +139,7 @@ class BatchRounds:
                 await self._runner
             except (asyncio.CancelledError, Exception):
                 pass
-        self._fail_waiting(asyncio.CancelledError())
+        self._cancel_waiting()
         for client in self.clients.values():
             await client.api.aclose()
 
@@ -274,7 +274,7 @@ class BatchRounds:
 
         await asyncio.gather(*(one(call) for call in calls))
 
-    def _fail_waiting(self, exc: BaseException) -> None:
+    def _cancel_waiting(self) -> None:
         for call in self.waiting:
             if not call.future.done():
                 call.future.cancel()
