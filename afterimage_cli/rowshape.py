@@ -49,9 +49,10 @@ def messages_of(row: dict[str, Any]) -> list[Message]:
     for key in MESSAGE_LISTS:
         value = row.get(key)
         if isinstance(value, list):
-            if all(type(m) is dict and "role" in m for m in value):
-                return value  # already OpenAI messages (every row generate writes): no copy
-            return [as_message(m) for m in value]
+            for message in value:  # a loop, not all(generator): this runs for every row view reads
+                if type(message) is not dict or "role" not in message:
+                    return [as_message(m) for m in value]
+            return value  # already OpenAI messages (every row generate writes): no copy
         if isinstance(value, str) and key == "prompt":
             return [{"role": "user", "content": value}]
     return []

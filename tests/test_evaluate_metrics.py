@@ -16,7 +16,7 @@ from afterimage_cli.evaluation.html_report import bar_chart, range_chart
 from afterimage_cli.evaluation.metrics import RowMetrics, context_overlap, is_truncated
 from afterimage_cli.evaluation.reader import conversation_problem
 from afterimage_cli.evaluation.resume import DoneKeys, digest_of, row_key
-from afterimage_cli.evaluation.stats import ScoreHistogram
+from afterimage_cli.evaluation.stats import TURN_EDGES, BinnedCounts, ScoreHistogram
 
 from .evaluate_helpers import conversation_row, published_row
 
@@ -136,6 +136,28 @@ def test_score_histogram_percentiles() -> None:
     assert summary["p10"] == 0.1 and summary["p50"] == 0.5 and summary["p90"] == 0.9
     assert summary["mean"] == pytest.approx(0.505)
     assert sum(histogram.chart()) == 100 and histogram.chart()[-1] == 6  # 0.95–1.0 holds 0.95 … 1.0
+
+
+def test_score_histogram_fast_path_counts_like_add() -> None:
+    # add_unit skips the clamping for scores known to be in [0, 1]; it must land in the same bins as add.
+    rng = random.Random(3)
+    scores = [0.0, 1.0, 0.0005, 0.9995, *(rng.random() for _ in range(2000))]
+    checked, fast = ScoreHistogram(), ScoreHistogram()
+    for score in scores:
+        checked.add(score)
+        fast.add_unit(score)
+    assert fast.bins == checked.bins and fast.summary() == checked.summary()
+    checked.add(1.7)  # out of range: add clamps
+    assert checked.bins[-1] == fast.bins[-1] + 1
+
+
+def test_binned_counts_put_each_value_under_its_lower_edge() -> None:
+    counts = BinnedCounts(TURN_EDGES)  # 1, 2, 3, 4, 5, 6, 8, 11
+    for value in (0, 1, 5, 6, 7, 8, 10, 11, 500):
+        counts.add(value)
+    # 0 is below the first edge and counts in the first bin; the last bin is open-ended.
+    assert counts.counts == [2, 0, 0, 0, 1, 2, 2, 2]
+    assert counts.summary()["labels"] == ["1", "2", "3", "4", "5", "6–7", "8–10", "11+"]
 
 
 def test_charts_are_well_formed_svg() -> None:

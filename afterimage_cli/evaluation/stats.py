@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_right
 from collections import Counter
 from typing import Any
 
@@ -26,6 +27,12 @@ class ScoreHistogram:
 
     def add(self, score: float) -> None:
         self.bins[min(SCORE_BINS, max(0, round(score * SCORE_BINS)))] += 1
+        self.count += 1
+        self.total += score
+
+    def add_unit(self, score: float) -> None:
+        """`add` for a score the caller knows is in [0, 1] (no clamping: this runs per row and criterion)."""
+        self.bins[round(score * SCORE_BINS)] += 1
         self.count += 1
         self.total += score
 
@@ -69,10 +76,8 @@ class BinnedCounts:
         self.n = 0
 
     def add(self, value: int) -> None:
-        index = len(self.edges) - 1
-        while index > 0 and value < self.edges[index]:
-            index -= 1
-        self.counts[index] += 1
+        index = bisect_right(self.edges, value) - 1
+        self.counts[index if index > 0 else 0] += 1
         self.total += value
         self.n += 1
 
