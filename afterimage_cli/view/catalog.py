@@ -23,6 +23,7 @@ from ..dataset_profile import DatasetProfile, RowFacts
 from ..engine.ledger import ledger_path, read_ledger
 from ..export.reader import STDIN, RowReader
 from ..rowshape import text_of
+from .side_profile import SideProfile
 
 REF = "$s"
 """The key of a reference into the string table: {"$s": 3} is strings[3]."""
@@ -75,12 +76,21 @@ class Catalog:
         return self.read > self.shown
 
 
-def build_catalog(reader: RowReader, source: str, max_rows: int) -> Catalog:
-    """Read every row (the profile counts them all); keep a uniform sample of `max_rows` in file order."""
+def build_catalog(reader: RowReader, source: str, max_rows: int, *, count_aside: bool = True) -> Catalog:
+    """Read every row (the profile counts them all); keep a uniform sample of `max_rows` in file order.
+
+    A large file's profile is counted by a second process meanwhile (`count_aside`; see side_profile)."""
     catalog = Catalog(source, max_rows)
     rejections = _ledger_rejections(source)
-    with gc_paused():
-        slots = _sample(catalog, reader, rejections, max_rows)
+    side = SideProfile(source) if count_aside else None
+    try:
+        with gc_paused():
+            slots = _sample(catalog, reader, rejections, max_rows, counting=side is None or not side.active)
+        if side is not None and side.active:
+            catalog.profile = side.result(catalog.read)
+    finally:
+        if side is not None:
+            side.close()
     slots.sort(key=lambda entry: entry[0])
     if slots:
         _, values, rows = zip(*slots, strict=True)
@@ -94,16 +104,17 @@ def build_catalog(reader: RowReader, source: str, max_rows: int) -> Catalog:
 
 
 def _sample(
-    catalog: Catalog, reader: RowReader, rejections: dict[str, dict[str, Any]], max_rows: int
+    catalog: Catalog, reader: RowReader, rejections: dict[str, dict[str, Any]], max_rows: int, *, counting: bool
 ) -> list[tuple[int, list[Any], bytes]]:
-    """Profile every row; return the entries of a uniform sample of `max_rows` (reservoir sampling: every
-    row ends up kept with the same probability, without knowing the count in advance)."""
+    """Profile every row (when `counting`); return the entries of a uniform sample of `max_rows` (reservoir
+    sampling: every row ends up kept with the same probability, without knowing the count in advance)."""
     rng = random.Random(SAMPLE_SEED)
     slots: list[tuple[int, list[Any], bytes]] = []
     strings, profile = catalog.strings, catalog.profile
     for number, row in enumerate(reader, 1):
         facts = RowFacts.of(row)
-        profile.add(row, facts)
+        if counting:
+            profile.add(row, facts)
         row_id = row.get("id")
         if row_id is not None and rejections:
             rejections.pop(str(row_id), None)  # rejected once, written later (--retry-rejected): not rejected
