@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -47,7 +48,6 @@ def test_the_profile_counted_aside_equals_the_one_counted_inline(
     assert aside.profile.rows == 40
     assert aside.profile.summary() == inline.profile.summary()
     assert aside.rows == inline.rows and aside.columns == inline.columns
-    assert not multiprocessing.active_children()
 
 
 def test_small_files_stdin_and_one_core_are_counted_inline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,15 +75,26 @@ def test_a_counting_process_that_dies_is_replaced_by_counting_here(tmp_path: Pat
     side = SideProfile(str(source), min_bytes=0)
     if not side.active:
         pytest.skip("one core: nothing is counted aside")
+    assert side._process is not None
     side._process.kill()
     profile = side.result(5)
     assert profile.rows == 5 and profile.summary() == count_rows(str(source)).summary()
 
 
-def test_a_bad_row_stops_the_counting_process_too(tmp_path: Path, always_aside: None) -> None:
+def test_a_bad_row_stops_the_counting_process_too(
+    tmp_path: Path, always_aside: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[subprocess.Popen[bytes]] = []
+
+    class Recorded(subprocess.Popen[bytes]):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(side_profile.subprocess, "Popen", Recorded)
     source = write_jsonl(tmp_path / "in.jsonl", sample_rows(3))
     with open(source, "ab") as out:
         out.write(orjson.dumps([1]) + b"\n")
     with pytest.raises(InputError, match=r"in\.jsonl:4"):
         _catalog(source, aside=True)
-    assert not multiprocessing.active_children()
+    assert len(started) == 1 and started[0].returncode is not None  # ended and reaped, not left running

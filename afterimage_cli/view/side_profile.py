@@ -1,17 +1,18 @@
 """The set-wide profile of a large file, counted by a second process while this one builds the catalog.
 
 Both processes parse every row, which costs CPU, but the profile and the catalog then take a core each:
-on two idle cores a 100k-row page is written about a quarter sooner. Small files, stdin and one-core
-machines are counted inline, since a process costs ~0.3 s to start. The second process is spawned, not
-forked: forking a process that may run other threads (a library caller's) can deadlock the child.
+the catalog's process runs ~24 % fewer instructions per row (cachegrind, 3k bench rows: 212k against
+279k). Small files, stdin and one-core machines are counted inline, since a process costs ~0.3 s to start.
+The second process is a fresh interpreter running this module (`python -m`), neither forked (a caller's
+threads can deadlock a forked child) nor spawned by multiprocessing (that re-runs the caller's main script).
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from multiprocessing.connection import Connection
-from typing import Any
+import pickle
+import subprocess
+import sys
 
 from ..dataset_profile import DatasetProfile
 from ..export.reader import STDIN, RowReader
@@ -34,13 +35,6 @@ def count_rows(source: str, limit: int | None = None) -> DatasetProfile:
     return profile
 
 
-def _count_into(source: str, sender: Connection) -> None:
-    try:
-        sender.send(count_rows(source))
-    finally:
-        sender.close()
-
-
 def _cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -53,8 +47,7 @@ class SideProfile:
 
     def __init__(self, source: str, min_bytes: int | None = None) -> None:
         self.source = source
-        self._process: Any = None
-        self._receiver: Connection | None = None
+        self._process: subprocess.Popen[bytes] | None = None
         if source == STDIN or _cores() < 2:
             return
         try:
@@ -62,11 +55,12 @@ class SideProfile:
                 return
         except OSError:
             return  # the catalog's reader names the problem
-        context = multiprocessing.get_context("spawn")
-        self._receiver, sender = context.Pipe(duplex=False)
-        self._process = context.Process(target=_count_into, args=(source, sender), daemon=True)
-        self._process.start()
-        sender.close()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", __name__, source],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
 
     @property
     def active(self) -> bool:
@@ -76,23 +70,25 @@ class SideProfile:
         """The profile of the `rows` valid rows the catalog read: the other process's count when it counted
         exactly those (a file still being written may have grown since), else counted here again."""
         profile = None
-        if self._receiver is not None:
-            try:
-                profile = self._receiver.recv()
-            except (EOFError, OSError):
-                profile = None  # the process died (killed, out of memory): count here
+        if self._process is not None:
+            answer, _ = self._process.communicate()
+            if self._process.returncode == 0:
+                profile = pickle.loads(answer)  # our own child's answer, not outside data
         self.close()
         if isinstance(profile, DatasetProfile) and profile.rows == rows:
             return profile
-        return count_rows(self.source, rows)
+        return count_rows(self.source, rows)  # it died (killed, out of memory) or read more rows
 
     def close(self) -> None:
         """Stop the other process (the catalog failed, or its answer is in)."""
-        if self._receiver is not None:
-            self._receiver.close()
-            self._receiver = None
         if self._process is not None:
-            if self._process.is_alive():
-                self._process.terminate()
-            self._process.join()
+            if self._process.poll() is None:
+                self._process.kill()
+            self._process.wait()
+            if self._process.stdout is not None:
+                self._process.stdout.close()
             self._process = None
+
+
+if __name__ == "__main__":
+    sys.stdout.buffer.write(pickle.dumps(count_rows(sys.argv[1]), protocol=pickle.HIGHEST_PROTOCOL))
