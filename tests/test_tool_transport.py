@@ -130,3 +130,91 @@ def test_fake_server_picks_an_unnamed_tool_by_the_text(fake_server) -> None:
         for n in range(12)
     }
     assert picked == {"get_weather", "stock_price"}
+
+
+# --- litellm -----------------------------------------------------------------------------------------------
+
+
+def test_litellm_sends_tools_without_the_mcp_package_and_reads_the_calls(fake_server, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mcp", None)  # not installed: litellm's MCP gateway check would import it
+    provider = build(fake_server, "openai/fake-model", provider="litellm")
+    answer = ask(provider, tools=TOOLS, tool_choice="required")
+    body = fake_server.stats["last_request"]["body"]
+    assert body["tools"] == TOOLS and body["tool_choice"] == "required" and "_skip_mcp_handler" not in body
+    assert answer.finish_reason == "tool_calls" and answer.text == ""
+    assert answer.tool_calls and answer.tool_calls[0].name == "get_weather" and valid(answer.tool_calls[0])
+    dialog = follow_up(answer)
+    second = ask(build(fake_server, "openai/fake-model", provider="litellm"), dialog, tools=TOOLS)
+    sent = fake_server.stats["last_request"]["body"]["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool"]
+    assert sent[2]["tool_calls"] == dialog[2]["tool_calls"] and sent[3]["tool_call_id"] == answer.tool_calls[0].id
+    assert second.tool_calls is None and "get_weather returned" in second.text
+
+
+# --- Anthropic Messages ------------------------------------------------------------------------------------
+
+CLAUDE = "anthropic/claude-test"
+
+
+def test_anthropic_sends_tools_in_its_form_and_reads_tool_use_blocks(fake_server) -> None:
+    answer = ask(build(fake_server, CLAUDE), tools=TOOLS, tool_choice="required")
+    body = fake_server.stats["last_request"]["body"]
+    assert body["tools"] == [
+        {"name": "get_weather", "input_schema": WEATHER, "description": "Forecast"},
+        {"name": "stock_price", "input_schema": STOCKS, "description": "Quote"},
+    ]
+    assert body["tool_choice"] == {"type": "any"} and fake_server.stats["bad_request"] == 0
+    assert answer.finish_reason == "tool_calls" and answer.text == ""  # stop_reason tool_use
+    assert answer.tool_calls and answer.tool_calls[0].name == "get_weather" and valid(answer.tool_calls[0])
+    assert answer.tool_calls[0].id.startswith("toolu_")
+
+
+@pytest.mark.parametrize(
+    ("choice", "params", "wire"),
+    [
+        ("auto", {}, {"type": "auto"}),
+        ("none", {}, {"type": "none"}),
+        ({"type": "function", "function": {"name": "stock_price"}}, {}, {"type": "tool", "name": "stock_price"}),
+        ("required", {"parallel_tool_calls": False}, {"type": "any", "disable_parallel_tool_use": True}),
+        ("required", {"thinking": {"type": "enabled", "budget_tokens": 1024}}, {"type": "auto"}),
+    ],
+)
+def test_anthropic_tool_choice_mapping(choice, params, wire) -> None:
+    provider = LLMFactory.create(CLAUDE, api_base="http://127.0.0.1:9", params=params)
+    body = provider.request_payload(ASK, tools=TOOLS, tool_choice=choice)  # type: ignore[attr-defined]
+    assert body["tool_choice"] == wire and "parallel_tool_calls" not in body
+
+
+def test_anthropic_round_trip_merges_tool_results_into_one_user_turn(fake_server) -> None:
+    fake_server.parallel_tool_calls = 2
+    first = ask(build(fake_server, CLAUDE), tools=TOOLS)
+    assert first.tool_calls and len(first.tool_calls) == 2
+    dialog = follow_up(first)
+    second = ask(build(fake_server, CLAUDE), dialog, tools=TOOLS)
+    sent = fake_server.stats["last_request"]["body"]["messages"]
+    assert fake_server.stats["bad_request"] == 0  # the fake refuses tool turns out of the API's order
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert sent[1]["content"] == [
+        {"type": "tool_use", "id": c.id, "name": c.name, "input": orjson.loads(c.arguments)} for c in first.tool_calls
+    ]
+    assert sent[2]["content"] == [
+        {"type": "tool_result", "tool_use_id": c.id, "content": '{"temp_c": 21, "sky": "clear"}'}
+        for c in first.tool_calls
+    ]
+    assert second.tool_calls is None and second.finish_reason == "stop"
+    assert "get_weather returned" in second.text and "stock_price returned" in second.text
+
+
+def test_anthropic_keeps_invalid_arguments_readable_and_text_beside_calls() -> None:
+    provider = LLMFactory.create(CLAUDE, api_base="http://127.0.0.1:9")
+    calls = [{"id": "t1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Os'}}]
+    messages = [*ASK, {"role": "assistant", "content": "Let me look.", "tool_calls": calls}]
+    messages.append({"role": "tool", "tool_call_id": "t1", "name": "get_weather", "content": "error: bad JSON"})
+    body = provider.request_payload(messages, tools=TOOLS)  # type: ignore[attr-defined]
+    assert body["messages"][1]["content"] == [
+        {"type": "text", "text": "Let me look."},
+        {"type": "tool_use", "id": "t1", "name": "get_weather", "input": {"arguments": '{"city": "Os'}},
+    ]
+    assert "tool_choice" not in body  # none asked for: the API's default (auto)
