@@ -218,3 +218,77 @@ def test_anthropic_keeps_invalid_arguments_readable_and_text_beside_calls() -> N
         {"type": "tool_use", "id": "t1", "name": "get_weather", "input": {"arguments": '{"city": "Os'}},
     ]
     assert "tool_choice" not in body  # none asked for: the API's default (auto)
+
+
+# --- Gemini ------------------------------------------------------------------------------------------------
+
+GEMINI = "gemini/gemini-2.5-flash"
+
+
+def test_gemini_sends_function_declarations_and_gives_its_calls_stable_ids(fake_server) -> None:
+    answer = ask(
+        build(fake_server, GEMINI), tools=TOOLS, tool_choice={"type": "function", "function": {"name": "get_weather"}}
+    )
+    body = fake_server.stats["last_request"]["body"]
+    assert body["tools"] == [
+        {
+            "functionDeclarations": [
+                {"name": "get_weather", "description": "Forecast", "parametersJsonSchema": WEATHER},
+                {"name": "stock_price", "description": "Quote", "parametersJsonSchema": STOCKS},
+            ]
+        }
+    ]
+    assert body["toolConfig"] == {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}}
+    assert answer.finish_reason == "tool_calls" and answer.text == ""  # finishReason STOP with functionCall parts
+    assert answer.tool_calls and answer.tool_calls[0].name == "get_weather" and valid(answer.tool_calls[0])
+    # No id on the wire: one made from the answer, the same each time the same body is read.
+    provider = build(fake_server, GEMINI)
+    raw = answer.raw_response
+    again = provider.answer_from(raw, {})  # type: ignore[attr-defined]
+    assert again.tool_calls == answer.tool_calls and answer.tool_calls[0].id.startswith("call_")
+
+
+def test_gemini_old_models_get_the_openapi_subset_and_modes_map() -> None:
+    provider = LLMFactory.create("gemini/gemini-1.5-pro", api_base="http://127.0.0.1:9")
+    body = provider.request_payload(ASK, tools=TOOLS, tool_choice="none")  # type: ignore[attr-defined]
+    declaration = body["tools"][0]["functionDeclarations"][0]
+    assert declaration["parameters"]["type"] == "OBJECT" and "parametersJsonSchema" not in declaration
+    assert body["toolConfig"] == {"functionCallingConfig": {"mode": "NONE"}}
+    required = provider.request_payload(ASK, tools=TOOLS, tool_choice="required")  # type: ignore[attr-defined]
+    assert required["toolConfig"] == {"functionCallingConfig": {"mode": "ANY"}}
+
+
+def test_gemini_round_trip_sends_function_calls_and_responses(fake_server) -> None:
+    fake_server.parallel_tool_calls = 2
+    first = ask(build(fake_server, GEMINI), tools=TOOLS)
+    assert first.tool_calls and len({c.id for c in first.tool_calls}) == 2
+    dialog = follow_up(first)
+    dialog[-1]["content"] = "plain text result"
+    second = ask(build(fake_server, GEMINI), dialog, tools=TOOLS)
+    contents = fake_server.stats["last_request"]["body"]["contents"]
+    assert fake_server.stats["bad_request"] == 0  # the fake refuses responses that do not match the calls
+    assert [c["role"] for c in contents] == ["user", "model", "user"]
+    assert contents[1]["parts"] == [
+        {"functionCall": {"name": c.name, "args": orjson.loads(c.arguments)}} for c in first.tool_calls
+    ]
+    assert contents[2]["parts"] == [
+        {"functionResponse": {"name": "get_weather", "response": {"temp_c": 21, "sky": "clear"}}},
+        {"functionResponse": {"name": "stock_price", "response": {"output": "plain text result"}}},
+    ]
+    assert second.tool_calls is None and second.finish_reason == "stop"
+    assert "get_weather returned" in second.text and "plain text result" in second.text
+
+
+def test_gemini_3_sends_thought_signatures_back() -> None:
+    provider = LLMFactory.create("gemini/gemini-3-pro-preview", api_base="http://127.0.0.1:9")
+    part = {"functionCall": {"name": "get_weather", "args": {"city": "Oslo", "days": 1}}, "thoughtSignature": "sig-1"}
+    data = {"candidates": [{"content": {"role": "model", "parts": [part]}, "finishReason": "STOP"}], "responseId": "r1"}
+    answer = provider.answer_from(data, {})  # type: ignore[attr-defined]
+    assert answer.tool_calls and answer.tool_calls[0].arguments == '{"city":"Oslo","days":1}'
+    recorded = [{"id": "call_elsewhere", "type": "function", "function": {"name": "stock_price", "arguments": "{}"}}]
+    messages = [
+        *ASK,
+        {"role": "assistant", "content": "", "tool_calls": [c.wire() for c in answer.tool_calls] + recorded},
+    ]
+    parts = provider.request_payload(messages, tools=TOOLS)["contents"][1]["parts"]  # type: ignore[attr-defined]
+    assert [p["thoughtSignature"] for p in parts] == ["sig-1", "skip_thought_signature_validator"]
