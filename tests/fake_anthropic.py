@@ -219,7 +219,8 @@ class FakeAnthropic:
             return "messages: the last assistant turn called tools whose results were not sent"
         return None
 
-    def prompt_blocks(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+    @staticmethod
+    def prompt_blocks(body: dict[str, Any]) -> list[dict[str, Any]]:
         """The prompt's blocks in order: the system prompt's, then each message's (each knows its role)."""
         blocks = [{**b, "role": "system"} for b in _blocks(body.get("system") or [])]
         for message in body["messages"]:

@@ -292,3 +292,92 @@ def test_gemini_3_sends_thought_signatures_back() -> None:
     ]
     parts = provider.request_payload(messages, tools=TOOLS)["contents"][1]["parts"]  # type: ignore[attr-defined]
     assert [p["thoughtSignature"] for p in parts] == ["sig-1", "skip_thought_signature_validator"]
+
+
+# --- the offline built-in model ----------------------------------------------------------------------------
+
+
+def test_offline_model_calls_the_matching_tool_then_reports_the_result() -> None:
+    offline = LLMFactory.create("offline")
+    weather = [{"role": "user", "content": "What will the weather be like in Oslo this week?"}]
+    answer = ask(offline, weather, tools=TOOLS)
+    assert answer.finish_reason == "tool_calls" and answer.text == "" and answer.tool_calls
+    (call,) = answer.tool_calls
+    assert call.name == "get_weather" and valid(call)  # "weather" matches the name; days within 1..7
+    assert ask(LLMFactory.create("offline"), weather, tools=TOOLS) == answer  # deterministic
+    stocks = [{"role": "user", "content": "Quote me the stock price of ACME."}]
+    assert [c.name for c in ask(offline, stocks, tools=TOOLS).tool_calls or ()] == ["stock_price"]
+
+    dialog = [*weather, {"role": "assistant", "content": "", "tool_calls": [call.wire()]}]
+    dialog.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": "Sunny, 21 C"})
+    after = ask(offline, dialog, tools=TOOLS)
+    assert (
+        after.tool_calls is None and after.finish_reason == "stop" and "get_weather returned Sunny, 21 C" in after.text
+    )
+    assert ask(offline, weather, tools=TOOLS, tool_choice="none").tool_calls is None
+    forced = {"type": "function", "function": {"name": "stock_price"}}
+    assert [c.name for c in ask(offline, weather, tools=TOOLS, tool_choice=forced).tool_calls or ()] == ["stock_price"]
+
+
+# --- the response cache and batch requests -----------------------------------------------------------------
+
+
+def test_cache_keys_on_tools_and_keeps_the_calls(fake_server, tmp_path) -> None:
+    from afterimage_cli.providers.cache import CachedProvider, ResponseCache
+
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    cached = CachedProvider(build(fake_server, "openai/fake-model"), cache, {})
+    other_tools = [TOOLS[1]]
+
+    async def go() -> list[LLMResponse]:
+        answers = [
+            await cached.acomplete(ASK, tools=TOOLS),
+            await cached.acomplete(ASK, tools=other_tools),
+            await cached.acomplete(ASK, tools=TOOLS, tool_choice="required"),
+            await cached.acomplete(ASK, tools=TOOLS),
+        ]
+        await cached.aclose()
+        return answers
+
+    first, other, required, again = asyncio.run(go())
+    cache.close()
+    assert fake_server.stats["requests"] == 3  # different tools or tool_choice: different entries
+    assert other.tool_calls and other.tool_calls[0].name == "stock_price"
+    assert again.cached and again.tool_calls == first.tool_calls and again.finish_reason == "tool_calls"
+    reopened = ResponseCache(tmp_path / "cache.sqlite")
+    key = ResponseCache.key("openai/fake-model", ASK, {"tools": TOOLS}, None)
+    stored = reopened.get(key)
+    reopened.close()
+    assert stored is not None and stored.tool_calls == first.tool_calls  # kept on disk, not only in memory
+
+
+@pytest.mark.parametrize("model", ["openai/fake-model", CLAUDE])
+def test_batch_lines_carry_the_tools_and_answer_with_calls(fake_server, model) -> None:
+    from afterimage_cli.engine.batch_calls import custom_id
+    from afterimage_cli.providers.batch import BatchRequest, batch_api_for
+    from afterimage_cli.providers.cache import CallScope
+
+    provider = build(fake_server, model)
+    body = provider.request_payload(ASK, tools=TOOLS)  # type: ignore[attr-defined]
+    bare = provider.request_payload(ASK)  # type: ignore[attr-defined]
+    scope = CallScope(item=7)
+    ids = {
+        custom_id(scope, body),
+        custom_id(scope, bare),
+        custom_id(scope, provider.request_payload(ASK, tools=TOOLS[:1])),
+    }  # type: ignore[attr-defined]
+    assert len({i.rsplit("-", 2)[1] for i in ids}) == 3  # the request digest differs with the tools offered
+
+    async def work() -> Any:
+        api = batch_api_for(provider)
+        try:
+            results = await api.results(await api.submit([BatchRequest("line-0", body)], {}))
+        finally:
+            await api.aclose()
+            await provider.aclose()
+        return results
+
+    line = asyncio.run(work())["line-0"]
+    answer = provider.answer_from(line.body or {}, line.headers)  # type: ignore[attr-defined]
+    assert answer.finish_reason == "tool_calls" and answer.tool_calls and valid(answer.tool_calls[0])
+    assert fake_server.stats["requests"] == 0  # answered inside the batch
