@@ -335,13 +335,16 @@ def test_cache_keys_on_tools_and_keeps_the_calls(fake_server, tmp_path) -> None:
             await cached.acomplete(ASK, tools=other_tools),
             await cached.acomplete(ASK, tools=TOOLS, tool_choice="required"),
             await cached.acomplete(ASK, tools=TOOLS),
+            await cached.acomplete(ASK),
+            await cached.acomplete(ASK, tools=None, tool_choice=None),
         ]
         await cached.aclose()
         return answers
 
-    first, other, required, again = asyncio.run(go())
+    first, other, required, again, plain, no_tools = asyncio.run(go())
     cache.close()
-    assert fake_server.stats["requests"] == 3  # different tools or tool_choice: different entries
+    assert fake_server.stats["requests"] == 4  # different tools or tool_choice: different entries
+    assert plain.tool_calls is None and no_tools.cached  # no tools offered: the plain request's entry
     assert other.tool_calls and other.tool_calls[0].name == "stock_price"
     assert again.cached and again.tool_calls == first.tool_calls and again.finish_reason == "tool_calls"
     reopened = ResponseCache(tmp_path / "cache.sqlite")
