@@ -759,6 +759,7 @@ class FakeOpenAIServer:
             else fake_tools.calls_for(self, body.get("tools"), body.get("tool_choice"), messages)
         )
         if calls:
+            calls = calls[:1] if body.get("parallel_tool_calls") is False else calls
             message = fake_tools.openai_message(self, calls)
             content, finish_reason = "".join(c["arguments"] for c in calls), "tool_calls"
         elif tool is not None:  # the arguments of the one call it forces, no content (OpenAI's wire shape)

@@ -94,10 +94,16 @@ def test_openai_compat_without_tools_sends_no_tool_fields(fake_server) -> None:
 
 
 def test_fake_server_knobs_shape_the_calls(fake_server) -> None:
+    from openai.types.chat import ChatCompletion
+
     fake_server.parallel_tool_calls = 2
     answer = ask(build(fake_server, "openai/fake-model"), tools=TOOLS)
+    wire = ChatCompletion.model_validate(answer.raw_response).choices[0]  # OpenAI's own wire shape
+    assert wire.finish_reason == "tool_calls" and wire.message.tool_calls and len(wire.message.tool_calls) == 2
     assert answer.tool_calls and [c.name for c in answer.tool_calls] == ["get_weather", "stock_price"]
     assert len({c.id for c in answer.tool_calls}) == 2 and all(valid(c) for c in answer.tool_calls)
+    single = ask(build(fake_server, "openai/fake-model", params={"parallel_tool_calls": False}), tools=TOOLS)
+    assert single.tool_calls and len(single.tool_calls) == 1  # the request's own parallel_tool_calls: false
 
     fake_server.parallel_tool_calls, fake_server.invalid_tool_args_rate = 1, 1.0
     bad = [
