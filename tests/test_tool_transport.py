@@ -390,3 +390,14 @@ def test_batch_lines_carry_the_tools_and_answer_with_calls(fake_server, model) -
     answer = provider.answer_from(line.body or {}, line.headers)  # type: ignore[attr-defined]
     assert answer.finish_reason == "tool_calls" and answer.tool_calls and valid(answer.tool_calls[0])
     assert fake_server.stats["requests"] == 0  # answered inside the batch
+
+
+@pytest.mark.parametrize("model", [CLAUDE, GEMINI])
+def test_invalid_arguments_knob_in_the_object_protocols(fake_server, model) -> None:
+    fake_server.invalid_tool_args_rate = 1.0
+    answers = [
+        ask(build(fake_server, model), [{"role": "user", "content": f"task {n}"}], tools=TOOLS) for n in range(3)
+    ]
+    calls = [c for a in answers for c in a.tool_calls or ()]
+    assert len(calls) == 3 and not any(valid(c) for c in calls)
+    assert all(isinstance(orjson.loads(c.arguments), dict) for c in calls)  # these protocols carry objects
