@@ -38,7 +38,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests import fake_anthropic, fake_gemini
+from tests import fake_anthropic, fake_gemini, fake_tools
 from tests.fake_batches import add_routes as add_batch_routes
 
 END_TOKEN = "[END]"
@@ -55,7 +55,8 @@ KNOBS = tuple(
     " rate_529 end_rate reasoning seed responder rate_limit_headers reject_keys model_name context_tokens filter_words"
     " unprocessable_words withheld_words rate_truncated down_after down_for down_status echo_model models_status"
     " model_meta gather cached_share rate_echo rate_copy rate_repeat rate_leak rate_short defect_words"
-    " weak_models sample_spread judge_position_bias judge_flat".split()
+    " weak_models sample_spread judge_position_bias judge_flat tool_call_rate invalid_tool_args_rate"
+    " parallel_tool_calls".split()
 )
 # Defective turns (see `_defect`), in the order their rates are stacked, and the sides that make each:
 # the respondent ("answer") or the simulated user ("question").
@@ -285,6 +286,11 @@ class FakeOpenAIServer:
     # The share of each prompt reported as read from the provider's prompt cache: OpenAI's
     # usage.prompt_tokens_details.cached_tokens, Gemini's cachedContentTokenCount (stats["cached_tokens"]).
     cached_share: float = 0.0
+    # Tool calling (tests/fake_tools.py): the share of requests with tools and a user turn last that are
+    # answered with calls, the share of calls with invalid arguments, and how many calls an answer makes.
+    tool_call_rate: float = 1.0
+    invalid_tool_args_rate: float = 0.0
+    parallel_tool_calls: int = 1
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> None:
         unknown = set(knobs) - set(KNOBS)
@@ -413,6 +419,8 @@ class FakeOpenAIServer:
         counts["cached_tokens"] = 0
         counts["model_lists"] = 0
         counts["comparisons"] = 0
+        counts["tool_calls"] = 0
+        counts["invalid_tool_args"] = 0
         defects = dict.fromkeys(DEFECTS, 0)
         return {
             **counts,
@@ -635,6 +643,8 @@ class FakeOpenAIServer:
                 self.stats["bad_structured"] += 1
                 value = violate(schema, value)
             return orjson.dumps(value).decode()
+        if fake_tools.answers_results(messages):
+            return fake_tools.result_answer(messages)
         side = "question" if "simulated user" in system.lower() else "answer"
         if side == "question" and self.end_rate and self._random() < self.end_rate:
             return END_TOKEN
@@ -743,7 +753,15 @@ class FakeOpenAIServer:
     def _chat_answer(self, body: dict[str, Any]) -> web.Response:
         messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
         tool = self._forced_tool(body)
-        if tool is not None:  # the arguments of the one call it forces, no content (OpenAI's wire shape)
+        calls = (
+            None
+            if tool is not None
+            else fake_tools.calls_for(self, body.get("tools"), body.get("tool_choice"), messages)
+        )
+        if calls:
+            message = fake_tools.openai_message(self, calls)
+            content, finish_reason = "".join(c["arguments"] for c in calls), "tool_calls"
+        elif tool is not None:  # the arguments of the one call it forces, no content (OpenAI's wire shape)
             arguments = self._content({"response_format": _schema_format(tool.get("parameters"))}, messages)
             content, finish_reason = arguments, "stop"
             call = {"id": f"call_fake{self._ids}", "type": "function"}

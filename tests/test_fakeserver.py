@@ -453,7 +453,10 @@ def test_a_forced_tool_is_called_with_arguments_that_fit_its_parameters(fake_ser
     call = message.tool_calls[0]
     assert call.type == "function" and call.function.name == "json_tool_call"
     Person.model_validate_json(call.function.arguments)
-    # Tools offered but not forced: an ordinary answer.
+    # Tools offered but not forced: the model calls one (tests/fake_tools.py) unless tool_call_rate says not to.
+    offered = chat(fake_server, tools=tools).json()["choices"][0]
+    assert offered["finish_reason"] == "tool_calls" and offered["message"]["content"] is None
+    fake_server.tool_call_rate = 0.0
     plain = chat(fake_server, tools=tools).json()["choices"][0]["message"]
     assert plain["content"] and "tool_calls" not in plain
 

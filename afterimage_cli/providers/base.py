@@ -11,6 +11,22 @@ from ..errors import ProviderError
 from .structured import Schema, parse_complete
 
 Messages = list[dict[str, Any]]
+# What the model finished with when it asked for tools, whatever its protocol calls it (Anthropic's
+# "tool_use", a Gemini answer of functionCall parts).
+TOOL_CALLS = "tool_calls"
+
+
+class ToolCall(BaseModel):
+    """A call the model asked for. `arguments` is the JSON text exactly as the model wrote it, which may be
+    invalid JSON or break the tool's schema: the caller validates it."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def wire(self) -> dict[str, Any]:
+        """The call as an OpenAI assistant message carries it in `tool_calls`."""
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
 
 
 class LLMResponse(BaseModel):
@@ -31,6 +47,8 @@ class LLMResponse(BaseModel):
     cost: float | None = Field(default=None, description="USD, when the provider knows the price.")
     headers: dict[str, str] | None = Field(default=None, description="Rate-limit headers of the HTTP answer.")
     cached: bool = False
+    # The calls the model asked for (finish_reason is then "tool_calls"); None when it answered in text.
+    tool_calls: list[ToolCall] | None = None
 
 
 class StructuredLLMResponse(LLMResponse):

@@ -14,9 +14,10 @@ from ..errors import ProviderError
 from .base import LLMResponse, Messages
 from .http_transport import HttpTransport
 from .keypool import ApiKey
-from .openai_dialect import AZURE_API_VERSION, adapt_request, answer_text, is_azure_v1
+from .openai_dialect import AZURE_API_VERSION, JSON_TOOL, adapt_request, answer_text, is_azure_v1
 from .remote import PROBE_MESSAGES
 from .structured import Schema, response_format
+from .tool_calls import finish_with_calls, read_openai_calls, tool_options
 
 
 class OpenAICompatProvider(HttpTransport):
@@ -74,7 +75,8 @@ class OpenAICompatProvider(HttpTransport):
         details = usage.get("prompt_tokens_details")
         cached = int((details.get("cached_tokens") if isinstance(details, dict) else None) or 0)
         limits = {k: v for k, v in headers.items() if "ratelimit" in k}
-        finish_reason = choice.get("finish_reason")
+        calls = read_openai_calls(message.get("tool_calls"), skip=JSON_TOOL)
+        finish_reason = finish_with_calls(choice.get("finish_reason"), calls)
         response = LLMResponse(
             text=text if isinstance(text, str) else "",
             prompt_token_count=prompt_tokens,
@@ -87,8 +89,9 @@ class OpenAICompatProvider(HttpTransport):
             reasoning_content=reasoning,
             cost=self.priced(prompt_tokens, completion_tokens, cached),
             headers=limits or None,
+            tool_calls=calls,
         )
-        if isinstance(text, str):
+        if isinstance(text, str) or (calls and finish_reason != "content_filter"):
             return response
         if finish_reason == "content_filter":
             # The answer was withheld by the provider's output filter (Azure's): asking again gets the same
@@ -108,8 +111,14 @@ class OpenAICompatProvider(HttpTransport):
         raise error
 
     def request_payload(self, messages: Messages, schema: Schema | None = None, **kwargs: Any) -> dict[str, Any]:
-        """The JSON body of one chat call (batch mode sends the same body inside a batch file)."""
-        payload = {**self.params, **kwargs, "model": self.served_model, "messages": messages}
+        """The JSON body of one chat call (batch mode sends the same body inside a batch file). Tools, tool
+        choice and tool turns are OpenAI's own form: they go as they are."""
+        tools, tool_choice, rest = tool_options({**self.params, **kwargs})
+        payload = {**rest, "model": self.served_model, "messages": messages}
+        if tools:
+            payload["tools"] = tools
+            if tool_choice is not None:
+                payload["tool_choice"] = tool_choice
         if schema is not None:
             payload["response_format"] = response_format(schema)
         return adapt_request(self.prefix, self.served_model, payload)

@@ -118,7 +118,8 @@ def adapt_request(prefix: str, model: str, payload: dict[str, Any]) -> dict[str,
     if prefix == "groq" and answers_by_tool(prefix, model) and "response_format" in payload:
         out = dict(payload)
         schema = out.pop("response_format")["json_schema"]["schema"]
-        out["tools"] = [{"type": "function", "function": {"name": JSON_TOOL, "parameters": schema}}]
+        json_tool = {"type": "function", "function": {"name": JSON_TOOL, "parameters": schema}}
+        out["tools"] = [*(out.get("tools") or ()), json_tool]
         out["tool_choice"] = {"type": "function", "function": {"name": JSON_TOOL}}
         return out
     return payload
