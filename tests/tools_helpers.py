@@ -79,7 +79,7 @@ def tools_config(tmp_path: Path, server: Any, *, tools: Any = None, **sections: 
     section = {"definitions": FIVE_TOOLS, **(tools or {})}
     base: dict[str, Any] = {
         "respondent": {"model": "fake-model", "api_base": server.api_base},
-        "instructions": {"generator": "tools"},
+        "instructions": {"generator": "tools", "options": {}},
         "generation": {"num_conversations": 20, "max_turns": 3, "min_turns": 1, "concurrency": 4, "seed": 3},
         "modifiers": [],
         "tools": section,
