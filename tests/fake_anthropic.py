@@ -10,7 +10,13 @@ per-item refusals take Anthropic's form: a prompt over `context_tokens` is a 400
 
 Like the real API it refuses (400) what a client must not send: no anthropic-version header, fields the API
 does not know, a missing max_tokens (or one within the thinking budget), a `system` role or extra keys in
-messages, a first turn that is not the user's, a forced tool choice with thinking on.
+messages, a first turn that is not the user's, a forced tool choice with thinking on, a tool without an
+object input_schema, and tool turns out of order (every tool_use answered by a tool_result in the next user
+turn, results first in it, none for an id the previous turn did not call).
+
+Tools offered and not forced by a `tool` choice are called as tests/fake_tools.py decides (tool_use blocks,
+stop_reason "tool_use"); tool results are answered in text that quotes them. A forced `tool` choice is
+structured output through a tool, as before.
 
 Prompt caching is emulated: with a `cache_control` marker (a block's, or the top-level one that marks the
 last block), the prompt up to the marker is written to the model's cache (cache_creation_input_tokens), and
@@ -28,6 +34,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests import fake_tools
 from tests import fakeserver as base
 
 ERROR_TYPES = {
@@ -67,6 +74,9 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
 
 
 def _block_text(block: dict[str, Any]) -> str:
+    if block.get("type") == "tool_result":
+        content = block.get("content")
+        return content if isinstance(content, str) else " ".join(_block_text(b) for b in _blocks(content))
     return str(
         block.get("text")
         or block.get("thinking")
@@ -162,6 +172,9 @@ class FakeAnthropic:
                 return f"messages.{i}.role: Input should be 'user' or 'assistant'"
         if messages[0]["role"] != "user":
             return 'messages: first message must use the "user" role'
+        tool_refusal = self.tool_refusal(body)
+        if tool_refusal:
+            return tool_refusal
         thinking = body.get("thinking")
         budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
         if isinstance(budget, int) and budget >= body["max_tokens"]:
@@ -172,7 +185,42 @@ class FakeAnthropic:
                 return "Thinking may not be enabled when tool_choice forces tool use."
         return None
 
-    def prompt_blocks(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+    @staticmethod
+    def tool_refusal(body: dict[str, Any]) -> str | None:
+        """Why the real API would refuse the request's tools or tool turns, or None."""
+        for i, tool in enumerate(body.get("tools") or ()):
+            schema = tool.get("input_schema") if isinstance(tool, dict) else None
+            if not isinstance(schema, dict) or schema.get("type") != "object" or not tool.get("name"):
+                return f"tools.{i}.custom.input_schema.type: Input should be 'object'"
+        choice = body.get("tool_choice")
+        if choice is not None and (
+            not isinstance(choice, dict) or choice.get("type") not in ("auto", "any", "tool", "none")
+        ):
+            return "tool_choice: Input tag does not match any of the expected tags: 'auto', 'any', 'tool', 'none'"
+        called: list[str] = []
+        for i, message in enumerate(body["messages"]):
+            blocks = _blocks(message["content"])
+            results = [b.get("tool_use_id") for b in blocks if b.get("type") == "tool_result"]
+            if called and (
+                sorted(map(str, results)) != sorted(called)
+                or blocks[: len(results)] != [b for b in blocks if b.get("type") == "tool_result"]
+            ):
+                return (
+                    f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+                    f"{', '.join(called)}. Each `tool_use` block must have a corresponding `tool_result` block in "
+                    "the next message, and tool_result blocks must come first."
+                )
+            if results and not called:
+                return f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: {results[0]}"
+            called = [str(b.get("id")) for b in blocks if b.get("type") == "tool_use"]
+            if called and message["role"] != "assistant":
+                return f"messages.{i}: tool_use blocks may only appear in assistant turns"
+        if called:
+            return "messages: the last assistant turn called tools whose results were not sent"
+        return None
+
+    @staticmethod
+    def prompt_blocks(body: dict[str, Any]) -> list[dict[str, Any]]:
         """The prompt's blocks in order: the system prompt's, then each message's (each knows its role)."""
         blocks = [{**b, "role": "system"} for b in _blocks(body.get("system") or [])]
         for message in body["messages"]:
@@ -210,8 +258,39 @@ class FakeAnthropic:
             return output["schema"], None
         tools = [t for t in body.get("tools") or () if isinstance(t, dict) and isinstance(t.get("input_schema"), dict)]
         choice = body.get("tool_choice") or {}
-        tool = next((t for t in tools if t.get("name") == choice.get("name")), tools[0] if tools else None)
+        forced = choice.get("type") == "tool"
+        tool = next((t for t in tools if forced and t.get("name") == choice.get("name")), None)
         return (tool["input_schema"], str(tool["name"])) if tool else (None, None)
+
+    @staticmethod
+    def chat_view(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The conversation as the server's OpenAI helpers read it, a message per block (tool turns in
+        OpenAI's form, a result named after the call it answers)."""
+        names = {b.get("id"): b.get("name") for b in blocks if b.get("type") == "tool_use"}
+        chat: list[dict[str, Any]] = []
+        for b in blocks:
+            if b.get("type") == "tool_result":
+                call = b.get("tool_use_id")
+                chat.append({"role": "tool", "tool_call_id": call, "name": names.get(call), "content": _block_text(b)})
+            else:
+                chat.append({"role": b["role"], "content": _block_text(b)})
+        return chat
+
+    def tool_calls(self, body: dict[str, Any], chat: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        """The tool_use blocks the fake model answers with when tools are offered (not forced), or None."""
+        tools = [{"name": t.get("name"), "parameters": t.get("input_schema")} for t in body.get("tools") or ()]
+        choice = body.get("tool_choice") or {}
+        mode = {"any": "required", "none": "none"}.get(str(choice.get("type")), "auto")
+        calls = fake_tools.calls_for(self.server, tools, mode, chat, as_text=False)
+        if not calls:
+            return None
+        if choice.get("disable_parallel_tool_use"):
+            calls = calls[:1]
+        ids = self.server._ids
+        return [
+            {"type": "tool_use", "id": f"toolu_fake{ids}_{n}", "name": c["name"], "input": c["arguments"]}
+            for n, c in enumerate(calls)
+        ]
 
     def answer(self, body: dict[str, Any]) -> web.Response:
         server, stats = self.server, self.server.stats
@@ -223,10 +302,10 @@ class FakeAnthropic:
         if server.context_tokens is not None and sum(tokens) > server.context_tokens:
             stats["context_exceeded"] += 1
             return self.invalid(f"prompt is too long: {sum(tokens)} tokens > {server.context_tokens} maximum")
-        # The conversation as the server's OpenAI helpers read it.
-        chat = [{"role": b["role"], "content": _block_text(b)} for b in blocks]
+        chat = self.chat_view(blocks)
         joined = " ".join(m["content"] for m in chat).lower()
         schema, tool = self.structured_schema(body)
+        calls = self.tool_calls(body, chat) if schema is None else None
         shim: dict[str, Any] = {**body, "messages": chat}
         if schema is not None:
             shim["response_format"] = {"type": "json_schema", "json_schema": {"schema": schema}}
@@ -238,6 +317,9 @@ class FakeAnthropic:
         if any(word.lower() in joined for word in server.filter_words):
             stats["filtered"] += 1
             stop_reason, content, text = "refusal", [], ""
+        elif calls:
+            stop_reason, text = "tool_use", "".join(orjson.dumps(c["input"]).decode() for c in calls)
+            content.extend(calls)
         else:
             text, finish = server._cut(body, server._content(shim, chat))
             stop_reason = "max_tokens" if finish == "length" else "tool_use" if tool else "end_turn"

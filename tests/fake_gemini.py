@@ -7,7 +7,10 @@ through its own pipeline (`_handle`, `_content`, `_cut`): latency, 429/500 rates
 `reasoning` (thought parts), `context_tokens` (400 INVALID_ARGUMENT "input token count … exceeds the
 maximum number of tokens allowed"), `filter_words` (a prompt blocked by promptFeedback.blockReason SAFETY),
 `unprocessable_words` (400 INVALID_ARGUMENT), truncation (finishReason MAX_TOKENS), bad structured output,
-and `cached_share` (that share of the prompt reported as cachedContentTokenCount). Errors are Google's
+and `cached_share` (that share of the prompt reported as cachedContentTokenCount). With functionDeclarations
+offered the model calls tools as tests/fake_tools.py decides (functionCall parts, no ids, as the Gemini API
+answers), and a turn of functionResponse parts is answered in text quoting them; like the real API it refuses
+(400) a turn whose function responses do not match the previous turn's function calls in number. Errors are Google's
 `{"error": {code, message, status, details}}`: a 429 says how long to wait in a RetryInfo detail, not a
 header, and a rejected key is 400 INVALID_ARGUMENT with reason API_KEY_INVALID, as the real API answers.
 """
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from tests import fakeserver
+from tests import fake_tools, fakeserver
 
 if TYPE_CHECKING:
     from tests.fakeserver import FakeOpenAIServer
@@ -108,6 +111,64 @@ def json_schema(node: Any) -> Any:
     return out
 
 
+def _turn_messages(content: Any) -> list[dict[str, Any]]:
+    """One content's messages in OpenAI's form: its text, its function calls, each function response."""
+    role = "assistant" if _field(content, "role", "role") == "model" else "user"
+    parts = [p for p in _field(content, "parts", "parts") or () if isinstance(p, dict)]
+    calls = [_field(p, "functionCall", "function_call") for p in parts]
+    responses = [_field(p, "functionResponse", "function_response") for p in parts]
+    messages: list[dict[str, Any]] = [
+        {"role": "tool", "name": r.get("name"), "content": orjson.dumps(r.get("response")).decode()}
+        for r in responses
+        if isinstance(r, dict)
+    ]
+    text = _parts_text(content)
+    if text or not messages:
+        message: dict[str, Any] = {"role": role, "content": text}
+        wire = [
+            {"type": "function", "function": {"name": c.get("name"), "arguments": orjson.dumps(c.get("args")).decode()}}
+            for c in calls
+            if isinstance(c, dict)
+        ]
+        if wire:
+            message["tool_calls"] = wire
+        messages.append(message)
+    return messages
+
+
+def _declared_tools(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The functionDeclarations as OpenAI-style functions, parameters as JSON Schema."""
+    tools = []
+    for entry in body.get("tools") or ():
+        for declaration in _field(entry, "functionDeclarations", "function_declarations") or ():
+            schema = _field(declaration, "parametersJsonSchema", "parameters_json_schema")
+            if schema is None:
+                schema = json_schema(declaration.get("parameters"))
+            tools.append({"name": declaration.get("name"), "parameters": schema})
+    return tools
+
+
+def _tool_choice(body: dict[str, Any]) -> str:
+    config = _field(_field(body, "toolConfig", "tool_config"), "functionCallingConfig", "function_calling_config")
+    mode = str(_field(config, "mode", "mode") or "AUTO")
+    return {"ANY": "required", "NONE": "none"}.get(mode, "auto")
+
+
+def call_mismatch(body: dict[str, Any]) -> str | None:
+    """The real API's 400 for function responses that do not answer the previous turn's calls one to one."""
+    calls = 0
+    for content in body.get("contents") or ():
+        parts = [p for p in _field(content, "parts", "parts") or () if isinstance(p, dict)]
+        responses = sum(1 for p in parts if _field(p, "functionResponse", "function_response"))
+        if (calls or responses) and responses != calls:
+            return (
+                "Please ensure that the number of function response parts is equal to the number of function "
+                "call parts of the function call turn."
+            )
+        calls = sum(1 for p in parts if _field(p, "functionCall", "function_call"))
+    return None
+
+
 def chat_view(model: str, body: dict[str, Any]) -> dict[str, Any]:
     """The request as an OpenAI chat body, so the server's own answer logic serves both protocols."""
     messages = []
@@ -115,10 +176,12 @@ def chat_view(model: str, body: dict[str, Any]) -> dict[str, Any]:
     if system:
         messages.append({"role": "system", "content": _parts_text(system)})
     for content in body.get("contents") or ():
-        role = "assistant" if _field(content, "role", "role") == "model" else "user"
-        messages.append({"role": role, "content": _parts_text(content)})
+        messages.extend(_turn_messages(content))
     config = _field(body, "generationConfig", "generation_config") or {}
     view: dict[str, Any] = {"model": model, "messages": messages}
+    tools = _declared_tools(body)
+    if tools:
+        view.update(tools=tools, tool_choice=_tool_choice(body))
     limit = _field(config, "maxOutputTokens", "max_output_tokens")
     if limit is not None:
         view["max_tokens"] = limit
@@ -140,6 +203,10 @@ async def _generate(server: FakeOpenAIServer, request: web.Request) -> web.Respo
 
 def _answer(server: FakeOpenAIServer, model: str, body: dict[str, Any]) -> web.Response:
     """Refuse this one request for what it says (context, safety, invalid argument), or answer it."""
+    mismatch = call_mismatch(body)
+    if mismatch:
+        server.stats["bad_request"] += 1
+        return error_response(server, 400, mismatch)
     view = chat_view(model, body)
     messages = view["messages"]
     texts = [m["content"] for m in messages]
@@ -163,14 +230,21 @@ def _answer(server: FakeOpenAIServer, model: str, body: dict[str, Any]) -> web.R
     if any(word.lower() in joined for word in server.unprocessable_words):
         server.stats["unprocessable"] += 1
         return error_response(server, 400)
-    content, finish = server._cut(view, server._content(view, messages))
+    calls = fake_tools.calls_for(server, view.get("tools"), view.get("tool_choice"), messages, as_text=False)
+    if calls:
+        content, finish = "".join(orjson.dumps(c["arguments"]).decode() for c in calls), "stop"
+    else:
+        content, finish = server._cut(view, server._content(view, messages))
     parts: list[dict[str, Any]] = []
     thoughts = 0
     if server.reasoning:
         thought = f"Thinking about {len(messages)} messages before answering."
         thoughts = fakeserver._tokens(thought)
         parts.append({"text": thought, "thought": True})
-    parts.append({"text": content})
+    if calls:
+        parts.extend({"functionCall": {"name": c["name"], "args": c["arguments"]}} for c in calls)
+    else:
+        parts.append({"text": content})
     completion_tokens = fakeserver._tokens(content)
     cached = int(prompt_tokens * server.cached_share)
     usage.update(candidatesTokenCount=completion_tokens, totalTokenCount=prompt_tokens + completion_tokens + thoughts)

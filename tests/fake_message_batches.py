@@ -143,10 +143,21 @@ def blocks_text(content: Any) -> str:
 
 
 def openai_request(params: dict[str, Any]) -> dict[str, Any]:
-    """Anthropic Messages params as the chat body the fake's chat logic reads."""
+    """Anthropic Messages params as the chat body the fake's chat logic reads (tools, tool choice and tool
+    turns as the Messages routes read them)."""
+    from tests.fake_anthropic import FakeAnthropic
+
     messages = [{"role": "system", "content": blocks_text(params["system"])}] if params.get("system") else []
     messages += [{"role": m.get("role"), "content": blocks_text(m.get("content"))} for m in params.get("messages", ())]
+    if params.get("tools") and FakeAnthropic.tool_refusal(params) is None:
+        messages = FakeAnthropic.chat_view(FakeAnthropic.prompt_blocks(params))
     request = {"model": params.get("model"), "messages": messages, "max_tokens": params.get("max_tokens")}
+    if params.get("tools"):
+        tools = [{"name": t.get("name"), "parameters": t.get("input_schema")} for t in params["tools"]]
+        request["tools"] = [{"type": "function", "function": tool} for tool in tools]
+        choice = params.get("tool_choice") or {}
+        forced = {"type": "function", "function": {"name": choice.get("name")}}
+        request["tool_choice"] = {"tool": forced, "any": "required", "none": "none"}.get(choice.get("type"), "auto")
     output = params.get("output_format")
     if isinstance(output, dict) and output.get("type") == "json_schema":
         request["response_format"] = {"type": "json_schema", "json_schema": {"schema": output.get("schema")}}
@@ -166,14 +177,23 @@ def anthropic_answer(status: int, answer: dict[str, Any]) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     if choice["message"].get("reasoning_content"):
         content.append({"type": "thinking", "thinking": choice["message"]["reasoning_content"], "signature": "fake"})
-    content.append({"type": "text", "text": choice["message"]["content"]})
+    calls = choice["message"].get("tool_calls") or []
+    if choice["message"].get("content") is not None:
+        content.append({"type": "text", "text": choice["message"]["content"]})
+    for call in calls:
+        try:
+            arguments = orjson.loads(call["function"]["arguments"])
+        except orjson.JSONDecodeError:
+            arguments = {}
+        block = {"type": "tool_use", "id": call["id"].replace("call_", "toolu_"), "name": call["function"]["name"]}
+        content.append({**block, "input": arguments})
     return {
         "id": answer["id"].replace("chatcmpl-", "msg_"),
         "type": "message",
         "role": "assistant",
         "model": answer["model"],
         "content": content,
-        "stop_reason": "max_tokens" if choice["finish_reason"] == "length" else "end_turn",
+        "stop_reason": "max_tokens" if choice["finish_reason"] == "length" else "tool_use" if calls else "end_turn",
         "stop_sequence": None,
         "usage": {"input_tokens": usage["prompt_tokens"], "output_tokens": usage["completion_tokens"]},
     }

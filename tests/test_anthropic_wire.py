@@ -78,8 +78,8 @@ def test_the_body_puts_the_system_prompt_on_top_and_turns_in_alternation() -> No
         {"role": "user", "content": [{"type": "text", "text": "One."}, {"type": "text", "text": "Two."}]},
     ]
     assert body["model"] == "claude-test" and body["max_tokens"] == DEFAULT_MAX_TOKENS
-    with pytest.raises(ProviderError, match="not 'tool'"):
-        provider().request_payload([{"role": "tool", "content": "x"}])
+    with pytest.raises(ProviderError, match="not 'function'"):  # tool turns translate (test_tool_transport)
+        provider().request_payload([{"role": "function", "content": "x"}])
 
 
 def test_max_tokens_parameters_and_sampling() -> None:

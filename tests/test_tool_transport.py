@@ -130,3 +130,254 @@ def test_fake_server_picks_an_unnamed_tool_by_the_text(fake_server) -> None:
         for n in range(12)
     }
     assert picked == {"get_weather", "stock_price"}
+
+
+# --- litellm -----------------------------------------------------------------------------------------------
+
+
+def test_litellm_sends_tools_without_the_mcp_package_and_reads_the_calls(fake_server, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mcp", None)  # not installed: litellm's MCP gateway check would import it
+    provider = build(fake_server, "openai/fake-model", provider="litellm")
+    answer = ask(provider, tools=TOOLS, tool_choice="required")
+    body = fake_server.stats["last_request"]["body"]
+    assert body["tools"] == TOOLS and body["tool_choice"] == "required" and "_skip_mcp_handler" not in body
+    assert answer.finish_reason == "tool_calls" and answer.text == ""
+    assert answer.tool_calls and answer.tool_calls[0].name == "get_weather" and valid(answer.tool_calls[0])
+    dialog = follow_up(answer)
+    second = ask(build(fake_server, "openai/fake-model", provider="litellm"), dialog, tools=TOOLS)
+    sent = fake_server.stats["last_request"]["body"]["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool"]
+    assert sent[2]["tool_calls"] == dialog[2]["tool_calls"] and sent[3]["tool_call_id"] == answer.tool_calls[0].id
+    assert second.tool_calls is None and "get_weather returned" in second.text
+
+
+# --- Anthropic Messages ------------------------------------------------------------------------------------
+
+CLAUDE = "anthropic/claude-test"
+
+
+def test_anthropic_sends_tools_in_its_form_and_reads_tool_use_blocks(fake_server) -> None:
+    answer = ask(build(fake_server, CLAUDE), tools=TOOLS, tool_choice="required")
+    body = fake_server.stats["last_request"]["body"]
+    assert body["tools"] == [
+        {"name": "get_weather", "input_schema": WEATHER, "description": "Forecast"},
+        {"name": "stock_price", "input_schema": STOCKS, "description": "Quote"},
+    ]
+    assert body["tool_choice"] == {"type": "any"} and fake_server.stats["bad_request"] == 0
+    assert answer.finish_reason == "tool_calls" and answer.text == ""  # stop_reason tool_use
+    assert answer.tool_calls and answer.tool_calls[0].name == "get_weather" and valid(answer.tool_calls[0])
+    assert answer.tool_calls[0].id.startswith("toolu_")
+
+
+@pytest.mark.parametrize(
+    ("choice", "params", "wire"),
+    [
+        ("auto", {}, {"type": "auto"}),
+        ("none", {}, {"type": "none"}),
+        ({"type": "function", "function": {"name": "stock_price"}}, {}, {"type": "tool", "name": "stock_price"}),
+        ("required", {"parallel_tool_calls": False}, {"type": "any", "disable_parallel_tool_use": True}),
+        ("required", {"thinking": {"type": "enabled", "budget_tokens": 1024}}, {"type": "auto"}),
+    ],
+)
+def test_anthropic_tool_choice_mapping(choice, params, wire) -> None:
+    provider = LLMFactory.create(CLAUDE, api_base="http://127.0.0.1:9", params=params)
+    body = provider.request_payload(ASK, tools=TOOLS, tool_choice=choice)  # type: ignore[attr-defined]
+    assert body["tool_choice"] == wire and "parallel_tool_calls" not in body
+
+
+def test_anthropic_round_trip_merges_tool_results_into_one_user_turn(fake_server) -> None:
+    fake_server.parallel_tool_calls = 2
+    first = ask(build(fake_server, CLAUDE), tools=TOOLS)
+    assert first.tool_calls and len(first.tool_calls) == 2
+    dialog = follow_up(first)
+    second = ask(build(fake_server, CLAUDE), dialog, tools=TOOLS)
+    sent = fake_server.stats["last_request"]["body"]["messages"]
+    assert fake_server.stats["bad_request"] == 0  # the fake refuses tool turns out of the API's order
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert sent[1]["content"] == [
+        {"type": "tool_use", "id": c.id, "name": c.name, "input": orjson.loads(c.arguments)} for c in first.tool_calls
+    ]
+    assert sent[2]["content"] == [
+        {"type": "tool_result", "tool_use_id": c.id, "content": '{"temp_c": 21, "sky": "clear"}'}
+        for c in first.tool_calls
+    ]
+    assert second.tool_calls is None and second.finish_reason == "stop"
+    assert "get_weather returned" in second.text and "stock_price returned" in second.text
+
+
+def test_anthropic_keeps_invalid_arguments_readable_and_text_beside_calls() -> None:
+    provider = LLMFactory.create(CLAUDE, api_base="http://127.0.0.1:9")
+    calls = [{"id": "t1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Os'}}]
+    messages = [*ASK, {"role": "assistant", "content": "Let me look.", "tool_calls": calls}]
+    messages.append({"role": "tool", "tool_call_id": "t1", "name": "get_weather", "content": "error: bad JSON"})
+    body = provider.request_payload(messages, tools=TOOLS)  # type: ignore[attr-defined]
+    assert body["messages"][1]["content"] == [
+        {"type": "text", "text": "Let me look."},
+        {"type": "tool_use", "id": "t1", "name": "get_weather", "input": {"arguments": '{"city": "Os'}},
+    ]
+    assert "tool_choice" not in body  # none asked for: the API's default (auto)
+
+
+# --- Gemini ------------------------------------------------------------------------------------------------
+
+GEMINI = "gemini/gemini-2.5-flash"
+
+
+def test_gemini_sends_function_declarations_and_gives_its_calls_stable_ids(fake_server) -> None:
+    answer = ask(
+        build(fake_server, GEMINI), tools=TOOLS, tool_choice={"type": "function", "function": {"name": "get_weather"}}
+    )
+    body = fake_server.stats["last_request"]["body"]
+    assert body["tools"] == [
+        {
+            "functionDeclarations": [
+                {"name": "get_weather", "description": "Forecast", "parametersJsonSchema": WEATHER},
+                {"name": "stock_price", "description": "Quote", "parametersJsonSchema": STOCKS},
+            ]
+        }
+    ]
+    assert body["toolConfig"] == {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}}
+    assert answer.finish_reason == "tool_calls" and answer.text == ""  # finishReason STOP with functionCall parts
+    assert answer.tool_calls and answer.tool_calls[0].name == "get_weather" and valid(answer.tool_calls[0])
+    # No id on the wire: one made from the answer, the same each time the same body is read.
+    provider = build(fake_server, GEMINI)
+    raw = answer.raw_response
+    again = provider.answer_from(raw, {})  # type: ignore[attr-defined]
+    assert again.tool_calls == answer.tool_calls and answer.tool_calls[0].id.startswith("call_")
+
+
+def test_gemini_old_models_get_the_openapi_subset_and_modes_map() -> None:
+    provider = LLMFactory.create("gemini/gemini-1.5-pro", api_base="http://127.0.0.1:9")
+    body = provider.request_payload(ASK, tools=TOOLS, tool_choice="none")  # type: ignore[attr-defined]
+    declaration = body["tools"][0]["functionDeclarations"][0]
+    assert declaration["parameters"]["type"] == "OBJECT" and "parametersJsonSchema" not in declaration
+    assert body["toolConfig"] == {"functionCallingConfig": {"mode": "NONE"}}
+    required = provider.request_payload(ASK, tools=TOOLS, tool_choice="required")  # type: ignore[attr-defined]
+    assert required["toolConfig"] == {"functionCallingConfig": {"mode": "ANY"}}
+
+
+def test_gemini_round_trip_sends_function_calls_and_responses(fake_server) -> None:
+    fake_server.parallel_tool_calls = 2
+    first = ask(build(fake_server, GEMINI), tools=TOOLS)
+    assert first.tool_calls and len({c.id for c in first.tool_calls}) == 2
+    dialog = follow_up(first)
+    dialog[-1]["content"] = "plain text result"
+    second = ask(build(fake_server, GEMINI), dialog, tools=TOOLS)
+    contents = fake_server.stats["last_request"]["body"]["contents"]
+    assert fake_server.stats["bad_request"] == 0  # the fake refuses responses that do not match the calls
+    assert [c["role"] for c in contents] == ["user", "model", "user"]
+    assert contents[1]["parts"] == [
+        {"functionCall": {"name": c.name, "args": orjson.loads(c.arguments)}} for c in first.tool_calls
+    ]
+    assert contents[2]["parts"] == [
+        {"functionResponse": {"name": "get_weather", "response": {"temp_c": 21, "sky": "clear"}}},
+        {"functionResponse": {"name": "stock_price", "response": {"output": "plain text result"}}},
+    ]
+    assert second.tool_calls is None and second.finish_reason == "stop"
+    assert "get_weather returned" in second.text and "plain text result" in second.text
+
+
+def test_gemini_3_sends_thought_signatures_back() -> None:
+    provider = LLMFactory.create("gemini/gemini-3-pro-preview", api_base="http://127.0.0.1:9")
+    part = {"functionCall": {"name": "get_weather", "args": {"city": "Oslo", "days": 1}}, "thoughtSignature": "sig-1"}
+    data = {"candidates": [{"content": {"role": "model", "parts": [part]}, "finishReason": "STOP"}], "responseId": "r1"}
+    answer = provider.answer_from(data, {})  # type: ignore[attr-defined]
+    assert answer.tool_calls and answer.tool_calls[0].arguments == '{"city":"Oslo","days":1}'
+    recorded = [{"id": "call_elsewhere", "type": "function", "function": {"name": "stock_price", "arguments": "{}"}}]
+    messages = [
+        *ASK,
+        {"role": "assistant", "content": "", "tool_calls": [c.wire() for c in answer.tool_calls] + recorded},
+    ]
+    parts = provider.request_payload(messages, tools=TOOLS)["contents"][1]["parts"]  # type: ignore[attr-defined]
+    assert [p["thoughtSignature"] for p in parts] == ["sig-1", "skip_thought_signature_validator"]
+
+
+# --- the offline built-in model ----------------------------------------------------------------------------
+
+
+def test_offline_model_calls_the_matching_tool_then_reports_the_result() -> None:
+    offline = LLMFactory.create("offline")
+    weather = [{"role": "user", "content": "What will the weather be like in Oslo this week?"}]
+    answer = ask(offline, weather, tools=TOOLS)
+    assert answer.finish_reason == "tool_calls" and answer.text == "" and answer.tool_calls
+    (call,) = answer.tool_calls
+    assert call.name == "get_weather" and valid(call)  # "weather" matches the name; days within 1..7
+    assert ask(LLMFactory.create("offline"), weather, tools=TOOLS) == answer  # deterministic
+    stocks = [{"role": "user", "content": "Quote me the stock price of ACME."}]
+    assert [c.name for c in ask(offline, stocks, tools=TOOLS).tool_calls or ()] == ["stock_price"]
+
+    dialog = [*weather, {"role": "assistant", "content": "", "tool_calls": [call.wire()]}]
+    dialog.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": "Sunny, 21 C"})
+    after = ask(offline, dialog, tools=TOOLS)
+    assert (
+        after.tool_calls is None and after.finish_reason == "stop" and "get_weather returned Sunny, 21 C" in after.text
+    )
+    assert ask(offline, weather, tools=TOOLS, tool_choice="none").tool_calls is None
+    forced = {"type": "function", "function": {"name": "stock_price"}}
+    assert [c.name for c in ask(offline, weather, tools=TOOLS, tool_choice=forced).tool_calls or ()] == ["stock_price"]
+
+
+# --- the response cache and batch requests -----------------------------------------------------------------
+
+
+def test_cache_keys_on_tools_and_keeps_the_calls(fake_server, tmp_path) -> None:
+    from afterimage_cli.providers.cache import CachedProvider, ResponseCache
+
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    cached = CachedProvider(build(fake_server, "openai/fake-model"), cache, {})
+    other_tools = [TOOLS[1]]
+
+    async def go() -> list[LLMResponse]:
+        answers = [
+            await cached.acomplete(ASK, tools=TOOLS),
+            await cached.acomplete(ASK, tools=other_tools),
+            await cached.acomplete(ASK, tools=TOOLS, tool_choice="required"),
+            await cached.acomplete(ASK, tools=TOOLS),
+        ]
+        await cached.aclose()
+        return answers
+
+    first, other, required, again = asyncio.run(go())
+    cache.close()
+    assert fake_server.stats["requests"] == 3  # different tools or tool_choice: different entries
+    assert other.tool_calls and other.tool_calls[0].name == "stock_price"
+    assert again.cached and again.tool_calls == first.tool_calls and again.finish_reason == "tool_calls"
+    reopened = ResponseCache(tmp_path / "cache.sqlite")
+    key = ResponseCache.key("openai/fake-model", ASK, {"tools": TOOLS}, None)
+    stored = reopened.get(key)
+    reopened.close()
+    assert stored is not None and stored.tool_calls == first.tool_calls  # kept on disk, not only in memory
+
+
+@pytest.mark.parametrize("model", ["openai/fake-model", CLAUDE])
+def test_batch_lines_carry_the_tools_and_answer_with_calls(fake_server, model) -> None:
+    from afterimage_cli.engine.batch_calls import custom_id
+    from afterimage_cli.providers.batch import BatchRequest, batch_api_for
+    from afterimage_cli.providers.cache import CallScope
+
+    provider = build(fake_server, model)
+    body = provider.request_payload(ASK, tools=TOOLS)  # type: ignore[attr-defined]
+    bare = provider.request_payload(ASK)  # type: ignore[attr-defined]
+    scope = CallScope(item=7)
+    ids = {
+        custom_id(scope, body),
+        custom_id(scope, bare),
+        custom_id(scope, provider.request_payload(ASK, tools=TOOLS[:1])),
+    }  # type: ignore[attr-defined]
+    assert len({i.rsplit("-", 2)[1] for i in ids}) == 3  # the request digest differs with the tools offered
+
+    async def work() -> Any:
+        api = batch_api_for(provider)
+        try:
+            results = await api.results(await api.submit([BatchRequest("line-0", body)], {}))
+        finally:
+            await api.aclose()
+            await provider.aclose()
+        return results
+
+    line = asyncio.run(work())["line-0"]
+    answer = provider.answer_from(line.body or {}, line.headers)  # type: ignore[attr-defined]
+    assert answer.finish_reason == "tool_calls" and answer.tool_calls and valid(answer.tool_calls[0])
+    assert fake_server.stats["requests"] == 0  # answered inside the batch

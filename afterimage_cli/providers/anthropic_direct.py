@@ -18,18 +18,21 @@ import orjson
 
 from ..errors import ProviderError
 from .anthropic_messages import (
+    anthropic_tool_choice,
+    anthropic_tools,
     is_object_schema,
     split_messages,
     strict_schema,
     thinking_enabled,
     translate_params,
 )
-from .base import LLMResponse, Messages, StructuredLLMResponse
+from .base import LLMResponse, Messages, StructuredLLMResponse, ToolCall
 from .http_transport import HttpTransport
 from .keypool import ApiKey
 from .pricing import model_entry
 from .remote import PROBE_MESSAGES
 from .structured import Schema, json_schema_of
+from .tool_calls import finish_with_calls, tool_options
 
 DEFAULT_BASE = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
@@ -102,12 +105,19 @@ class AnthropicProvider(HttpTransport):
     def request_payload(self, messages: Messages, schema: Schema | None = None, **kwargs: Any) -> dict[str, Any]:
         """The JSON body of one Messages call."""
         system, turns = split_messages(messages, self.model_name)
-        payload = translate_params({**self.params, **kwargs}, sampling=self.sampling)
+        tools, tool_choice, settings = tool_options({**self.params, **kwargs})
+        payload = translate_params(settings, sampling=self.sampling)
         if not payload.get("max_tokens"):
             payload["max_tokens"] = _default_max_tokens(payload)
         payload.update(model=self.requested_model, messages=turns)
         if system is not None:
             payload["system"] = system
+        if tools:
+            payload["tools"] = anthropic_tools(tools)
+            parallel = settings.get("parallel_tool_calls")
+            choice = anthropic_tool_choice(tool_choice, parallel=parallel, thinking=thinking_enabled(payload))
+            if choice is not None:
+                payload["tool_choice"] = choice
         if schema is not None:
             self._ask_for_structure(payload, json_schema_of(schema))
         return payload
@@ -120,7 +130,8 @@ class AnthropicProvider(HttpTransport):
         if not is_object_schema(schema):
             schema = {"type": "object", "properties": {WRAPPED: schema}, "required": [WRAPPED]}
         description = "Give your answer as this tool's input, exactly as its schema says."
-        payload["tools"] = [{"name": STRUCTURED_TOOL, "description": description, "input_schema": schema}]
+        structured = {"name": STRUCTURED_TOOL, "description": description, "input_schema": schema}
+        payload["tools"] = [*payload.get("tools", ()), structured]
         forced = self.forced_tool_use and not thinking_enabled(payload)
         payload["tool_choice"] = {"type": "tool", "name": STRUCTURED_TOOL} if forced else {"type": "auto"}
 
@@ -133,14 +144,20 @@ class AnthropicProvider(HttpTransport):
         texts: list[str] = []
         thoughts: list[str] = []
         tool_input: Any = None
+        calls: list[ToolCall] = []
         for block in content:
             kind = block.get("type") if isinstance(block, dict) else None
             if kind == "text":
                 texts.append(str(block.get("text") or ""))
             elif kind == "thinking":
                 thoughts.append(str(block.get("thinking") or ""))
-            elif kind == "tool_use" and block.get("name") == STRUCTURED_TOOL:
+            elif kind == "tool_use" and schema is not None and block.get("name") == STRUCTURED_TOOL:
                 tool_input = block.get("input")
+            elif kind == "tool_use":
+                arguments = orjson.dumps(block.get("input") or {}).decode()
+                calls.append(
+                    ToolCall(id=str(block.get("id") or ""), name=str(block.get("name") or ""), arguments=arguments)
+                )
         if tool_input is not None and schema is not None:
             wrapped = not is_object_schema(json_schema_of(schema)) and isinstance(tool_input, dict)
             texts = [orjson.dumps(tool_input.get(WRAPPED) if wrapped else tool_input).decode()]
@@ -157,12 +174,13 @@ class AnthropicProvider(HttpTransport):
             total_token_count=prompt_tokens + completion_tokens,
             cached_prompt_tokens=cached,
             cache_creation_tokens=written,
-            finish_reason=FINISH_REASONS.get(str(stop_reason), stop_reason),
+            finish_reason=finish_with_calls(FINISH_REASONS.get(str(stop_reason), stop_reason), calls or None),
             model_name=self.model_name,
             raw_response=data,
             reasoning_content="\n\n".join(thoughts) or None,
             cost=self.priced(prompt_tokens, completion_tokens, cached, written),
             headers={k: v for k, v in headers.items() if "ratelimit" in k} or None,
+            tool_calls=calls or None,
         )
         if stop_reason == "refusal":
             error = ProviderError(
@@ -170,7 +188,7 @@ class AnthropicProvider(HttpTransport):
                 retryable=False,
                 kind="content_filter",
             )
-        elif not texts and response.finish_reason != "length":
+        elif not texts and not calls and response.finish_reason != "length":
             error = ProviderError(
                 f"{self.model_name}: empty response (stop_reason={stop_reason})", retryable=True, kind="invalid_output"
             )

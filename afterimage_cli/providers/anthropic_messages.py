@@ -2,7 +2,9 @@
 
 The Messages API has no `system` role (the system prompt is a top-level field), wants the conversation to
 open with a user turn and to alternate, and names some parameters differently; a schema for its JSON output
-must be strict (closed objects, none of the constraints its constrained decoding cannot enforce).
+must be strict (closed objects, none of the constraints its constrained decoding cannot enforce). Tools are
+`{name, description, input_schema}`; an assistant's tool calls are `tool_use` blocks (input an object), and
+tool results are `tool_result` blocks of the user turn that follows (one turn for all results of a step).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 from ..errors import ProviderError
 from .base import Messages
+from .tool_calls import arguments_object, calls_of, forced_name, function_of
 
 # What opens a conversation whose first turn is the assistant's (the simulated user speaks as the assistant,
 # so its first request opens with the opening it is answering): the API refuses a first turn that is not the
@@ -49,10 +52,33 @@ def _text_of(content: Any) -> str:
     return "\n\n".join(str(b.get("text", "")) for b in _blocks(content) if b.get("type") == "text")
 
 
+def _tool_use_turn(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """An assistant message with tool calls as blocks: its text (if any; the API refuses an empty text
+    block), then one tool_use block per call."""
+    content = message.get("content")
+    blocks = _blocks(content) if _text_of(content) else []
+    for call in calls_of(message):
+        blocks.append(
+            {"type": "tool_use", "id": call["id"], "name": call["name"], "input": arguments_object(call["arguments"])}
+        )
+    return blocks
+
+
+def _tool_result(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """A `tool` message as the tool_result block of a user turn."""
+    block = {
+        "type": "tool_result",
+        "tool_use_id": str(message.get("tool_call_id") or ""),
+        "content": _text_of(message.get("content")),
+    }
+    return [block]
+
+
 def split_messages(messages: Messages, model: str) -> tuple[str | None, list[dict[str, Any]]]:
     """(the system prompt, the turns): system messages are joined into the top-level field, turns of the same
-    role in a row become one (their blocks in order), and a conversation opening with the assistant gets a
-    placeholder user turn first. Only `role` and `content` are sent: the API refuses other keys."""
+    role in a row become one (their blocks in order: a step's tool results land in one user turn), and a
+    conversation opening with the assistant gets a placeholder user turn first. Only `role` and `content`
+    are sent: the API refuses other keys."""
     system: list[str] = []
     turns: list[dict[str, Any]] = []
     for message in messages:
@@ -60,9 +86,13 @@ def split_messages(messages: Messages, model: str) -> tuple[str | None, list[dic
         if role == "system":
             system.append(_text_of(content))
             continue
+        if role == "tool":
+            role, content = "user", _tool_result(message)
+        elif role == "assistant" and message.get("tool_calls"):
+            content = _tool_use_turn(message)
         if role not in ("user", "assistant"):
             raise ProviderError(
-                f"{model}: the Anthropic Messages API takes user and assistant turns, not {role!r}",
+                f"{model}: the Anthropic Messages API takes system, user, assistant and tool turns, not {role!r}",
                 retryable=False,
                 kind="bad_request",
             )
@@ -98,6 +128,44 @@ def translate_params(params: dict[str, Any], *, sampling: bool) -> dict[str, Any
         else:
             out[name] = value
     return out
+
+
+def anthropic_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI-style tools as the Messages API's: {name, description, input_schema}."""
+    out = []
+    for tool in tools:
+        function = function_of(tool)
+        entry = {"name": function["name"], "input_schema": function["parameters"]}
+        if function["description"]:
+            entry["description"] = function["description"]
+        out.append(entry)
+    return out
+
+
+def anthropic_tool_choice(choice: Any, *, parallel: Any = None, thinking: bool = False) -> dict[str, Any] | None:
+    """An OpenAI tool_choice as the Messages API's: auto, required → any, none, a named function → tool.
+    `parallel_tool_calls: false` becomes disable_parallel_tool_use; with thinking on, the API refuses a forced
+    choice, so it becomes auto (the model is still offered the tools)."""
+    name = forced_name(choice)
+    if name is not None:
+        out: dict[str, Any] = {"type": "tool", "name": name}
+    elif choice == "required":
+        out = {"type": "any"}
+    elif choice == "none":
+        return {"type": "none"}
+    elif choice in (None, "auto"):
+        out = {"type": "auto"}
+    else:
+        raise ProviderError(
+            f"tool_choice {choice!r} is not auto, required, none or a named function",
+            retryable=False,
+            kind="bad_request",
+        )
+    if thinking and out["type"] in ("any", "tool"):
+        out = {"type": "auto"}
+    if parallel is False:
+        out["disable_parallel_tool_use"] = True
+    return out if (choice is not None or parallel is False) else None
 
 
 def thinking_enabled(payload: dict[str, Any]) -> bool:

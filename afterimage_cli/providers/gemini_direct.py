@@ -17,18 +17,23 @@ import orjson
 from ..errors import ProviderError
 from .base import LLMResponse, Messages
 from .gemini_request import request_body, thinking_config
+from .gemini_tools import read_calls
 from .http_errors import status_error
 from .http_transport import HttpTransport
 from .keypool import ApiKey
 from .ratelimit import parse_duration
 from .remote import PROBE_MESSAGES
 from .structured import Schema
+from .tool_calls import finish_with_calls
 
 DEFAULT_API_BASE = "https://generativelanguage.googleapis.com"
 API_VERSION = "v1beta"
 # A base URL that already ends in an API version (litellm's convention for gemini api_base) is used as is.
 _VERSIONED = re.compile(r"/v1(?:alpha|beta)?\d*$")
 FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length"}
+# Thought signatures kept for the next request of a dialog (Gemini 3's function calls need theirs back): the
+# newest this many, as only a call of a dialog in flight is ever sent again.
+KEPT_SIGNATURES = 10_000
 # Why Gemini stops or blocks for what was asked or written: that item's refusal, asking again will not help.
 REFUSALS = frozenset(
     {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT"}
@@ -65,6 +70,7 @@ class GeminiProvider(HttpTransport):
         # A tuned model is 'tunedModels/…'; a base model's resource is 'models/…'.
         self.resource = name if "/" in name else f"models/{name}"
         self.url = f"{self.root}/{self.resource}:generateContent"
+        self.signatures: dict[str, str] = {}
         thinking_config(self.params, name)  # a bad reasoning_effort fails now, not on every item
 
     @property
@@ -90,7 +96,7 @@ class GeminiProvider(HttpTransport):
 
     def request_payload(self, messages: Messages, schema: Schema | None = None, **kwargs: Any) -> dict[str, Any]:
         """The JSON body of one generateContent call (batch mode sends the same body inside a batch file)."""
-        return request_body(messages, {**self.params, **kwargs}, self.requested_model, schema)
+        return request_body(messages, {**self.params, **kwargs}, self.requested_model, schema, self.signatures)
 
     def error_for(self, status: int, body: bytes, headers: dict[str, str], key: ApiKey | None) -> ProviderError:
         detail, delay, key_invalid = google_error(body)
@@ -110,8 +116,10 @@ class GeminiProvider(HttpTransport):
         candidate = candidates[0] if isinstance(candidates, list) and candidates else {}
         raw_reason = candidate.get("finishReason") if isinstance(candidate, dict) else None
         content = candidate.get("content") if isinstance(candidate, dict) else None
-        parts = content.get("parts") if isinstance(content, dict) else None
-        parts = [p for p in parts or () if isinstance(p, dict) and isinstance(p.get("text"), str)]
+        all_parts = content.get("parts") if isinstance(content, dict) else None
+        calls, signatures = read_calls(data, list(all_parts or ()))
+        self._keep(signatures)
+        parts = [p for p in all_parts or () if isinstance(p, dict) and isinstance(p.get("text"), str)]
         thoughts = "".join(p["text"] for p in parts if p.get("thought"))
         limits = {k: v for k, v in headers.items() if "ratelimit" in k}
         response = LLMResponse(
@@ -120,12 +128,15 @@ class GeminiProvider(HttpTransport):
             completion_token_count=completion_tokens,
             total_token_count=int(usage.get("totalTokenCount") or prompt_tokens + completion_tokens),
             cached_prompt_tokens=cached,
-            finish_reason=FINISH_REASONS.get(raw_reason, str(raw_reason).lower()) if raw_reason else None,
+            finish_reason=finish_with_calls(
+                FINISH_REASONS.get(raw_reason, str(raw_reason).lower()) if raw_reason else None, calls
+            ),
             model_name=self.model_name,
             raw_response=data,
             reasoning_content=thoughts or None,
             cost=self.priced(prompt_tokens, completion_tokens, cached),
             headers=limits or None,
+            tool_calls=calls,
         )
         feedback = data.get("promptFeedback") or {}
         blocked = feedback.get("blockReason") if isinstance(feedback, dict) else None
@@ -133,13 +144,20 @@ class GeminiProvider(HttpTransport):
             raise self._refused(f"the prompt was blocked (blockReason {blocked})", response)
         if raw_reason in REFUSALS:
             raise self._refused(f"the answer was stopped (finishReason {raw_reason})", response)
-        if not parts and raw_reason != "MAX_TOKENS":  # a limit that thinking used up leaves no text: a cut answer
+        if (
+            not parts and not calls and raw_reason != "MAX_TOKENS"
+        ):  # a limit that thinking used up leaves no text: a cut answer
             error = ProviderError(
                 f"{self.model_name}: empty response (finishReason={raw_reason})", retryable=True, kind="invalid_output"
             )
             error.response = response
             raise error
         return response
+
+    def _keep(self, signatures: dict[str, str]) -> None:
+        self.signatures.update(signatures)
+        while len(self.signatures) > KEPT_SIGNATURES:
+            del self.signatures[next(iter(self.signatures))]
 
     def _refused(self, what: str, response: LLMResponse) -> ProviderError:
         """One item's content-filter refusal; the answer it carries was billed."""

@@ -14,7 +14,9 @@ from typing import Any
 from ..errors import ConfigError, ProviderError
 from .base import Messages
 from .gemini_schema import gemini_json_schema, gemini_schema
+from .gemini_tools import call_parts, function_declarations, response_part, tool_config
 from .structured import Schema
+from .tool_calls import calls_of, tool_options
 
 # OpenAI-style names → generationConfig names. A param named otherwise goes into generationConfig as
 # it is (Gemini's own names: topK, candidateCount, responseLogprobs, …) and the API judges it.
@@ -59,22 +61,32 @@ def _text(content: Any, role: str) -> str:
     )
 
 
-def contents_of(messages: Messages) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(contents, system parts): roles user/model, consecutive turns of one role merged into one content,
-    system messages lifted into the system instruction."""
+def contents_of(
+    messages: Messages, signatures: dict[str, str] | None = None, needs_signature: bool = False
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(contents, system parts): roles user/model, consecutive turns of one role merged into one content (so a
+    step's function responses share one user turn, as the API wants), system messages lifted into the system
+    instruction; tool calls become functionCall parts, tool results functionResponse parts."""
     system: list[dict[str, Any]] = []
     contents: list[dict[str, Any]] = []
+    names: dict[str, str] = {}
     for message in messages:
         role = str(message.get("role") or "user")
-        part = {"text": _text(message.get("content"), role)}
+        if role == "assistant" and message.get("tool_calls"):
+            names.update((call["id"], call["name"]) for call in calls_of(message))
+            parts = call_parts(message, signatures or {}, needs_signature)
+        elif role == "tool":
+            parts = [response_part(message, names)]
+        else:
+            parts = [{"text": _text(message.get("content"), role)}]
         if role == "system":
-            system.append(part)
+            system.extend(parts)
             continue
         wire = "model" if role == "assistant" else "user"
         if contents and contents[-1]["role"] == wire:
-            contents[-1]["parts"].append(part)
+            contents[-1]["parts"].extend(parts)
         else:
-            contents.append({"role": wire, "parts": [part]})
+            contents.append({"role": wire, "parts": parts})
     if not contents:  # Gemini needs a turn to answer: a lone system prompt becomes it
         return [{"role": "user", "parts": system}], []
     return contents, system
@@ -124,21 +136,42 @@ def _schema_field(schema: Schema, json_schema: bool) -> dict[str, Any]:
 _class_schema_field = functools.lru_cache(maxsize=64)(_schema_field)
 
 
+def reads_json_schema(model: str) -> bool:
+    """Whether the model takes JSON Schema itself (Gemini 2.0 and later) rather than the OpenAPI subset."""
+    return bool(_JSON_SCHEMA_MODELS.search(model.lower()))
+
+
+def needs_thought_signatures(model: str) -> bool:
+    """Gemini 3 and later refuse a dialog whose current turn's function calls lack their thought signature."""
+    major = _GENERATION_MAJOR.search(model)
+    return bool(major) and int(major[1]) >= 3  # type: ignore[index]
+
+
 def response_schema(schema: Schema, model: str) -> dict[str, Any]:
     """The generationConfig field asking for JSON that fits `schema`: JSON Schema itself for Gemini 2.0 and
     later, the OpenAPI subset for older models. A pydantic class is converted once, not once per call."""
-    json_schema = bool(_JSON_SCHEMA_MODELS.search(model.lower()))
+    json_schema = reads_json_schema(model)
     return _schema_field(schema, json_schema) if isinstance(schema, dict) else _class_schema_field(schema, json_schema)
 
 
 def request_body(
-    messages: Messages, settings: dict[str, Any], model: str, schema: Schema | None = None
+    messages: Messages,
+    settings: dict[str, Any],
+    model: str,
+    schema: Schema | None = None,
+    signatures: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The JSON body of one generateContent call."""
-    contents, system = contents_of(messages)
+    """The JSON body of one generateContent call (`signatures`: thought signatures of earlier calls by id)."""
+    tools, tool_choice, settings = tool_options(settings)
+    contents, system = contents_of(messages, signatures, needs_thought_signatures(model))
     body: dict[str, Any] = {"contents": contents}
     if system:
         body["systemInstruction"] = {"parts": system}
+    if tools:
+        body["tools"] = function_declarations(tools, reads_json_schema(model))
+        config = tool_config(tool_choice)
+        if config is not None:
+            body["toolConfig"] = config
     generation: dict[str, Any] = {}
     for name, value in settings.items():
         if value is None or name in THINKING_NAMES or name == "response_format":

@@ -11,6 +11,7 @@ from .http_errors import status_error
 from .keypool import ApiKey
 from .remote import PROBE_MESSAGES, RemoteProvider
 from .structured import Schema, response_format
+from .tool_calls import finish_with_calls, read_openai_calls, tool_options
 
 _litellm: Any = None
 # litellm (and the SDKs under it) cannot send a request without a key: given none, they take the
@@ -122,7 +123,14 @@ class LiteLLMProvider(RemoteProvider):
     async def _call(self, messages: Messages, extra: dict[str, Any]) -> tuple[Any, ApiKey | None]:
         litellm = import_litellm()
         key = await self.keys.acquire() if self.keys else None
-        request: dict[str, Any] = {**self.params, **extra}
+        tools, tool_choice, request = tool_options({**self.params, **extra})
+        if tools:
+            # litellm 1.106.2 routes any call with tools= through its MCP gateway check first, which imports
+            # the `mcp` package (a failure without it). Our tools are plain functions, never MCP gateway
+            # tools, so the check is skipped (litellm's own flag, stripped before the provider's request).
+            request.update(tools=tools, _skip_mcp_handler=True)
+            if tool_choice is not None:
+                request["tool_choice"] = tool_choice
         if self.api_base:
             request["api_base"] = self.api_base
         if key is not None:
@@ -157,6 +165,7 @@ class LiteLLMProvider(RemoteProvider):
         details = getattr(usage, "prompt_tokens_details", None)
         cached = int(getattr(details, "cached_tokens", 0) or getattr(usage, "cache_read_input_tokens", 0) or 0)
         written = int(getattr(usage, "cache_creation_input_tokens", 0) or 0)
+        calls = read_openai_calls(getattr(message, "tool_calls", None))
         answer = LLMResponse(
             text=text or "",
             prompt_token_count=prompt_tokens,
@@ -164,14 +173,15 @@ class LiteLLMProvider(RemoteProvider):
             total_token_count=int(getattr(usage, "total_tokens", 0) or prompt_tokens + completion_tokens),
             cached_prompt_tokens=cached,
             cache_creation_tokens=written,
-            finish_reason=choice.finish_reason,
+            finish_reason=finish_with_calls(choice.finish_reason, calls),
             model_name=self.model_name,
             raw_response=response,
             reasoning_content=getattr(message, "reasoning_content", None),
             cost=self._cost(prompt_tokens, completion_tokens, cached, written),
             headers=_rate_limit_headers(response),
+            tool_calls=calls,
         )
-        if text is None:
+        if text is None and not calls:
             # No content and finish_reason content_filter: the model refused (Anthropic's stop_reason "refusal",
             # a completion's content filter, litellm's reading of a Gemini block or safety stop). Asking again
             # gets the same refusal, so it is this item's, as the direct transports say too.

@@ -1,7 +1,9 @@
 """A deterministic stand-in for a model: no network, no key. It powers the demo and pipeline tests.
 
 It is not a language model. It writes questions and extractive answers from the prompt and any
-context it is given, and fills structured-output schemas with values taken from the prompt.
+context it is given, and fills structured-output schemas with values taken from the prompt. Offered tools,
+it calls the one whose name and description best match the user's last message, with arguments that fit
+its parameters schema, and answers a turn of tool results by reporting them.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import Any
 import orjson
 
 from .. import prompts
-from .base import BaseProvider, LLMResponse, Messages, StructuredLLMResponse
+from .base import TOOL_CALLS, BaseProvider, LLMResponse, Messages, StructuredLLMResponse, ToolCall
 from .structured import Schema, json_schema_of, parse_structured
+from .tool_calls import forced_name, function_of, synthetic_id, tool_options
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9'-]+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -171,6 +174,8 @@ class OfflineProvider(BaseProvider):
         )
 
     def _text_for(self, messages: Messages, seed: Any = None) -> str:
+        if messages and messages[-1].get("role") == "tool":
+            return _report(messages)
         rng = self._rng(messages, seed)
         system = next((m["content"] for m in messages if m["role"] == "system"), "") or ""
         last = str(messages[-1]["content"]) if messages else ""
@@ -202,7 +207,30 @@ class OfflineProvider(BaseProvider):
         )
 
     async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
-        return self._respond(messages, self._text_for(messages, kwargs.get("seed")))
+        tools, tool_choice, rest = tool_options(kwargs)
+        calls = self._tool_calls(messages, tools, tool_choice) if tools else None
+        if calls:
+            response = self._respond(messages, "".join(call.arguments for call in calls))
+            return response.model_copy(update={"text": "", "tool_calls": calls, "finish_reason": TOOL_CALLS})
+        return self._respond(messages, self._text_for(messages, rest.get("seed")))
+
+    def _tool_calls(self, messages: Messages, tools: list[dict[str, Any]], tool_choice: Any) -> list[ToolCall] | None:
+        """One call when the user spoke last (or the choice requires one): the tool the choice names, else the
+        best match for the user's words, its arguments filled from its schema with phrases of that message."""
+        last = messages[-1] if messages else {}
+        wanted = last.get("role") == "user" or tool_choice == "required" or forced_name(tool_choice) is not None
+        if tool_choice == "none" or not wanted:
+            return None
+        functions = [function_of(tool) for tool in tools]
+        user = next((str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"), "")
+        rng = self._rng(messages)
+        named = forced_name(tool_choice)
+        function = next((f for f in functions if f["name"] == named), None) or _best_tool(functions, user, rng)
+        schema = function["parameters"]
+        phrases = _phrases(user) or [user.strip() or function["name"]]
+        arguments = orjson.dumps(_Filler(schema, phrases, rng).fill(schema)).decode()
+        call_id = synthetic_id(messages, function["name"], arguments)
+        return [ToolCall(id=call_id, name=function["name"], arguments=arguments)]
 
     async def acomplete_structured(self, messages: Messages, schema: Schema, **kwargs: Any) -> StructuredLLMResponse:
         source = " ".join(str(m.get("content") or "") for m in messages)
@@ -216,6 +244,29 @@ class OfflineProvider(BaseProvider):
         text = orjson.dumps(value).decode()
         plain = self._respond(messages, text)
         return StructuredLLMResponse(**plain.model_dump(), parsed=parse_structured(text, schema))
+
+
+def _best_tool(functions: list[dict[str, Any]], text: str, rng: random.Random) -> dict[str, Any]:
+    """The function whose name (counted twice) and description share the most words with `text`; ties (no
+    overlap at all included) are drawn by `rng`, so different requests spread over the tools."""
+    words = set(_keywords(text)) | {w.lower() for w in _WORD.findall(text)}
+
+    def score(function: dict[str, Any]) -> int:
+        name_words = {w.lower() for w in re.split(r"[_\-\s]+|(?<=[a-z])(?=[A-Z])", function["name"])}
+        return 2 * len(words & name_words) + len(words & set(_keywords(function["description"])))
+
+    best = max(score(f) for f in functions)
+    return rng.choice([f for f in functions if score(f) == best])
+
+
+def _report(messages: Messages) -> str:
+    """An answer reporting the tool results that end the dialog."""
+    results = []
+    for message in reversed(messages):
+        if message.get("role") != "tool":
+            break
+        results.append(f"{message.get('name') or 'the tool'} returned {str(message.get('content') or '').strip()}")
+    return "Here is what I found: " + "; ".join(reversed(results)) + "."
 
 
 class _Filler:
