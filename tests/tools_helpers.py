@@ -76,7 +76,8 @@ NAMES = [tool["name"] for tool in FIVE_TOOLS]
 
 def tools_config(tmp_path: Path, server: Any, *, tools: Any = None, **sections: Any) -> Path:
     """A config whose respondent (and simulated user) is the fake server, with the five tools."""
-    section = {"definitions": FIVE_TOOLS, **(tools or {})}
+    tools = tools or {}
+    section = tools if "file" in tools or "from_mcp" in tools else {"definitions": FIVE_TOOLS, **tools}
     base: dict[str, Any] = {
         "respondent": {"model": "fake-model", "api_base": server.api_base},
         "instructions": {"generator": "tools", "options": {}},
