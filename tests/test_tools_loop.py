@@ -221,3 +221,20 @@ def test_dry_run_estimates_the_tool_steps(fake_server, tmp_path) -> None:
     # Per row: the opening, 2 answers, 1 simulated user, and per turn a tool step and a simulated result.
     assert "1 tool call per turn" in line and "8 LLM calls per row, making 2 tool calls" in line
     assert len(NAMES) == len(FIVE_TOOLS)
+
+
+def test_cut_off_answers_and_reasoning_are_recorded_at_their_messages(fake_server, tmp_path) -> None:
+    fake_server.rate_truncated = 1.0  # every text answer is cut off; the calls are not
+    fake_server.reasoning = True
+    generation = {"num_conversations": 4, "min_turns": 2, "max_turns": 2, "on_truncated": "keep"}
+    mock = {"results": "mock", "mock": dict.fromkeys(NAMES, "ok")}  # a simulator's answers would be cut off too
+    config = tools_config(tmp_path, fake_server, generation=generation, tools=mock)
+    assert invoke("generate", str(config), "-q").exit_code == 0
+    for row in read_rows(tmp_path / "out.jsonl"):
+        turns = row["conversations"]
+        answers = [i for i, t in enumerate(turns) if t["role"] == "assistant" and not t.get("tool_calls")]
+        assert row["metadata"]["tool_use"]["calls"] and len(answers) == 2
+        asked = [i for i, t in enumerate(turns) if t["role"] == "user" and i > 0]  # the simulated user's, cut too
+        # The final answers and the simulated user's turns, at their index: not the steps that called tools.
+        assert row["metadata"]["cut_off_turns"] == sorted(answers + asked)
+        assert all(t["reasoning_content"] for t in turns if t["role"] == "assistant")
