@@ -331,6 +331,10 @@ class Config(_Strict):
             )
         if self.tools is not None and kind != "conversation":
             raise ValueError(f"tools: apply to generation.kind: conversation, not {kind!r}")
+        if self.tools is not None and self.quality.keep_pairs:
+            # Its pairs are the first answers where two attempts part, which in a tool run may be a step that
+            # calls tools rather than an answer.
+            raise ValueError("quality.keep_pairs does not apply to runs with tools: (use quality.auto_improve alone)")
         return self
 
 

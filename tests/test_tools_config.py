@@ -94,6 +94,11 @@ def test_tools_apply_to_conversations_only() -> None:
     assert "tools: apply to generation.kind: conversation, not 'preference'" in msg
 
 
+def test_quality_pairs_are_refused_with_tools() -> None:
+    msg = error_of([WEATHER], quality={"auto_improve": True, "keep_pairs": True})
+    assert "quality.keep_pairs does not apply to runs with tools" in msg
+
+
 def test_from_mcp_takes_a_command_line() -> None:
     cfg = parse({"from_mcp": "python -m my_server --port 0", "results": "mcp"})
     assert cfg.tools is not None and cfg.tools.from_mcp is not None

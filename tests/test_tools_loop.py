@@ -178,9 +178,20 @@ def test_documents_rag_and_personas_still_apply(fake_server, tmp_path) -> None:
         retriever={"type": "qdrant", "path": ":memory:", "top_k": 1},
         modifiers=[{"name": "persona"}, {"name": "rag"}],
     )
+    openings: list[str] = []
+
+    def record(body: dict[str, Any]) -> None:
+        text = str(body["messages"][-1].get("content"))
+        if text.startswith("Write the first message"):
+            openings.append(text)
+
+    fake_server.responder = record
     assert invoke("generate", str(config), "-q").exit_code == 0
     rows = read_rows(tmp_path / "out.jsonl")
     assert len(rows) == 6
+    # Each request was asked for in the item's persona's voice, about its target tools and a document chunk.
+    assert len(openings) == 6 and all("You are: a student" in o or "You are: an engineer" in o for o in openings)
+    assert all("Context:" in o and "The tools the assistant has:" in o for o in openings)
     assert all(row["persona"] in ("a student", "an engineer") for row in rows)
     assert all(row["instruction_context"] and row["response_context"] for row in rows)
     assert all(row["metadata"]["document_ids"] for row in rows)
