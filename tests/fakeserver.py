@@ -11,7 +11,9 @@ seconds has its connection dropped, or gets `down_status`); defective turns as s
 (echoes, copies, repeats, leaked tags, one-character turns: `rate_echo` … `defect_words`); and which model it
 says it serves (in answers and GET /models, or no model list at all). Its answers have OpenAI's wire shape
 (checked against the openai SDK's types): usage details with `cached_share` of the prompt tokens read from a
-cache, a forced tool call answered as one, and Azure OpenAI's deployment route (`api-key` header). Counters in
+cache, a forced tool call answered as one, tools offered answered with calls (tests/fake_tools.py:
+`tool_call_rate`, `invalid_tool_args_rate`, `parallel_tool_calls`) and tool results answered by quoting them,
+and Azure OpenAI's deployment route (`api-key` header). Counters in
 `stats` record what happened, and `stats["last_request"]` what the last request asked.
 
 Run it standalone with `python -m tests.fakeserver --port 0 --latency 0.05`: the first stdout line
@@ -759,6 +761,7 @@ class FakeOpenAIServer:
             else fake_tools.calls_for(self, body.get("tools"), body.get("tool_choice"), messages)
         )
         if calls:
+            calls = calls[:1] if body.get("parallel_tool_calls") is False else calls
             message = fake_tools.openai_message(self, calls)
             content, finish_reason = "".join(c["arguments"] for c in calls), "tool_calls"
         elif tool is not None:  # the arguments of the one call it forces, no content (OpenAI's wire shape)

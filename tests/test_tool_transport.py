@@ -94,10 +94,16 @@ def test_openai_compat_without_tools_sends_no_tool_fields(fake_server) -> None:
 
 
 def test_fake_server_knobs_shape_the_calls(fake_server) -> None:
+    from openai.types.chat import ChatCompletion
+
     fake_server.parallel_tool_calls = 2
     answer = ask(build(fake_server, "openai/fake-model"), tools=TOOLS)
+    wire = ChatCompletion.model_validate(answer.raw_response).choices[0]  # OpenAI's own wire shape
+    assert wire.finish_reason == "tool_calls" and wire.message.tool_calls and len(wire.message.tool_calls) == 2
     assert answer.tool_calls and [c.name for c in answer.tool_calls] == ["get_weather", "stock_price"]
     assert len({c.id for c in answer.tool_calls}) == 2 and all(valid(c) for c in answer.tool_calls)
+    single = ask(build(fake_server, "openai/fake-model", params={"parallel_tool_calls": False}), tools=TOOLS)
+    assert single.tool_calls and len(single.tool_calls) == 1  # the request's own parallel_tool_calls: false
 
     fake_server.parallel_tool_calls, fake_server.invalid_tool_args_rate = 1, 1.0
     bad = [
@@ -335,13 +341,16 @@ def test_cache_keys_on_tools_and_keeps_the_calls(fake_server, tmp_path) -> None:
             await cached.acomplete(ASK, tools=other_tools),
             await cached.acomplete(ASK, tools=TOOLS, tool_choice="required"),
             await cached.acomplete(ASK, tools=TOOLS),
+            await cached.acomplete(ASK),
+            await cached.acomplete(ASK, tools=None, tool_choice=None),
         ]
         await cached.aclose()
         return answers
 
-    first, other, required, again = asyncio.run(go())
+    first, other, required, again, plain, no_tools = asyncio.run(go())
     cache.close()
-    assert fake_server.stats["requests"] == 3  # different tools or tool_choice: different entries
+    assert fake_server.stats["requests"] == 4  # different tools or tool_choice: different entries
+    assert plain.tool_calls is None and no_tools.cached  # no tools offered: the plain request's entry
     assert other.tool_calls and other.tool_calls[0].name == "stock_price"
     assert again.cached and again.tool_calls == first.tool_calls and again.finish_reason == "tool_calls"
     reopened = ResponseCache(tmp_path / "cache.sqlite")
@@ -381,3 +390,14 @@ def test_batch_lines_carry_the_tools_and_answer_with_calls(fake_server, model) -
     answer = provider.answer_from(line.body or {}, line.headers)  # type: ignore[attr-defined]
     assert answer.finish_reason == "tool_calls" and answer.tool_calls and valid(answer.tool_calls[0])
     assert fake_server.stats["requests"] == 0  # answered inside the batch
+
+
+@pytest.mark.parametrize("model", [CLAUDE, GEMINI])
+def test_invalid_arguments_knob_in_the_object_protocols(fake_server, model) -> None:
+    fake_server.invalid_tool_args_rate = 1.0
+    answers = [
+        ask(build(fake_server, model), [{"role": "user", "content": f"task {n}"}], tools=TOOLS) for n in range(3)
+    ]
+    calls = [c for a in answers for c in a.tool_calls or ()]
+    assert len(calls) == 3 and not any(valid(c) for c in calls)
+    assert all(isinstance(orjson.loads(c.arguments), dict) for c in calls)  # these protocols carry objects

@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from .base import BaseProvider, LLMProvider, LLMResponse, Messages, StructuredLLMResponse
 from .logging import warn
 from .structured import Schema, json_schema_of, parse_structured
+from .tool_calls import tool_options
 
 MAX_PENDING = 10_000  # answers kept while SQLite refuses writes; past this they go uncached
 MAX_RETRY_WAIT = 60.0  # seconds between tries to write while SQLite keeps refusing
@@ -186,7 +187,14 @@ class CachedProvider(BaseProvider):
 
     def _key(self, messages: Messages, extra: dict[str, Any]) -> str:
         scope = current_scope.get()
-        key = ResponseCache.key(self.model_name, messages, {**self.params, **extra}, scope, self.served_model_id)
+        # The tools offered (and the choice among them) are part of the request; `tools=None` or [] is none,
+        # the same request as one that never mentions tools, so it keeps that request's key.
+        tools, tool_choice, rest = tool_options(extra)
+        offered = {"tools": tools} if tools else {}
+        if tools and tool_choice is not None:
+            offered["tool_choice"] = tool_choice
+        params = {**self.params, **rest, **offered}
+        key = ResponseCache.key(self.model_name, messages, params, scope, self.served_model_id)
         if scope is not None:
             scope.seq += 1
         return key
