@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from afterimage_cli import prompts
 from afterimage_cli.engine.ledger import ledger_path, read_ledger
 
 from .helpers import invoke, read_rows
@@ -51,7 +52,7 @@ def test_simulated_results_fit_returns_and_the_same_call_gets_the_same_result(fa
 
     def count(body: dict[str, Any]) -> None:
         system = str(body["messages"][0].get("content"))
-        if system.startswith("You simulate a tool"):
+        if system.startswith(prompts.TOOL_SIMULATOR_MARKER):
             simulator_calls.append(body)
         return None
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from .. import prompts
 from ..config_tools import ToolDefinition, ToolsConfig
 from ..errors import ConfigError, RunAborted
 from ..providers.base import LLMProvider
@@ -21,12 +22,6 @@ from .calls import result_text
 
 if TYPE_CHECKING:
     from .mcp import McpTools
-
-SIMULATOR_SYSTEM = (
-    "You simulate a tool that an AI assistant called while helping a user. Write the result the real tool "
-    "would return for these arguments: realistic, specific, and consistent with the earlier results of this "
-    "conversation. Reply with JSON that fits the result schema, and nothing else."
-)
 
 
 @dataclass(frozen=True)
@@ -81,7 +76,7 @@ class SimulatedResults(ResultSource):
             f"Arguments: {orjson.dumps(arguments).decode()}\n\n"
             f"The user's request: {request}\n\nEarlier calls in this conversation:\n{shown}"
         )
-        messages = [{"role": "system", "content": SIMULATOR_SYSTEM}, {"role": "user", "content": prompt}]
+        messages = [{"role": "system", "content": prompts.TOOL_SIMULATOR_SYSTEM}, {"role": "user", "content": prompt}]
         answer = await self.simulator.acomplete_structured(messages, schema)
         value = answer.parsed
         return result_text(value["result"] if wrapped and isinstance(value, dict) else value)
