@@ -249,3 +249,28 @@ def test_cut_off_answers_and_reasoning_are_recorded_at_their_messages(fake_serve
         # The final answers and the simulated user's turns, at their index: not the steps that called tools.
         assert row["metadata"]["cut_off_turns"] == sorted(answers + asked)
         assert all(t["reasoning_content"] for t in turns if t["role"] == "assistant")
+
+
+class RecoversAfterAnError(BaseProvider):
+    """A model whose first call breaks the schema; after the error result it calls again, right, then answers."""
+
+    model_name = "double"
+
+    async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
+        results = [m["content"] for m in messages if m["role"] == "tool"]
+        if len(results) == 2:
+            return LLMResponse(text=f"ping said {results[-1]}")
+        arguments = '{"n": "seven"}' if not results else '{"n": 7}'
+        return LLMResponse(text="", tool_calls=[ToolCall(id=f"c{len(results)}", name="ping", arguments=arguments)])
+
+
+def test_an_invalid_call_gets_an_error_result_and_the_model_may_call_again() -> None:
+    chat = _chat(RecoversAfterAnError())
+    answer = asyncio.run(chat.asend_message("ping seven"))
+    assert answer.text == "ping said pong"
+    error, result = [m["content"] for m in chat.last_exchange if m["role"] == "tool"]
+    assert orjson.loads(error) == {
+        "error": "ping was not called: n: 'seven' is not of type 'integer'. Call it again with arguments that fit "
+        "its parameters."
+    }
+    assert result == "pong" and chat.invalid_ids == {"c0"}
