@@ -183,6 +183,9 @@ def test_the_tools_generator_needs_tools_and_known_options(tmp_path) -> None:
     bad = {"generator": "tools", "options": {"tools_per_request": [1, 0]}}
     config.write_text(yaml.safe_dump({**BASE, "tools": [WEATHER], "instructions": bad}))
     assert "tools_per_request must be a whole number >= 1" in invoke("validate", str(config)).output
+    bad = {"generator": "tools", "options": {"prompt": "Ask about {tools}."}}
+    config.write_text(yaml.safe_dump({**BASE, "tools": [WEATHER], "instructions": bad}))
+    assert "instructions.options.prompt must contain {targets}, {persona}" in invoke("validate", str(config)).output
 
 
 def test_fingerprint_follows_the_tools_and_their_file(tmp_path) -> None:
