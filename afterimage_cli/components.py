@@ -116,6 +116,7 @@ def model_routes(cfg: Config) -> dict[str, Route]:
     models = {"respondent": cfg.respondent, "correspondent": cfg.correspondent}
     models["persona_generation.model"] = cfg.persona_generation.model if cfg.persona_generation else None
     models["evaluation.judge"] = cfg.evaluation.judge
+    models["tools.simulator"] = cfg.tools.simulator if cfg.tools else None
     routes: dict[str, Route] = {}
     for where, model in models.items():
         if model is None:
@@ -151,6 +152,7 @@ def check_components(cfg: Config, resources: Resources | None = None) -> list[st
         check_model("correspondent", cfg.correspondent)
     check_batch_mode(cfg)
     resources = resources or Resources(cfg)
+    check_tools(cfg, resources)
     instruction_generator = checked_instruction_generator(cfg, resources)
     check_modifiers(cfg, resources)
     storage.resolve(cfg.storage.type, "storage.type")
@@ -166,6 +168,27 @@ def check_components(cfg: Config, resources: Resources | None = None) -> list[st
     ):
         warnings.append("the 'persona' modifier is listed but no personas are configured")
     return warnings
+
+
+def check_tools(cfg: Config, resources: Resources) -> None:
+    """The tools section as a run would use it: definitions read (an MCP server's need the `mcp` package; they are
+    listed only by the run, which starts it), the simulator's model resolved, the Python function imported."""
+    tools = cfg.tools
+    if tools is None:
+        return
+    if tools.from_mcp is not None:
+        from .tools.mcp import require_mcp
+
+        require_mcp()
+    else:
+        resources.tool_set()
+    if tools.simulator is not None:
+        check_model("tools.simulator", tools.simulator)
+    if tools.results == "python":
+        from .tools.sources import python_function
+
+        assert tools.python is not None  # the config requires it
+        python_function(tools.python)
 
 
 def grounding_warnings(cfg: Config, resources: Resources, instruction_generator: Any) -> list[str]:

@@ -21,6 +21,7 @@ from .config_judging import (  # noqa: F401
     QualityConfig,
 )
 from .config_model import ModelConfig, RunMode, _Strict  # noqa: F401
+from .config_tools import McpServerConfig, ToolDefinition, ToolsConfig  # noqa: F401
 
 
 class RetryConfig(_Strict):
@@ -305,6 +306,9 @@ class Config(_Strict):
     preference: PreferenceConfig | None = Field(
         default=None, description="generation.kind: preference — how pairs are made and kept (defaults apply)."
     )
+    tools: ToolsConfig | None = Field(
+        default=None, description="Tool-calling conversations: the functions the respondent may call."
+    )
 
     @property
     def user_model(self) -> ModelConfig:
@@ -325,6 +329,12 @@ class Config(_Strict):
                 "quality.auto_improve does not apply to generation.kind: preference (its pairs are judged pairwise); "
                 "for pairs from the quality gate, use kind: conversation with quality.keep_pairs: true"
             )
+        if self.tools is not None and kind != "conversation":
+            raise ValueError(f"tools: apply to generation.kind: conversation, not {kind!r}")
+        if self.tools is not None and self.quality.keep_pairs:
+            # Its pairs are the first answers where two attempts part, which in a tool run may be a step that
+            # calls tools rather than an answer.
+            raise ValueError("quality.keep_pairs does not apply to runs with tools: (use quality.auto_improve alone)")
         return self
 
 
@@ -346,4 +356,5 @@ OPERATIONAL_FIELDS: dict[type[BaseModel], frozenset[str]] = {
     PersonaGenerationConfig: frozenset({"concurrency"}),
     EvaluationConfig: frozenset({"concurrency", "mode"}),
     PreferenceConfig: frozenset({"max_dropped_share"}),
+    McpServerConfig: frozenset({"cwd", "env"}),
 }

@@ -40,9 +40,12 @@ class CoverageOrder:
 
     def positions_for_item(self, item_index: int, per_item: int) -> list[int]:
         """The chunk numbers item `item_index` gets when each item takes `per_item` consecutive positions."""
-        start = item_index * per_item
+        return self.numbers_from(item_index * per_item, per_item)
+
+    def numbers_from(self, start: int, count: int) -> list[int]:
+        """The distinct chunk numbers at positions start … start+count-1."""
         chosen: list[int] = []
-        for position in range(start, start + per_item):
+        for position in range(start, start + count):
             number = self.at(position)
             if number not in chosen:  # a round boundary can repeat a chunk inside one item
                 chosen.append(number)

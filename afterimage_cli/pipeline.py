@@ -120,6 +120,32 @@ def build_preference_generator(
     return generator, roles
 
 
+def build_tool_generator(
+    cfg: Config,
+    common: dict[str, Any],
+    resources: Resources,
+    budget: ErrorBudget,
+    monitor: GenerationMonitor,
+    cache: ResponseCache | None,
+    rounds: BatchRounds | None,
+) -> tuple[BaseGenerator, dict[str, tuple[LLMProvider, LLMProvider]]]:
+    """The generator of a config with `tools:`, and the role of the simulator's own model (when it has one)."""
+    from .generators.tool_use import ToolConversationGenerator
+    from .tools.chat import Toolbox
+    from .tools.sources import build_source
+
+    tools = cfg.tools
+    assert tools is not None
+    roles: dict[str, tuple[LLMProvider, LLMProvider]] = {}
+    simulator = common["correspondent"]  # without tools.simulator, the simulated user's model writes results
+    if tools.simulator is not None:
+        own = build_provider(tools.simulator, cfg, budget, monitor, cache, "tools.simulator", rounds)
+        roles["tool_simulator"], simulator = own, own[1]
+    source = build_source(tools, simulator, lambda: resources.mcp)
+    toolbox = Toolbox(tools, lambda: resources.tool_set("tools"), source)
+    return ToolConversationGenerator(toolbox=toolbox, **common), roles
+
+
 def build_hygiene(cfg: Config, instruction_generator: Any, monitor: GenerationMonitor) -> TurnHygiene:
     """The run's turn checks (hygiene), with the run's own prompts as scaffolding a turn must not leak."""
     hygiene = cfg.hygiene
@@ -201,6 +227,9 @@ def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
     elif gen.kind == "preference":
         generator, preference_roles = build_preference_generator(cfg, common, budget, monitor, cache, rounds)
         roles.update(preference_roles)
+    elif cfg.tools is not None:
+        generator, tool_roles = build_tool_generator(cfg, common, resources, budget, monitor, cache, rounds)
+        roles.update(tool_roles)
     else:
         generator = ConversationGenerator(**common)
     generator.rounds = rounds

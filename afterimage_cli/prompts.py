@@ -8,6 +8,7 @@ INSTRUCTION_MARKER = "Write the first message"
 PERSONA_MARKER = "Write personas"
 DEGRADE_MARKER = "deliberately worse answer"
 CONTEXT_HEADER = "Context:"
+TOOL_SIMULATOR_MARKER = "You simulate a tool"
 
 USER_SIMULATOR_SYSTEM = (
     "You are a simulated user talking to an AI assistant.{persona}\n"
@@ -21,6 +22,13 @@ INSTRUCTION_PROMPT = (
     "Make it a specific, natural question. Reply with the message only."
 )
 
+# tools.results simulate: the system prompt of the model that writes a tool's result (structured output fitting
+# the tool's `returns`); the request shows the call, the user's request and the conversation's earlier results.
+TOOL_SIMULATOR_SYSTEM = (
+    TOOL_SIMULATOR_MARKER + " that an AI assistant called while helping a user. Write the result the real tool "
+    "would return for these arguments: realistic, specific, and consistent with the earlier results of this "
+    "conversation. Reply with JSON that fits the result schema, and nothing else."
+)
 
 # preference.strategy degrade: how the rejected answer is made worse, per axis (preference.axes).
 DEGRADE_AXES = {

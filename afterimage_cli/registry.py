@@ -166,6 +166,7 @@ providers.register("anthropic", "afterimage_cli.providers.anthropic_direct:Anthr
 instruction_generators.register("simple", "afterimage_cli.instructions.simple:SimpleInstructionGenerator")
 instruction_generators.register("contextual", "afterimage_cli.instructions.contextual:ContextualInstructionGenerator")
 instruction_generators.register("persona", "afterimage_cli.instructions.persona:PersonaInstructionGenerator")
+instruction_generators.register("tools", "afterimage_cli.instructions.tools:ToolsInstructionGenerator")
 prompt_modifiers.register("persona", "afterimage_cli.modifiers.persona:PersonaPromptModifier")
 prompt_modifiers.register("context", "afterimage_cli.modifiers.context:ContextPromptModifier")
 prompt_modifiers.register("rag", "afterimage_cli.modifiers.rag:WithRAGRespondentPromptModifier")

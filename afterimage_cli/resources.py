@@ -23,6 +23,8 @@ from .types import Persona
 
 if TYPE_CHECKING:
     from .engine.retry import ErrorBudget
+    from .tools.definitions import ToolSet
+    from .tools.mcp import McpTools
 
 
 class Resources:
@@ -38,6 +40,8 @@ class Resources:
         self._corpus: Corpus | None = None
         self._retriever: Any = None
         self._retriever_needed_by: str | None = None
+        self._tool_set: ToolSet | None = None
+        self.mcp: McpTools | None = None  # tools.from_mcp: the server, started by `aprepare`
 
     # --- documents and retrieval -------------------------------------------------------------
 
@@ -75,6 +79,38 @@ class Resources:
     def content_fingerprint(self) -> str:
         """A hash of the chunks rows are grounded in ('' without documents), for the run fingerprint."""
         return self.corpus().fingerprint if self.cfg.documents is not None else ""
+
+    # --- tools -------------------------------------------------------------------------------
+
+    def tool_set(self, needed_by: str = "this config") -> ToolSet:
+        """The run's tools (inline, or read from tools.file); an MCP server's once `aprepare` started it."""
+        from .tools.definitions import configured_tools
+
+        if self._tool_set is None:
+            if self.cfg.tools is None:
+                raise ConfigError(f"{needed_by} needs tools: add a `tools:` section")
+            self._tool_set = configured_tools(self.cfg.tools)
+            if self._tool_set is None:
+                raise ConfigError(f"{needed_by}: the MCP server's tools are listed only when the run starts")
+        return self._tool_set
+
+    def tools_fingerprint(self) -> str:
+        """A hash of the tool definitions ('' without tools, or while an MCP server's are not listed yet)."""
+        tools = self.cfg.tools
+        if tools is None or (tools.from_mcp is not None and self._tool_set is None):
+            return ""
+        return self.tool_set().fingerprint()
+
+    async def astart_tools(self) -> None:
+        """Start the tools.from_mcp server and take its tools (once, before the first item)."""
+        tools = self.cfg.tools
+        if tools is None or tools.from_mcp is None or self.mcp is not None:
+            return
+        from .tools.definitions import checked_tools
+        from .tools.mcp import McpTools
+
+        self.mcp = McpTools(tools.from_mcp)
+        self._tool_set = checked_tools(tools, await self.mcp.astart(), "tools.from_mcp")
 
     # --- personas ----------------------------------------------------------------------------
 
@@ -127,6 +163,7 @@ class Resources:
         """Before the first item: generate the personas if needed (returned; None when nothing changed)
         and build the retrieval index, so neither stalls the first conversations or skews the ETA."""
         personas = None
+        await self.astart_tools()
         if self.personas_to_generate:
             pg = self.cfg.persona_generation
             if say is not None and pg is not None:
@@ -154,6 +191,8 @@ class Resources:
             self._retriever.close()
         for provider in self.owned_providers:
             await provider.aclose()
+        if self.mcp is not None:
+            await self.mcp.aclose()
 
 
 def with_resources(factory: Any, resources: Resources | None, options: dict[str, Any]) -> dict[str, Any]:

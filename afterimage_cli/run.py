@@ -6,6 +6,7 @@ import asyncio
 import math
 from typing import Any
 
+import orjson
 import yaml
 from rich.console import Console
 
@@ -23,6 +24,8 @@ from .stopping import chunk_coverage_target, items_until_all_used, target_items
 
 ASSUMED_ANSWER_TOKENS = 300
 ASSUMED_QUESTION_TOKENS = 40
+ASSUMED_TOOL_CALLS = 1  # per respondent turn of a run with tools
+ASSUMED_RESULT_TOKENS = 80
 
 
 def execute(
@@ -145,13 +148,22 @@ def estimate(cfg: Config) -> dict[str, Any]:
             + (1 - share) * (per_item_in * user_price.input + per_item_out * user_price.output)
         )
     pairs = _pair_calls(cfg, turns, answer) if gen.kind == "preference" else None
+    steps = _tool_steps(cfg, counts, answer) if cfg.tools is not None else None
+    if steps is not None:
+        per_item_calls += steps["calls"]
+        per_item_in += steps["prompt_tokens"]
+        per_item_out += steps["completion_tokens"]
+        cost = None if cost is None or steps["cost"] is None else cost + n * steps["cost"]
     rounds: dict[str, Any] = {}
     if batch:
         # Each item makes its calls one per round; items_in_flight of them advance together, in waves.
         calls_per_item = math.ceil(instruction_calls) + (1 if gen.kind == "structured" else 2 * gen.max_turns - 1)
         calls_per_item += math.ceil(pairs["branches"]) if pairs else 0  # each branch's judging is one more round
+        calls_per_item += steps["rounds_per_turn"] * gen.max_turns if steps else 0  # each tool step is a round
         rounds = {"mode": "batch", "rounds": calls_per_item * math.ceil(n / cfg.batch.items_in_flight)}
     extra: dict[str, Any] = {}
+    if steps is not None:
+        extra = {"calls_per_row": round(per_item_calls, 1), "tool_calls_per_row": round(steps["tool_calls"], 1)}
     if pairs is not None:
         per_item_calls += pairs["calls"]
         per_item_in += pairs["prompt_tokens"]
@@ -167,7 +179,46 @@ def estimate(cfg: Config) -> dict[str, Any]:
         "cost_usd": None if cost is None else round(cost, 4),
         **extra,
         "assumptions": f"{answer} tokens per answer, {ASSUMED_QUESTION_TOKENS} per question, "
-        f"{turns:g} turns on average" + (", no pair dropped by the judge" if pairs else ""),
+        f"{turns:g} turns on average"
+        + (", no pair dropped by the judge" if pairs else "")
+        + (f", {ASSUMED_TOOL_CALLS} tool call per turn of {ASSUMED_RESULT_TOKENS} result tokens" if steps else ""),
+    }
+
+
+def _tool_steps(cfg: Config, counts: list[tuple[int, float]], answer: int) -> dict[str, Any]:
+    """What tools add to a dialog, assuming one call per turn: the definitions in every respondent request, the
+    step that asks for the call and, with results: simulate, the simulator's call that writes its result."""
+    from .tools.definitions import configured_tools
+
+    tools = cfg.tools
+    assert tools is not None
+    known = configured_tools(tools)  # an MCP server's tools are listed only by the run: a guess of 5 tools
+    definitions = len(orjson.dumps(known.openai())) // 4 + 1 if known is not None else 5 * 100
+    simulated = tools.results == "simulate"
+    system = len(cfg.generation.system_prompt) // 4 + 1
+    call = 30  # the tokens of one call (name and arguments)
+    turns = sum(t * w for t, w in counts)
+    # Each turn's request now carries the definitions; the step after the call re-reads it with the call and result.
+    request = sum(
+        w * sum(system + k * ASSUMED_QUESTION_TOKENS + (k - 1) * answer for k in range(1, t + 1)) for t, w in counts
+    )
+    step_in = turns * (definitions * 2 + call + ASSUMED_RESULT_TOKENS) + request
+    simulator_in = turns * (200 + ASSUMED_QUESTION_TOKENS) if simulated else 0
+    simulator_out = turns * ASSUMED_RESULT_TOKENS if simulated else 0
+    price_of = model_batch_price if cfg.generation.mode == "batch" else model_price
+    respondent_price = price_of(cfg.respondent)
+    simulator_price = price_of(tools.simulator or cfg.user_model)
+    cost = None
+    if respondent_price is not None and simulator_price is not None:
+        cost = step_in * respondent_price.input + turns * call * respondent_price.output
+        cost += simulator_in * simulator_price.input + simulator_out * simulator_price.output
+    return {
+        "calls": turns * (ASSUMED_TOOL_CALLS + (1 if simulated else 0)),
+        "tool_calls": turns * ASSUMED_TOOL_CALLS,
+        "prompt_tokens": step_in + simulator_in,
+        "completion_tokens": turns * call + simulator_out,
+        "cost": cost,
+        "rounds_per_turn": 2 if simulated else 1,
     }
 
 
@@ -238,7 +289,12 @@ def preview(cfg: Config, items: int = 3) -> dict[str, Any]:
         + (f"; batch mode: at batch prices, about {est['rounds']} rounds" if "rounds" in est else "")
         + (
             f"; {est['calls_per_row']:g} calls per row, {est['pair_calls_per_row']:g} of them candidates and judging"
-            if "calls_per_row" in est
+            if "pair_calls_per_row" in est
+            else ""
+        )
+        + (
+            f"; {est['calls_per_row']:g} LLM calls per row, making {est['tool_calls_per_row']:g} tool calls"
+            if "tool_calls_per_row" in est
             else ""
         ),
         *(f"# warning: {w}" for w in warnings),

@@ -43,6 +43,8 @@ def run_fingerprint(cfg: Config, content: str = "", served: Mapping[str, str] | 
     # Settings added later are left out while unused, so a config that does not use them keeps its fingerprint
     # (and its output resumes after an upgrade).
     data.pop("preference", None)
+    if cfg.tools is None:
+        data.pop("tools", None)
     if cfg.generation.kind == "preference":  # the settings in force: an explicit block of defaults is no change
         data["preference"] = content_settings(cfg.preference_settings)
     if not cfg.quality.keep_pairs:
@@ -60,4 +62,5 @@ def grounded_fingerprint(
     """The run fingerprint with what the config points at: the documents' chunks and the personas in use
     (a regenerated personas file is a new run, not a resume into a mix), and the served models."""
     drawn = hashlib.sha256(orjson.dumps([[p.description, p.depth] for p in personas])).hexdigest()
-    return run_fingerprint(cfg, resources.content_fingerprint() + (drawn if personas else ""), served)
+    content = resources.content_fingerprint() + (drawn if personas else "") + resources.tools_fingerprint()
+    return run_fingerprint(cfg, content, served)

@@ -51,6 +51,8 @@ def budgeted_models(cfg: Config) -> list[tuple[str, ModelConfig]]:
         models.append(("persona_generation.model", cfg.persona_generation.model))
     if cfg.quality.auto_improve and cfg.evaluation.judge is not None:
         models.append(("evaluation.judge", cfg.evaluation.judge))
+    if cfg.tools is not None and cfg.tools.simulator is not None:
+        models.append(("tools.simulator", cfg.tools.simulator))
     return models
 
 

@@ -24,6 +24,16 @@ def _is_end(text: str) -> bool:
     return not stripped or stripped == prompts.END_TOKEN or stripped.endswith(prompts.END_TOKEN)
 
 
+def _dialog(turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The user messages and the answers that end each turn, without a tool run's calls and results."""
+    return [t for t in turns if t["role"] == "user" or (t["role"] == "assistant" and not t.get("tool_calls"))]
+
+
+def _complete_turns(turns: list[dict[str, Any]]) -> int:
+    """User turns answered: a turn joins `turns` only once its answer is made."""
+    return sum(1 for t in turns if t["role"] == "user")
+
+
 class ConversationGenerator(BaseGenerator):
     """Multi-turn dialogs between a simulated user (correspondent) and the respondent."""
 
@@ -76,7 +86,10 @@ class ConversationGenerator(BaseGenerator):
         persona = plan.persona.description if plan.persona else None
         system = prompts.USER_SIMULATOR_SYSTEM.format(persona=prompts.persona_clause(persona))
         flipped: Messages = [{"role": "system", "content": system}]
-        flipped += [{"role": "assistant" if t["role"] == "user" else "user", "content": t["content"]} for t in turns]
+        # The simulated user sees the dialog as a user does: the messages and answers, not the tool steps.
+        flipped += [
+            {"role": "assistant" if t["role"] == "user" else "user", "content": t["content"]} for t in _dialog(turns)
+        ]
         own = self.correspondent is not self.respondent
         setting = "correspondent.max_tokens" if own else "respondent.max_tokens"
         place = TurnPlace("user", len(turns), plan.index, self.correspondent.model_name, setting)
@@ -98,14 +111,15 @@ class ConversationGenerator(BaseGenerator):
     ) -> LLMResponse:
         """The respondent's answer to `message`, added to the chat's history."""
         place = TurnPlace("assistant", len(turns) + 1, plan.index, self.respondent.model_name, "respondent.max_tokens")
-        answered = [t["content"] for t in turns if t["role"] == "assistant"]
+        answered = [t["content"] for t in _dialog(turns) if t["role"] == "assistant"]
         checker = self.hygiene.checker
+        mark = len(chat.history)
 
         def inspect(response: LLMResponse) -> list[Finding]:
             return [] if checker is None else checker.answer(response.text, message, answered, response.finish_reason)
 
         def discard() -> None:
-            del chat.history[-2:]  # a failed answer asked for again must not stay in the dialog
+            del chat.history[mark:]  # a failed answer asked for again must not stay in the dialog
 
         return await self.hygiene.produce(
             lambda params: chat.asend_message(message, **params), inspect, discard, place, record
@@ -116,6 +130,14 @@ class ConversationGenerator(BaseGenerator):
     ) -> ChatSession:
         """The respondent's side of one item's dialog (a preference run's branches its answers)."""
         return await self.respondent.astart_chat(system_prompt=response_prompt.prompt)
+
+    def answer_messages(self, chat: ChatSession, answer: LLMResponse) -> list[dict[str, Any]]:
+        """The row messages of the respondent's turn (a tool run's also has its tool calls and results)."""
+        return [{"role": "assistant", "content": answer.text, "reasoning_content": answer.reasoning_content}]
+
+    def finish_dialog(self, row: Row, chat: ChatSession) -> Row:
+        """The row of a finished dialog, for a subclass to add what its chat recorded (a tool run's tools)."""
+        return row
 
     async def generate_item(self, plan: ItemPlan) -> Row:
         generated, instruction, response_prompt = await self.prepare(plan)
@@ -128,8 +150,10 @@ class ConversationGenerator(BaseGenerator):
             for turn in range(plan.num_turns):
                 answer = await self._answer(chat, user_message, plan, turns, record)
                 turns.append({"role": "user", "content": user_message, "reasoning_content": None})
-                reasoning = answer.reasoning_content
-                turns.append({"role": "assistant", "content": answer.text, "reasoning_content": reasoning})
+                answered_at = len(turns)
+                turns += self.answer_messages(chat, answer)
+                if answered_at != len(turns) - 1 and answered_at in record.cut_off:  # the final answer was cut
+                    record.cut_off[record.cut_off.index(answered_at)] = len(turns) - 1
                 if turn == plan.num_turns - 1:
                     break
                 question = await self._simulate_user(plan, turns, record)
@@ -149,7 +173,7 @@ class ConversationGenerator(BaseGenerator):
             ended_by, record.ended_by_check = "hygiene", failed.check
             self.monitor.record_ended_early(failed.check)
         extra: dict[str, Any] = {
-            "num_turns": len(turns) // 2,
+            "num_turns": _complete_turns(turns),
             "planned_turns": plan.num_turns,
             "ended_by": ended_by,
             "models": models_metadata(self.respondent, self.correspondent),
@@ -159,13 +183,14 @@ class ConversationGenerator(BaseGenerator):
         cut_off = [i for i in record.cut_off if i < len(turns)]
         if cut_off:
             extra["cut_off_turns"] = cut_off
-        return self.build_row(plan, generated, response_prompt, turns, extra)
+        return self.finish_dialog(self.build_row(plan, generated, response_prompt, turns, extra), chat)
 
     def _end_early(self, turns: list[dict[str, Any]], why: str, cause: str, error: Exception) -> None:
         """Reject the item when the dialog would end with fewer than min_turns complete turns."""
-        if len(turns) // 2 < self.min_turns:
+        complete = _complete_turns(turns)
+        if complete < self.min_turns:
             raise ItemRejected(
-                f"{why} (after {len(turns) // 2} complete turn(s); generation.min_turns is {self.min_turns})",
+                f"{why} (after {complete} complete turn(s); generation.min_turns is {self.min_turns})",
                 cause=cause,
             ) from error
 
