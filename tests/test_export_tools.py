@@ -251,7 +251,9 @@ def test_hf_folder_keeps_tools(tmp_path: Path) -> None:
     assert len(dataset) == 3
     assert [t["function"]["name"] for t in json.loads(dataset[0]["tools"])][0] == "get_weather"
     assert dataset[0]["messages"][1]["tool_calls"][0]["function"]["name"] == "get_weather"
-    assert "tool" in (folder / "README.md").read_text()
+    card = (folder / "README.md").read_text()
+    assert "- Rows: tool 3 (100 %)" in card
+    assert "- Tool calls: 8 (`get_weather` 4, `convert_currency` 2, `book_table` 2) to 3 offered tools" in card
 
 
 def test_pair_prompts_keep_their_tool_steps(tmp_path: Path) -> None:
