@@ -175,3 +175,21 @@ def test_the_summary_and_html_report_show_the_tool_metrics(tmp_path: Path) -> No
     assert "<h2>Tool calls</h2>" in html and "get_weather" in html
     summary = CliRunner().invoke(app, [*args[:-2], "--json", "-q", "--overwrite"])
     assert orjson.loads(summary.stdout)["tools"]["valid_call_rate"] == 0.8
+
+
+def test_quality_gate_pairs_part_at_answers_never_at_tool_steps() -> None:
+    from afterimage_cli.config import QualityConfig
+    from afterimage_cli.evaluation.judge import Verdict
+    from afterimage_cli.evaluation.quality import QualityGate, _parting_answer
+
+    row, worse = tool_row(), tool_row()
+    worse["conversations"][8]["content"] = "Booked."  # the same tool steps, another final answer
+    gate = QualityGate(judge=None, cfg=QualityConfig(auto_improve=True, keep_pairs=True))  # type: ignore[arg-type]
+    passed, failed = Verdict({}, 0.9, "perfect"), Verdict({}, 0.3, "bad")
+    gate._pair(row, passed, 1, [(worse, failed), (row, passed)])
+    assert row["rejected"]["content"] == "Booked." and row["chosen"] == row["conversations"][8]
+    assert row["metadata"]["preference"]["turn"] == 2  # the second user turn, though it sits at index 4
+    kept = tool_row()["conversations"]
+    other = copy.deepcopy(kept)
+    other[5]["tool_calls"] = other[5]["tool_calls"][:1]  # parted at a calling step (same empty text)
+    assert _parting_answer(kept, other) is None
