@@ -36,7 +36,7 @@ import pytest
 
 from tests.test_export_formats import llama_factory_sharegpt_problems, load
 from tests.test_export_support import SYSTEM, invoke_export, read_jsonl, sample_rows, write_jsonl
-from tests.tool_rows import TOOLS, plain_row, recovery_row, tool_row
+from tests.tool_rows import TOOLS, call, calling, plain_row, recovery_row, result, said, tool_row
 
 datasets.disable_progress_bars()
 ROWS = [tool_row(0), recovery_row(0), tool_row(1)]
@@ -91,15 +91,15 @@ def openai_tool_problems(record: dict[str, Any]) -> list[str]:
             continue
         if role != "assistant" or not (message.get("content") is None or isinstance(message["content"], str)):
             problems.append(f"[{index}] tool_calls on a {role} message, or content neither null nor text")
-        for call in calls:
-            function = call.get("function", {})
-            if set(call) != {"id", "type", "function"} or call["type"] != "function":
-                problems.append(f"[{index}] bad call keys {sorted(call)}")
+        for made in calls:
+            function = made.get("function", {})
+            if set(made) != {"id", "type", "function"} or made["type"] != "function":
+                problems.append(f"[{index}] bad call keys {sorted(made)}")
             if set(function) != {"name", "arguments"} or not isinstance(function["arguments"], str):
                 problems.append(f"[{index}] function must be {{name, arguments: str}}, got {function}")
             if function.get("name") not in names:
                 problems.append(f"[{index}] calls {function.get('name')!r}, which `tools` does not define")
-            waiting.add(call.get("id"))
+            waiting.add(made.get("id"))
     if waiting:
         problems.append(f"calls {sorted(waiting)} were not answered")
     last = messages[-1]
@@ -268,3 +268,27 @@ def test_pair_prompts_keep_their_tool_steps(tmp_path: Path) -> None:
     assert prompt[2]["tool_call_id"] == "call_1"
     ranking = read_jsonl(export_file(tmp_path, "llama_factory_ranking", rows=[row]))
     assert [t["from"] for t in ranking[0]["conversations"]] == ["human", "function_call", "observation", "gpt", "human"]
+
+
+def test_the_readme_tool_examples_are_what_export_writes(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("#### Tool-calling rows") : readme.index("**The `hf` folder**")]
+    documented = re.findall(r"```json\n(.*?)\n```", section, re.DOTALL)
+    chatml_text = re.search(r"```text\n(.*?)\n```", section, re.DOTALL).group(1)  # type: ignore[union-attr]
+    weather = {**TOOLS[0], "function": {**TOOLS[0]["function"], "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}  # fmt: skip
+    row = {
+        "conversations": [
+            said("user", "Weather in Oslo?"),
+            calling(call("call_1", "get_weather", {"city": "Oslo"})),
+            result("call_1", "get_weather", '{"temp": -3}'),
+            said("assistant", "-3 °C in Oslo."),
+        ],
+        "tools": [weather],
+    }
+    for fmt, example in zip(("messages", "sharegpt"), documented, strict=True):
+        written = read_jsonl(export_file(tmp_path, fmt, rows=[row]))[0]
+        assert written == orjson.loads(example), fmt
+    text = read_jsonl(export_file(tmp_path, "chatml", rows=[row]))[0]["text"]
+    dialog = chatml_text.split("…<|im_end|>\n", 1)[1]  # the system prompt is abbreviated in the README
+    assert text.endswith(dialog + "\n")
