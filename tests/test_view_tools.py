@@ -63,6 +63,10 @@ def test_tool_filter_and_bubbles(browser: Any, page_path: Path) -> None:
     assert "tool · book_table · result of call_3" in results.nth(2).inner_text()
     assert '"confirmed": true' in results.nth(2).inner_text()
 
+    page = open_page(browser, page_path)
+    page.click("#tab-overview")
+    assert "5 (3 of 3 tools)" in page.inner_text("#overview")  # tool calls, and the tools called of those offered
+
     page = open_page(browser, page_path, hash="#row=recovery-000")
     assert '{"city": "Bergen"' in page.inner_text("[data-call=call_a]")  # invalid JSON is shown as written
     assert page.errors == []
