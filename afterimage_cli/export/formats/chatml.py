@@ -13,7 +13,7 @@ from typing import Any
 
 from ..rows import Message, Record, Row
 from .base import Converter, ExportFormat, ExportOptions, RowConverter, with_think
-from .tool_turns import has_tools, hermes_calls, hermes_results, hermes_system, steps
+from .tool_turns import hermes_calls, hermes_results, hermes_system, steps
 
 
 def make_converter(options: ExportOptions) -> Converter:
@@ -40,12 +40,18 @@ def make_converter(options: ExportOptions) -> Converter:
                 parts.append(f"<|im_start|>{step['role']}\n{text(step)}<|im_end|>\n")
         return {"text": "".join(parts)}
 
+    plain_roles = {"user": "user", "assistant": "assistant"}
+
     def convert(row: Row) -> Record:
-        if has_tools(row):
+        if row.get("tools"):
             return with_tools(row)
         parts = [head]
-        for turn in row["conversations"]:
-            parts.append(f"<|im_start|>{turn['role']}\n{text(turn)}<|im_end|>\n")
+        try:  # a tool result's role is not in plain_roles: its row takes the Hermes way
+            for turn in row["conversations"]:
+                content = with_think(turn) if include_reasoning else turn["content"]
+                parts.append(f"<|im_start|>{plain_roles[turn['role']]}\n{content}<|im_end|>\n")
+        except KeyError:
+            return with_tools(row)
         return {"text": "".join(parts)}
 
     return RowConverter(convert)

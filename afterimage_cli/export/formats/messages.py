@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..rows import Record, Row
+from ..rows import Message, Record, Row
 from .base import (
     Converter,
     ExportFormat,
@@ -30,8 +30,18 @@ def make_converter(options: ExportOptions) -> Converter:
     head = [] if options.system_prompt is None else [system_message(options.system_prompt, include_reasoning)]
     tools_as_json = options.tools_as_json
 
+    plain_roles = {"user": "user", "assistant": "assistant"}
+
+    def messages(turns: list[Message]) -> list[dict[str, Any]]:
+        if not include_reasoning:
+            try:  # a tool result's role is not in plain_roles: its row takes chat_message's way
+                return [{"role": plain_roles[t["role"]], "content": t["content"]} for t in turns]
+            except KeyError:
+                pass
+        return [chat_message(t, include_reasoning) for t in turns]
+
     def convert(row: Row) -> Record:
-        record: Record = {"messages": [*head, *(chat_message(t, include_reasoning) for t in row["conversations"])]}
+        record: Record = {"messages": [*head, *messages(row["conversations"])]}
         tools = row.get("tools")
         if tools:
             record["tools"] = dumps(tools) if tools_as_json else tools

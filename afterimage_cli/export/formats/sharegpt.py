@@ -39,13 +39,20 @@ def sharegpt_turns(include_reasoning: bool) -> Callable[[list[Message]], list[di
                 out.append({"from": roles[step["role"]], "value": value(step)})
         return out
 
-    def convert(turns: list[Message]) -> list[dict[str, str]]:
+    # A tool result has no ShareGPT role: the KeyError sends the row to `with_tools`, so plain rows pay nothing.
+    def plain(turns: list[Message]) -> list[dict[str, str]]:
         try:
-            return [{"from": roles[t["role"]], "value": value(t)} for t in turns]
-        except KeyError:  # a tool result: rare enough that plain rows need not pay for the grouping
+            return [{"from": roles[t["role"]], "value": t["content"]} for t in turns]
+        except KeyError:
             return with_tools(turns)
 
-    return convert
+    def thinking(turns: list[Message]) -> list[dict[str, str]]:
+        try:
+            return [{"from": roles[t["role"]], "value": with_think(t)} for t in turns]
+        except KeyError:
+            return with_tools(turns)
+
+    return thinking if include_reasoning else plain
 
 
 def tools_column(row: Row) -> str | None:
@@ -57,13 +64,15 @@ def tools_column(row: Row) -> str | None:
 def make_converter(options: ExportOptions) -> Converter:
     """Build the per-row converter."""
     turns = sharegpt_turns(options.include_reasoning)
-    head = [] if options.system_prompt is None else [{"from": "system", "value": options.system_prompt}]
+    system = None if options.system_prompt is None else {"from": "system", "value": options.system_prompt}
 
     def convert(row: Row) -> Record:
-        record: Record = {"conversations": [*head, *turns(row["conversations"])]}
-        tools = tools_column(row)
-        if tools is not None:
-            record["tools"] = tools
+        conversation = turns(row["conversations"])
+        if system is not None:
+            conversation.insert(0, system)
+        record: Record = {"conversations": conversation}
+        if row.get("tools"):
+            record["tools"] = tools_column(row)
         return record
 
     return RowConverter(convert)
