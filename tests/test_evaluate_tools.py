@@ -103,6 +103,8 @@ def test_tool_use_is_asked_only_of_rows_with_tools_and_weighs_in() -> None:
     cfg = EvaluationConfig()
     assert "tool_use" not in cfg.weights  # the fingerprint of configs that never judge tools is unchanged
     assert final_score({"coherence": 1.0, "tool_use": 0.0}, cfg.weights) == round(0.15 / 0.4, 4)
+    heavy = EvaluationConfig(weights={"tool_use": 0.85})  # the config sets it like any criterion
+    assert final_score({"coherence": 1.0, "tool_use": 0.0}, heavy.weights) == 0.15
     judge = ConversationJudge(provider=None, cfg=cfg)  # type: ignore[arg-type]
     verdicts = {name: CriterionVerdict(feedback="ok", score=0.8) for name in ("coherence", "relevance")}
     assert "tool_use" not in judge.verdict(verdicts, "m").evaluation  # a plain row is written as before
