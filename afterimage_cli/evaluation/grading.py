@@ -38,16 +38,6 @@ def row_context(row: Mapping[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
-def row_has_tools(row: Mapping[str, Any]) -> bool:
-    """Whether the row offers tools or holds a tool step: then the judge is asked about tool_use."""
-    if row.get("tools"):
-        return True
-    turns = row.get("conversations")
-    return isinstance(turns, list) and any(
-        isinstance(t, dict) and (t.get("tool_calls") or t.get("role") == "tool") for t in turns
-    )
-
-
 def applicable_criteria(has_context: bool, context_criteria: Sequence[str], has_tools: bool = False) -> tuple[str, ...]:
     """The criteria the judge is asked about for a row with or without a context, with or without tools."""
     return tuple(

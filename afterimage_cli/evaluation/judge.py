@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..config import EvaluationConfig
 from ..providers.base import LLMProvider, Messages
+from ..rowshape import row_has_tools
 from ..types import Grade
 from .grading import (
     CRITERIA,
@@ -20,7 +21,6 @@ from .grading import (
     final_score,
     grade_for,
     row_context,
-    row_has_tools,
 )
 
 CRITERION_GUIDE = {

@@ -15,9 +15,10 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from ..hygiene.checks import is_truncated
+from ..rowshape import row_has_tools
 from .diversity import DistinctN
 from .duplicates import NearDuplicateIndex
-from .grading import row_context, row_has_tools
+from .grading import row_context
 from .tool_metrics import ToolCallChecker, measure_tool_use
 
 if TYPE_CHECKING:

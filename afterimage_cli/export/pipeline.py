@@ -9,10 +9,10 @@ from itertools import chain
 from pathlib import Path
 
 from ..errors import InputError
+from ..rowshape import row_has_tools
 from .dataset_info import dataset_info_entries, write_dataset_info
 from .filters import RowFilter
 from .formats import Converter, ExportOptions, get_format
-from .formats.tool_turns import has_tools
 from .outputs import WHOLE, OutputPlan
 from .reader import RowReader
 from .rows import Record, Row
@@ -78,7 +78,7 @@ def run_export(
     rows = iter(reader)
     first = next(rows, None)
     parquet = output_format == "parquet" or plan.open_part is not None
-    options = replace(options, tools=first is not None and has_tools(first), tools_as_json=parquet)
+    options = replace(options, tools=first is not None and row_has_tools(first), tools_as_json=parquet)
     stats = ExportStats()
     success = False
     try:

@@ -21,20 +21,10 @@ from typing import Any
 
 import orjson
 
-from ..rows import Message, Row
+from ..rows import Message
 
 Step = tuple[Message, list[Message]]
 """An assistant message with tool_calls and the tool messages that answer it."""
-
-
-def is_tool_turn(turn: Message) -> bool:
-    """An assistant step that calls tools, or a tool's result."""
-    return bool(turn.get("tool_calls")) or turn["role"] == "tool"
-
-
-def has_tools(row: Row) -> bool:
-    """Whether the row offers tools or holds a tool step (what the schema of a typed output must make room for)."""
-    return bool(row.get("tools")) or any(is_tool_turn(turn) for turn in row["conversations"])
 
 
 def dumps(value: Any) -> str:
