@@ -99,13 +99,13 @@ class _PendingCalls:
         problem = self.unanswered()
         if problem is not None:
             return problem
-        if role == "assistant" and turn.get("tool_calls") is not None:
+        if role == "assistant" and turn.get("tool_calls"):  # null or [] is an answer without calls
             return self._start(turn["tool_calls"], index)
         return None
 
     def _start(self, calls: Any, index: int) -> str | None:
-        if type(calls) is not list or not calls:
-            return f".tool_calls: expected a non-empty list of calls or null, got {json_type(calls)}"
+        if type(calls) is not list:
+            return f".tool_calls: expected a list of calls or null, got {json_type(calls)}"
         for number, call in enumerate(calls):
             problem = call_problem(call)
             if problem is not None:

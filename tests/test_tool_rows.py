@@ -23,6 +23,13 @@ def test_tool_rows_pass_in_both_modes_and_validate_as_the_row_model() -> None:
         ConversationRow.model_validate(row)
 
 
+def test_an_answer_may_carry_an_empty_or_null_list_of_calls() -> None:
+    row = plain_row()
+    for empty in ([], None):
+        row["conversations"][1]["tool_calls"] = empty
+        assert row_problem(row) is None
+
+
 def test_an_assistant_step_may_have_null_content_beside_its_calls() -> None:
     row = tool_row()
     row["conversations"][1]["content"] = None
@@ -75,8 +82,8 @@ def broken(edit: Any) -> dict[str, Any]:
             "conversations[2].tool_call_id: expected the id of a call (a string), got null",
         ),
         (
-            lambda turns: turns[1].update(tool_calls=[]),
-            "conversations[1].tool_calls: expected a non-empty list of calls or null, got an array",
+            lambda turns: turns[1].update(tool_calls={"id": "call_1"}),
+            "conversations[1].tool_calls: expected a list of calls or null, got an object",
         ),
         (
             lambda turns: turns.__delitem__(slice(3, None)),  # ends on a tool result, no answer
