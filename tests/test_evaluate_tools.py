@@ -161,9 +161,14 @@ def test_evaluate_through_the_cli_scores_tool_use_on_tool_rows_only(tmp_path: Pa
 
 
 def test_the_fake_servers_own_judge_answers_still_parse(tmp_path: Path, fake_server: Any) -> None:
-    rows = evaluate(tmp_path, fake_server, [tool_row(0), plain_row(0)])
+    pair = tool_row(1)
+    pair["chosen"] = pair["conversations"][8]
+    pair["rejected"] = {"role": "assistant", "content": "I cannot book tables."}
+    pair["metadata"]["preference"] = {"turn": 2}
+    rows = evaluate(tmp_path, fake_server, [tool_row(0), plain_row(0), pair])
     assert 0.0 <= rows[0]["evaluation"]["tool_use"]["score"] <= 1.0
     assert rows[1]["evaluation"]["overall_grade"] is not None
+    assert [review["turn"] for review in rows[2]["evaluation"]["preference"]] == [2]  # user turns, not messages
 
 
 def test_the_summary_and_html_report_show_the_tool_metrics(tmp_path: Path) -> None:
