@@ -10,9 +10,10 @@ from pydantic import Field, model_validator
 
 from .config_model import ModelConfig, RunMode, _Strict
 
-Criterion = Literal["coherence", "factuality", "grounding", "helpfulness", "relevance"]
+Criterion = Literal["coherence", "factuality", "grounding", "helpfulness", "relevance", "tool_use"]
 GradeName = Literal["perfect", "good", "needs_improvement", "bad", "not_acceptable"]
-# Relative weights of the judge's criteria in final_score; renormalised over the applicable ones.
+# Relative weights of the judge's criteria in final_score; renormalised over the applicable ones. tool_use
+# (evaluation.grading.TOOL_USE_WEIGHT unless set) is left out so configs without it keep their fingerprint.
 DEFAULT_WEIGHTS: dict[Criterion, float] = {
     "coherence": 0.15,
     "factuality": 0.25,

@@ -154,6 +154,8 @@ class DatasetProfile:
         self.ended_by: Counter[str] = Counter()
         self.reasoning_rows = 0
         self.clusters = _Clusters()
+        self.tool_calls: Counter[str] = Counter()
+        self.tools_offered: set[str] = set()
 
     def add(self, row: dict[str, Any], facts: RowFacts | None = None) -> None:
         """Count one row (`facts`: its `RowFacts`, when the caller has them already)."""
@@ -164,6 +166,8 @@ class DatasetProfile:
         self.user_turns.add(facts.user_turns)
         self.chars += facts.chars
         self.reasoning_rows += facts.reasoning
+        if facts.kind == "tool":
+            self._add_tools(row, facts.messages)
         if facts.usage:
             self._add_usage(facts.usage)
         for role, model in facts.models.items():
@@ -194,6 +198,18 @@ class DatasetProfile:
         duplicate = metrics.get("duplicate") if type(metrics) is dict else None
         if type(duplicate) is dict and duplicate.get("of") is not None and row.get("id") is not None:
             self.clusters.link(str(row["id"]), str(duplicate["of"]), str(duplicate.get("kind")))
+
+    def _add_tools(self, row: dict[str, Any], messages: list[dict[str, Any]]) -> None:
+        for message in messages:
+            for call in message.get("tool_calls") or ():
+                function = call.get("function") if type(call) is dict else None
+                if type(function) is dict:
+                    self.tool_calls[str(function.get("name"))] += 1
+        tools = row.get("tools")
+        for tool in tools if type(tools) is list else ():
+            function = tool.get("function") if type(tool) is dict else None
+            if type(function) is dict and type(function.get("name")) is str:
+                self.tools_offered.add(function["name"])
 
     def _add_usage(self, usage: dict[str, Any]) -> None:
         for key in ("calls", "prompt_tokens", "completion_tokens", "total_tokens"):
@@ -248,6 +264,8 @@ class DatasetProfile:
             "documents": len(self.documents),
             "ended_by": dict(self.ended_by.most_common()),
             "duplicates": self.clusters.summary(),
+            "tool_calls": dict(self.tool_calls.most_common()),
+            "tools_offered": sorted(self.tools_offered),
         }
 
 

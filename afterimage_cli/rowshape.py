@@ -92,6 +92,15 @@ def has_tool_calls(messages: list[Message]) -> bool:
     return False
 
 
+def row_has_tools(row: dict[str, Any]) -> bool:
+    """Whether a row offers tools (`tools`) or holds a tool step: what the tool metrics, the judge's tool_use
+    criterion and export's typed tool fields are for."""
+    if row.get("tools"):
+        return True
+    turns = row.get("conversations")
+    return type(turns) is list and has_tool_calls([t for t in turns if type(t) is dict])
+
+
 def view_row_problem(row: Any) -> str | None:
     """What keeps a parsed row from being shown: it must be an object with a list of messages (or a pair)."""
     if type(row) is not dict:

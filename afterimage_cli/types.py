@@ -6,18 +6,38 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Role = Literal["user", "assistant"]
+Role = Literal["user", "assistant", "tool"]
 Grade = Literal["perfect", "good", "needs_improvement", "bad", "not_acceptable"]
 GRADES: tuple[Grade, ...] = ("perfect", "good", "needs_improvement", "bad", "not_acceptable")
 NO_RETRIEVAL_CONTEXT = "No relevant context was found."
 
 
+class ToolFunctionCall(BaseModel):
+    """What a tool call asks for: the tool's name and its arguments as the model wrote them."""
+
+    name: str
+    arguments: str = Field(description="A JSON string, exactly as the model wrote it (evaluate checks it parses).")
+
+
+class MessageToolCall(BaseModel):
+    """One call of an assistant message, in OpenAI's shape."""
+
+    id: str
+    type: Literal["function"] = "function"
+    function: ToolFunctionCall
+
+
 class Message(BaseModel):
-    """One turn of a conversation."""
+    """One turn of a conversation; tool-calling rows add assistant `tool_calls` and `tool` messages."""
 
     role: Role
-    content: str
+    content: str | None = Field(description='The text; null (or "") only on an assistant message with tool_calls.')
     reasoning_content: str | None = None
+    tool_calls: list[MessageToolCall] | None = Field(
+        default=None, description="assistant only: the calls made; one `tool` message per call follows."
+    )
+    tool_call_id: str | None = Field(default=None, description="tool only: the id of the call this result answers.")
+    name: str | None = Field(default=None, description="tool only: the tool's name.")
 
 
 class CriterionScore(BaseModel):
@@ -56,7 +76,9 @@ class ConversationRow(BaseModel):
     """One JSONL row. Fields the published afterimage may omit have defaults, so its rows load too.
 
     Preference rows (`generation.kind: preference`, `quality.keep_pairs`) add `chosen` and `rejected`: two
-    assistant answers to the same history, `conversations` up to the user turn `metadata.preference.turn`."""
+    assistant answers to the same history, `conversations` up to the user turn `metadata.preference.turn`.
+    Tool-calling rows add `tools` and `metadata.tool_use` ({calls, invalid_calls, tools_used, target_tools,
+    result_source}); a row without tools has neither."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -71,6 +93,11 @@ class ConversationRow(BaseModel):
     chosen: Message | None = None
     rejected: Message | None = None
     earlier_pairs: list[PreferencePair] | None = None
+    tools: list[dict[str, Any]] | None = Field(
+        default=None,
+        description='The tools offered, as OpenAI definitions {"type": "function", "function": {name, description, '
+        "parameters}}.",
+    )
 
 
 class GeneratedInstructions(BaseModel):

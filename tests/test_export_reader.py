@@ -31,7 +31,7 @@ def read_all(lines: list[bytes], *, skip_invalid: bool = False) -> tuple[list[di
         ({"conversations": ["hi"]}, "conversations[0]: expected an object with role and content, got a string"),
         (
             {"conversations": [turn("user", "q"), turn("bot", "a")]},
-            "conversations[1].role: expected 'user' or 'assistant', got 'bot'",
+            "conversations[1].role: expected 'user', 'assistant' or 'tool', got 'bot'",
         ),
         (
             {"conversations": [turn("assistant", "a"), turn("user", "q")]},
@@ -100,7 +100,7 @@ def test_skip_invalid_skips_and_counts_and_blank_lines_are_not_rows() -> None:
     assert (reader.read, reader.skipped) == (4, 2)
     torn, bad_role_message = reader.skip_examples
     assert torn.startswith("IN:3: not JSON (")
-    assert bad_role_message == "IN:4: conversations[1].role: expected 'user' or 'assistant', got 'bot'"
+    assert bad_role_message == "IN:4: conversations[1].role: expected 'user', 'assistant' or 'tool', got 'bot'"
 
 
 def test_cli_reports_the_bad_line_and_exits_1(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""`afterimage validate` and `afterimage schema`: config checks that call nothing."""
+"""`afterimage validate` and `afterimage schema`: config (and row) checks that call nothing."""
 
 from __future__ import annotations
 
@@ -36,8 +36,15 @@ def validate(
 
 
 @app.command()
-def schema() -> None:
-    """Print the config's JSON Schema on stdout (point your editor's YAML support at it)."""
+def schema(
+    rows: bool = typer.Option(False, "--rows", help="Print the JSON Schema of a JSONL row instead of the config's."),
+) -> None:
+    """Print the config's JSON Schema on stdout (point your editor's YAML support at it), or with --rows a row's."""
+    if rows:
+        from ..types import ConversationRow
+
+        typer.echo(orjson.dumps(ConversationRow.model_json_schema(), option=orjson.OPT_INDENT_2).decode())
+        return
     from ..config import Config
 
     typer.echo(orjson.dumps(Config.model_json_schema(), option=orjson.OPT_INDENT_2).decode())

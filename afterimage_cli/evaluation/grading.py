@@ -6,6 +6,8 @@ generated from, so it is judged only when the row has an instruction_context or 
 the user's own messages and the judge's knowledge, so they always apply. A criterion that does not
 apply is stored with `applicable: false` and no score, and final_score is the weighted mean of the
 applicable criteria with weights renormalised over them — never a free 1.0 that inflates the score.
+`tool_use` (right tool, right arguments, the result used) is asked only of rows that offer tools or call
+them; other rows are judged, and written, exactly as before it existed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ from typing import Any
 from ..config import EvaluationConfig, GradeThresholds
 from ..types import GRADES, NO_RETRIEVAL_CONTEXT, Grade
 
-CRITERIA: tuple[str, ...] = ("coherence", "factuality", "grounding", "helpfulness", "relevance")
+CRITERIA: tuple[str, ...] = ("coherence", "factuality", "grounding", "helpfulness", "relevance", "tool_use")
+TOOL_CRITERION = "tool_use"
+TOOL_USE_WEIGHT = 0.25
+"""tool_use's weight unless `evaluation.weights` sets one. Kept out of the default weights so that the
+evaluation fingerprint of configs that never judge tools stays what it was (resumes keep working)."""
 NOT_APPLICABLE_FEEDBACK = "not applicable: the row has no context to be grounded in"
 
 
@@ -32,17 +38,23 @@ def row_context(row: Mapping[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
-def applicable_criteria(has_context: bool, context_criteria: Sequence[str]) -> tuple[str, ...]:
-    """The criteria the judge is asked about for a row with or without a context."""
-    return CRITERIA if has_context else tuple(c for c in CRITERIA if c not in context_criteria)
+def applicable_criteria(has_context: bool, context_criteria: Sequence[str], has_tools: bool = False) -> tuple[str, ...]:
+    """The criteria the judge is asked about for a row with or without a context, with or without tools."""
+    return tuple(
+        c for c in CRITERIA if (has_context or c not in context_criteria) and (has_tools or c != TOOL_CRITERION)
+    )
+
+
+def criterion_weight(weights: Mapping[Any, float], name: str) -> float:
+    return weights.get(name, TOOL_USE_WEIGHT if name == TOOL_CRITERION else 0.0)
 
 
 def final_score(scores: Mapping[str, float], weights: Mapping[Any, float]) -> float | None:
     """Weighted mean of the applicable scores, weights renormalised over them; None if none weigh."""
-    total = sum(weights.get(name, 0.0) for name in scores)
+    total = sum(criterion_weight(weights, name) for name in scores)
     if total <= 0:
         return None
-    return round(sum(score * weights.get(name, 0.0) for name, score in scores.items()) / total, 4)
+    return round(sum(score * criterion_weight(weights, name) for name, score in scores.items()) / total, 4)
 
 
 def grade_for(score: float, thresholds: GradeThresholds) -> Grade:
@@ -71,7 +83,7 @@ def meets(grade: str | None, min_grade: str) -> bool:
 def describe(cfg: EvaluationConfig) -> dict[str, Any]:
     """The scoring rules in force, for the summary and the report."""
     return {
-        "weights": dict(cfg.weights),
+        "weights": {**dict(cfg.weights), TOOL_CRITERION: criterion_weight(cfg.weights, TOOL_CRITERION)},
         "grades": cfg.grades.model_dump(),
         "context_criteria": list(cfg.context_criteria),
     }

@@ -152,6 +152,7 @@ def render_html(summary: dict[str, Any]) -> str:
         html_table(["issue", "rows"], [[k, v] for k, v in summary["issues"].items()] or [["none", 0]]),
         "<h2>Turn hygiene</h2>",
         html_table(["check", "turns", "rows"], hygiene_rows or [["none", 0, 0]]),
+        *_tool_sections(summary.get("tools")),
         "<h2>Diversity (distinct-n across the set)</h2>",
         html_table(["turns", "distinct-1", "distinct-2"], diversity_rows),
         "<h2>Scoring rules</h2>",
@@ -161,6 +162,30 @@ def render_html(summary: dict[str, Any]) -> str:
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>afterimage evaluate report</title>'
         f"<style>{CSS}</style></head><body>{''.join(sections)}</body></html>\n"
     )
+
+
+def _tool_sections(tools: dict[str, Any] | None) -> list[str]:
+    """Valid-call rate, coverage and calls per conversation, for a set with tool rows (none otherwise)."""
+    if not tools:
+        return []
+    calls = tools["calls_per_conversation"]
+    per_tool = [[name, t["calls"], t["offered_in"]] for name, t in tools["per_tool"].items()]
+    facts = [
+        ["rows with tools", f"{tools['rows']:,}"],
+        ["calls", f"{tools['calls']:,}"],
+        ["valid calls", f"{tools['valid_calls']:,} ({_fmt(tools['valid_call_rate'])})"],
+        ["tools used / offered", f"{tools['tools_used']} / {tools['tools_offered']}"],
+        ["mean share of its tools a row used", _fmt(tools["row_coverage_mean"])],
+        ["never called", ", ".join(tools["never_called"]) or "none"],
+        *(["invalid call", example] for example in tools["invalid_examples"]),
+    ]
+    return [
+        "<h2>Tool calls</h2>",
+        html_table(["", ""], facts),
+        html_table(["tool", "calls", "rows offering it"], per_tool),
+        "<h2>Tool calls per conversation</h2>",
+        bar_chart(calls["labels"], calls["counts"]),
+    ]
 
 
 def write_html_report(summary: dict[str, Any], path: Path) -> None:

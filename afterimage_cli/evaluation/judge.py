@@ -6,12 +6,22 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..config import EvaluationConfig
 from ..providers.base import LLMProvider, Messages
+from ..rowshape import row_has_tools
 from ..types import Grade
-from .grading import NOT_APPLICABLE_FEEDBACK, applicable_criteria, final_score, grade_for, row_context
+from .grading import (
+    CRITERIA,
+    NOT_APPLICABLE_FEEDBACK,
+    TOOL_CRITERION,
+    applicable_criteria,
+    final_score,
+    grade_for,
+    row_context,
+)
 
 CRITERION_GUIDE = {
     "coherence": "the conversation flows logically; each answer follows from what came before, no contradictions",
@@ -19,6 +29,8 @@ CRITERION_GUIDE = {
     "grounding": "answers rest on the given context and do not claim what the context does not support",
     "helpfulness": "answers solve the user's actual problem with useful, complete, actionable detail",
     "relevance": "every answer addresses the user's question directly, without digressions or filler",
+    "tool_use": "the right tool is called when one is needed (and none when not), with correct arguments taken "
+    "from the conversation; answers use what the tools returned, invent no results, and recover from tool errors",
 }
 
 JUDGE_SYSTEM = (
@@ -54,12 +66,39 @@ def asked(criteria: tuple[str, ...]) -> str:
 
 
 def transcript(row: dict[str, Any]) -> str:
-    """The conversation as labelled turns."""
+    """The conversation as labelled turns; tool calls as `name(arguments)` lines and results labelled by tool."""
     lines = []
+    names: dict[str, str] = {}
     for turn in row["conversations"]:
-        speaker = "User" if turn.get("role") == "user" else "Assistant"
-        lines.append(f"{speaker}: {turn.get('content', '')}")
+        role = turn.get("role")
+        if role == "tool":
+            call_id = turn.get("tool_call_id")
+            name = turn.get("name") or names.get(str(call_id), "tool")
+            lines.append(f"Tool result of {name} [{call_id}]: {turn.get('content') or ''}")
+            continue
+        speaker = "User" if role == "user" else "Assistant"
+        text = turn.get("content") or ""
+        calls = turn.get("tool_calls") or []
+        said = [f"{speaker}: {text}"] if text or not calls else []
+        for call in calls:
+            function = call.get("function") or {}
+            names[str(call.get("id"))] = str(function.get("name"))
+            said.append(f"Assistant calls {function.get('name')}({function.get('arguments')}) [{call.get('id')}]")
+        lines.append("\n".join(said))
     return "\n\n".join(lines)
+
+
+def tools_part(row: dict[str, Any]) -> str | None:
+    """The tools the assistant was offered, one line each: name, description, parameters schema."""
+    tools = row.get("tools")
+    if not tools:
+        return None
+    lines = []
+    for tool in tools:
+        function = tool.get("function", tool) if isinstance(tool, dict) else {}
+        parameters = orjson.dumps(function.get("parameters") or {}).decode()
+        lines.append(f"- {function.get('name')}: {function.get('description') or ''} Parameters: {parameters}")
+    return "Tools the assistant could call:\n" + "\n".join(lines)
 
 
 @dataclass
@@ -88,8 +127,10 @@ class ConversationJudge:
 
     def messages(self, row: dict[str, Any], criteria: tuple[str, ...]) -> Messages:
         """The judge's request for one row."""
+        tools = tools_part(row)
         parts = [
             self.context_part(row),
+            *([tools] if tools else []),
             f"Conversation:\n{transcript(row)}",
             f"Score these criteria:\n{asked(criteria)}",
         ]
@@ -97,17 +138,20 @@ class ConversationJudge:
 
     async def judge(self, row: dict[str, Any]) -> Verdict:
         """Judge one row (a dict in the seed schema); ProviderError propagates to the caller."""
-        criteria = applicable_criteria(bool(row_context(row)), self.cfg.context_criteria)
+        criteria = applicable_criteria(bool(row_context(row)), self.cfg.context_criteria, row_has_tools(row))
         response = await self.provider.acomplete_structured(self.messages(row, criteria), verdict_schema(criteria))
         parsed = response.parsed
         verdicts: dict[str, CriterionVerdict] = {name: getattr(parsed, name) for name in criteria}
         return self.verdict(verdicts, self.provider.model_name)
 
     def verdict(self, verdicts: dict[str, CriterionVerdict], judge_model: str) -> Verdict:
-        """Assemble the evaluation object; criteria missing from `verdicts` are not applicable."""
+        """Assemble the evaluation object; criteria missing from `verdicts` are not applicable (tool_use, of a
+        row without tools, is left out: such rows are written as before tools existed)."""
         evaluation: dict[str, Any] = {}
-        for name in ("coherence", "factuality", "grounding", "helpfulness", "relevance"):
+        for name in CRITERIA:
             got = verdicts.get(name)
+            if got is None and name == TOOL_CRITERION:
+                continue
             if got is None:
                 evaluation[name] = {"score": None, "feedback": NOT_APPLICABLE_FEEDBACK, "applicable": False}
             else:

@@ -3,6 +3,10 @@
 Turns and alternation, lengths, empty and truncated turns, refusal phrases, and how much of the
 answers' vocabulary comes from the row's context. Set-wide measures (duplicates, distinct-n) live in
 `duplicates.py` and `diversity.py`; `RowMetrics.measure` feeds them as it goes.
+
+In a tool-calling row the tool steps (assistant messages with tool_calls, tool results) belong to the
+exchange they sit in: the text metrics read the user turns and the answers, and the steps are measured by
+`tool_metrics.py` (metadata.metrics.tool_use, only on rows with tools).
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from ..hygiene.checks import is_truncated
+from ..rowshape import row_has_tools
 from .diversity import DistinctN
 from .duplicates import NearDuplicateIndex
 from .grading import row_context
+from .tool_metrics import ToolCallChecker, measure_tool_use
 
 if TYPE_CHECKING:
     from ..hygiene import TurnChecker
@@ -59,10 +65,15 @@ class RowMetrics:
         self.hygiene = hygiene
         self.user_diversity = DistinctN()
         self.assistant_diversity = DistinctN()
+        self.tool_calls = ToolCallChecker()
 
     def measure(self, row: dict[str, Any], label: str | None) -> dict[str, Any]:
         """The row's metrics (written to metadata.metrics); `label` names it in later duplicate reports."""
         turns = row["conversations"]
+        tool_use = measure_tool_use(row, self.tool_calls) if row_has_tools(row) else None
+        ends_with_answer = bool(turns) and not turns[-1].get("tool_calls") and turns[-1].get("role") == "assistant"
+        if tool_use is not None:  # the steps inside an exchange are not turns of the dialog
+            turns = [t for t in turns if t.get("role") != "tool" and not t.get("tool_calls")]
         roles = [t.get("role") for t in turns]
         texts = [t.get("content") or "" for t in turns]
         lowered = [text.lower() for text in texts]
@@ -73,7 +84,7 @@ class RowMetrics:
         alternation_ok = (
             bool(turns)
             and all(role == ("user" if i % 2 == 0 else "assistant") for i, role in enumerate(roles))
-            and roles[-1] == "assistant"
+            and ends_with_answer
         )
         empty = sum(1 for text in texts if not text.strip())
         truncated = sum(1 for a in answers if a.strip() and is_truncated(a))
@@ -96,10 +107,11 @@ class RowMetrics:
                 ("refusal", refusals),
                 ("exact_duplicate", duplicate is not None and duplicate.kind == "exact"),
                 ("near_duplicate", duplicate is not None and duplicate.kind == "near"),
+                ("invalid_tool_call", tool_use is not None and tool_use["valid_calls"] < tool_use["calls"]),
             )
             if present
         ]
-        return {
+        metrics = {
             "turns": len(turns),
             "user_turns": roles.count("user"),
             "assistant_turns": len(answers),
@@ -117,3 +129,6 @@ class RowMetrics:
             "issues": issues,
             "hygiene": None if self.hygiene is None else self.hygiene.row(row),
         }
+        if tool_use is not None:
+            metrics["tool_use"] = tool_use
+        return metrics

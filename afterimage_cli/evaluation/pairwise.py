@@ -166,7 +166,7 @@ class PairwiseJudge:
             )
         )
         return [
-            pair_review(len(prompt) // 2 + 1, comparison)
+            pair_review(sum(1 for turn in prompt if turn.get("role") == "user"), comparison)  # tool steps: no turn
             for (prompt, _, _), comparison in zip(pairs, comparisons, strict=True)
         ]
 

@@ -82,7 +82,7 @@ class QualityGate:
             row["rejected"] = other["conversations"][parted]
             row["metadata"]["preference"] = {
                 "strategy": "quality_gate",
-                "turn": (parted + 1) // 2,
+                "turn": sum(1 for turn in row["conversations"][:parted] if turn["role"] == "user"),
                 "chosen_attempt": kept,
                 "rejected_attempt": number,
                 "scores": {"chosen": verdict.final_score, "rejected": judged.final_score},
@@ -93,10 +93,12 @@ class QualityGate:
 
 
 def _parting_answer(kept: list[dict[str, Any]], other: list[dict[str, Any]]) -> int | None:
-    """The index of the first turn where two dialogs of one opening differ, when it is an answer in both."""
+    """The index of the first turn where two dialogs of one opening differ, when it is an answer in both (a tool
+    step, which a chosen/rejected message cannot carry, is not)."""
     for index, (ours, theirs) in enumerate(zip(kept, other, strict=False)):
-        if ours["content"] != theirs["content"]:
-            return index if ours["role"] == theirs["role"] == "assistant" else None
+        if ours["content"] != theirs["content"] or ours.get("tool_calls") != theirs.get("tool_calls"):
+            answers = ours["role"] == theirs["role"] == "assistant"
+            return index if answers and not ours.get("tool_calls") and not theirs.get("tool_calls") else None
     return None
 
 

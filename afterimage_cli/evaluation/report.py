@@ -119,6 +119,20 @@ def preference_line(pairs: dict[str, Any]) -> str:
     )
 
 
+def tools_line(tools: dict[str, Any]) -> str:
+    """Valid-call rate, coverage of the offered tools, calls per conversation and per tool."""
+    calls, valid = tools["calls"], tools["valid_calls"]
+    per_tool = " · ".join(f"{name} {t['calls']:,}" for name, t in tools["per_tool"].items())
+    line = (
+        f"tool calls: {calls:,} in {tools['rows']:,} rows with tools (mean "
+        f"{_number(tools['calls_per_conversation']['mean'], 1)} per conversation) · valid calls {valid:,}/{calls:,} "
+        f"({_percent(valid, calls)}) · tools used {tools['tools_used']}/{tools['tools_offered']} · per tool: {per_tool}"
+    )
+    if tools["never_called"]:
+        line += f" · never called: {', '.join(tools['never_called'])}"
+    return line + "".join(f"\n  invalid: {example}" for example in tools["invalid_examples"])
+
+
 def _rate(value: float | None) -> str:
     return "–" if value is None else f"{value:.0%}"
 
@@ -157,6 +171,8 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     console.print(findings_line(summary), highlight=False)
     if "preference" in summary:
         console.print(preference_line(summary["preference"]), highlight=False, markup=False)
+    if "tools" in summary:
+        console.print(tools_line(summary["tools"]), highlight=False, markup=False)
     line = judge_line(summary)
     if line:
         console.print(line, highlight=False)

@@ -9,12 +9,14 @@ from typing import Any
 
 from ..export.rows import row_grade, row_score
 from ..types import GRADES
-from .grading import CRITERIA
+from .grading import CRITERIA, TOOL_CRITERION
 
 SCORE_BINS = 1000  # 0.001 resolution: percentiles exact to the third decimal
 CHART_BINS = 20
 ANSWER_WORD_EDGES = (0, 1, 11, 26, 51, 101, 201, 401, 801, 1601)
 TURN_EDGES = (1, 2, 3, 4, 5, 6, 8, 11)
+CALL_EDGES = (0, 1, 2, 3, 4, 6, 11)
+_INVALID_EXAMPLES = 3
 
 
 class ScoreHistogram:
@@ -143,6 +145,62 @@ class PairReviewStats:
         }
 
 
+class ToolStats:
+    """Set-wide tool metrics: valid-call rate, coverage of the offered tools, calls per conversation."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.rows_with_calls = 0
+        self.calls = 0
+        self.valid = 0
+        self.per_tool: Counter[str] = Counter()
+        self.offered: Counter[str] = Counter()
+        """Tool → rows that offered it."""
+        self.calls_per_row = BinnedCounts(CALL_EDGES)
+        self.coverage_total = 0.0
+        self.coverage_rows = 0
+        self.invalid_examples: list[str] = []
+
+    def add(self, metrics: dict[str, Any]) -> None:
+        self.rows += 1
+        calls = int(metrics.get("calls") or 0)
+        self.calls += calls
+        self.rows_with_calls += calls > 0
+        self.valid += int(metrics.get("valid_calls") or 0)
+        self.per_tool.update(metrics.get("per_tool") or {})
+        self.offered.update(metrics.get("tools_offered") or ())
+        self.calls_per_row.add(calls)
+        coverage = metrics.get("coverage")
+        if isinstance(coverage, int | float):
+            self.coverage_total += coverage
+            self.coverage_rows += 1
+        for bad in metrics.get("invalid") or ():
+            if len(self.invalid_examples) < _INVALID_EXAMPLES:
+                self.invalid_examples.append(f"{bad.get('name')}: {bad.get('problem')}")
+
+    def summary(self) -> dict[str, Any]:
+        offered = set(self.offered)
+        used = {name for name in self.per_tool if name in offered}
+        return {
+            "rows": self.rows,
+            "rows_with_calls": self.rows_with_calls,
+            "calls": self.calls,
+            "valid_calls": self.valid,
+            "valid_call_rate": round(self.valid / self.calls, 4) if self.calls else None,
+            "calls_per_conversation": self.calls_per_row.summary(),
+            "row_coverage_mean": round(self.coverage_total / self.coverage_rows, 4) if self.coverage_rows else None,
+            "tools_offered": len(offered),
+            "tools_used": len(used),
+            "coverage": round(len(used) / len(offered), 4) if offered else None,
+            "per_tool": {
+                name: {"calls": self.per_tool.get(name, 0), "offered_in": self.offered.get(name, 0)}
+                for name in sorted(offered | set(self.per_tool))
+            },
+            "never_called": sorted(offered - used),
+            "invalid_examples": list(self.invalid_examples),
+        }
+
+
 class EvaluationStats:
     """Everything the summary and the report show, accumulated row by row."""
 
@@ -160,6 +218,7 @@ class EvaluationStats:
         self.user_turns = BinnedCounts(TURN_EDGES)
         self.overlap = ScoreHistogram()
         self.pairs = PairReviewStats()
+        self.tools = ToolStats()
 
     def add(self, row: dict[str, Any], metrics: dict[str, Any]) -> None:
         """Count one evaluated (or resumed) row: its verdict, if any, and its offline metrics."""
@@ -192,6 +251,9 @@ class EvaluationStats:
         reviews = evaluation.get("preference")
         if isinstance(reviews, list):
             self.pairs.add(reviews)
+        tool_use = metrics.get("tool_use")
+        if isinstance(tool_use, dict):
+            self.tools.add(tool_use)
 
     def summary(self) -> dict[str, Any]:
         """The statistics as plain data (JSON-ready)."""
@@ -200,7 +262,10 @@ class EvaluationStats:
             grades["ungraded"] = self.grades["ungraded"]
         criteria = {}
         for name, histogram in self.criteria.items():
-            criteria[name] = {**histogram.summary(), "not_applicable": self.not_applicable.get(name, 0)}
+            if name == TOOL_CRITERION and not histogram.count and not self.tools.rows:
+                continue  # a set without tools: its summary is what it was before tools existed
+            not_applicable = self.rows - self.tools.rows if name == TOOL_CRITERION else self.not_applicable.get(name, 0)
+            criteria[name] = {**histogram.summary(), "not_applicable": not_applicable}
         return {
             "measured": self.rows,
             "grades": grades,
@@ -216,4 +281,5 @@ class EvaluationStats:
             "user_turns": self.user_turns.summary(),
             "context_overlap": self.overlap.summary(),
             **({"preference": self.pairs.summary()} if self.pairs.pairs else {}),
+            **({"tools": self.tools.summary()} if self.tools.rows else {}),
         }

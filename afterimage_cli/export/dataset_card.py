@@ -100,6 +100,12 @@ def _made_with(profile: dict[str, Any]) -> list[str]:
         lines.append(f"- Conversations ended by: {_counts(profile['ended_by'], profile['rows'])}")
     if profile["reasoning_rows"]:
         lines.append(f"- Rows with reasoning (`reasoning_content`): {profile['reasoning_rows']:,}")
+    calls = profile.get("tool_calls") or {}
+    if calls or profile.get("tools_offered"):
+        per_tool = ", ".join(f"`{name}` {n:,}" for name, n in calls.items()) or "none"
+        lines.append(
+            f"- Tool calls: {sum(calls.values()):,} ({per_tool}) to {len(profile['tools_offered']):,} offered tools"
+        )
     return lines
 
 

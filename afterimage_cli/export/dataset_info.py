@@ -23,7 +23,9 @@ def dataset_info_entries(plan: OutputPlan, options: ExportOptions) -> dict[str, 
             continue
         for path in target.paths.values():
             name = Path(path).name
-            entries[name.rsplit(".", 1)[0]] = describe(name, options)
+            entry = describe(name, options)
+            if entry is not None:
+                entries[name.rsplit(".", 1)[0]] = entry
     return entries
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from functools import partial
+from itertools import chain
 from pathlib import Path
 
 from ..errors import InputError
+from ..rowshape import row_has_tools
 from .dataset_info import dataset_info_entries, write_dataset_info
 from .filters import RowFilter
 from .formats import Converter, ExportOptions, get_format
@@ -69,18 +71,31 @@ def run_export(
     observe: Callable[[Row], None] | None = None,
 ) -> ExportStats:
     """Convert every valid, kept row (the first `limit` of them, when given) to each planned format;
-    outputs are finished only if all succeeds. `observe` sees every kept row (the dataset card counts them)."""
-    targets = _open_targets(plan, options, output_format)
+    outputs are finished only if all succeeds. `observe` sees every kept row (the dataset card counts them).
+
+    The first row decides whether typed outputs (parquet, the hf folder) and dataset_info.json make room for
+    tool fields (`ExportOptions.tools`): a tool run's rows all carry tools."""
+    rows = iter(reader)
+    first = next(rows, None)
+    parquet = output_format == "parquet" or plan.open_part is not None
+    options = replace(options, tools=first is not None and row_has_tools(first), tools_as_json=parquet)
     stats = ExportStats()
     success = False
     try:
-        stats.filtered = _stream(reader, targets, keep, splitter, limit, observe)
+        targets = _open_targets(plan, options, output_format)
+    except BaseException:
+        _close(rows)
+        raise
+    try:
+        stream = rows if first is None else chain((first,), rows)
+        stats.filtered = _stream(stream, targets, keep, splitter, limit, observe)
         for target in targets:
             for record, key in target.converter.finish():
                 target.write(record, splitter.part_of_key(key) if splitter else WHOLE)
         _check_pairs(targets, reader.name)
         success = True
     finally:
+        _close(rows)  # a --limit leaves the reader mid-file: closing it settles its counts now
         for target in targets:
             for writer in target.writers.values():
                 writer.close(success=success)
@@ -92,6 +107,12 @@ def run_export(
         if entries:
             stats.dataset_info = write_dataset_info(plan.directory, entries)
     return stats
+
+
+def _close(rows: Iterator[Row]) -> None:
+    close = getattr(rows, "close", None)
+    if close is not None:
+        close()
 
 
 def _check_pairs(targets: list[_Target], source: str) -> None:

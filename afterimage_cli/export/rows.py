@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..rowcheck import pair_turn, row_problem
+from ..rowcheck import pair_turn, row_problem, user_turn_indices
 
 __all__ = ["Message", "Record", "Row", "row_grade", "row_pairs", "row_problem", "row_score"]
 
@@ -15,16 +15,17 @@ Record = dict[str, Any]
 """One output row in a target format."""
 
 Message = dict[str, Any]
-"""One turn of a row: role, content, reasoning_content."""
+"""One turn of a row: role, content, reasoning_content (and tool_calls, or a tool's tool_call_id and name)."""
 
 
 def row_pairs(row: Row) -> list[tuple[list[Message], Message, Message]]:
     """The row's preference pairs in turn order, each (the conversation up to the user turn it answers, chosen,
     rejected): earlier_pairs (at_turn every), then chosen/rejected; empty for a row without a pair."""
     turns = row["conversations"]
-    pairs = [(turns[: 2 * p["turn"] - 1], p["chosen"], p["rejected"]) for p in row.get("earlier_pairs") or ()]
+    users = user_turn_indices(turns)
+    pairs = [(turns[: users[p["turn"] - 1] + 1], p["chosen"], p["rejected"]) for p in row.get("earlier_pairs") or ()]
     if row.get("chosen") is not None and row.get("rejected") is not None:
-        pairs.append((turns[: 2 * pair_turn(row) - 1], row["chosen"], row["rejected"]))
+        pairs.append((turns[: users[pair_turn(row) - 1] + 1], row["chosen"], row["rejected"]))
     return pairs
 
 

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, Protocol
 
 import orjson
 
-from ..errors import UsageError
+from ..errors import InputError, UsageError
 from .rows import Record
 
 STDOUT = "-"
@@ -62,12 +62,19 @@ class ParquetWriter:
         self.destination = destination
         self._table_from = pa.Table.from_pylist
         self._schema = schema
+        self._width = len(schema.names)
         self._writer = pq.ParquetWriter(destination.stream, schema)
         self._batch: list[Record] = []
         self.count = 0
 
     def write(self, record: Record) -> None:
         """Buffer one record; a full batch becomes a row group."""
+        if len(record) > self._width:  # pyarrow would silently drop the columns the schema lacks
+            missing = sorted(set(record) - set(self._schema.names))
+            raise InputError(
+                f"a row has {', '.join(missing)}, which the first row had not, and Parquet's columns are fixed by "
+                "the first row: put a row with tools first, export tool and plain rows separately, or use jsonl"
+            )
         self._batch.append(record)
         self.count += 1
         if len(self._batch) >= _PARQUET_BATCH_ROWS:

@@ -178,6 +178,8 @@ class TurnChecker:
         said: dict[str, list[str]] = {"user": [], "assistant": []}
         previous: dict[str, object] | None = None
         for index, turn in enumerate(turns):
+            if turn.get("tool_calls") or turn.get("role") == "tool":
+                continue  # a tool step inside an exchange: the answer after it is checked against the question
             role, text = turn.get("role"), turn.get("content")
             text = text if isinstance(text, str) else ""
             other = previous.get("content") if previous is not None else None

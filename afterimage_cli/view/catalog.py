@@ -31,7 +31,7 @@ _INTERNED_FIELDS = ("persona", "instruction_context", "response_context")
 _INTERNED_METADATA = ("persona_name", "run_fingerprint", "evaluation_fingerprint")
 TITLE_CHARS = 160
 COLUMNS: tuple[str, ...] = ("id", "line", "score", "grade", "persona", "chunks", "turns", "model", "chars")
-COLUMNS += ("ended", "cost", "tokens", "kind", "title", "dup")
+COLUMNS += ("ended", "cost", "tokens", "kind", "title", "dup", "tools")
 SAMPLE_SEED = 0
 
 
@@ -168,8 +168,20 @@ def _entry(strings: StringTable, row: dict[str, Any], facts: RowFacts, number: i
         ref(facts.kind),
         " ".join(first_user[: TITLE_CHARS * 2].split())[:TITLE_CHARS],
         1 if type(metrics) is dict and metrics.get("duplicate") else 0,
+        [ref(name) for name in _called_tools(facts.messages)] if facts.kind == "tool" else [],
     ]
     return number, values, script_safe(orjson.dumps(_interned(ref, row)))
+
+
+def _called_tools(messages: list[dict[str, Any]]) -> list[str]:
+    """The names of the tools the row calls, each once, in order of first call (the viewer's tool filter)."""
+    names: dict[str, None] = {}
+    for message in messages:
+        for call in message.get("tool_calls") or ():
+            function = call.get("function") if type(call) is dict else None
+            if type(function) is dict:
+                names[str(function.get("name"))] = None
+    return list(names)
 
 
 def script_safe(data: bytes) -> bytes:

@@ -37,6 +37,10 @@ def _cards(summary: dict[str, Any], shown: int, rejected: int) -> str:
         ("duplicate clusters", f"{summary['duplicates']['clusters']:,}"),
         ("rejected items", f"{rejected:,}"),
     ]
+    calls = summary.get("tool_calls") or {}
+    if calls or summary.get("tools_offered"):
+        used = f"{len(calls):,} of {len(summary['tools_offered']):,} tools"
+        items.append(("tool calls", f"{sum(calls.values()):,} ({used})"))
     return (
         '<div class="cards">'
         + "".join(f'<div class="card"><b>{escape(v)}</b>{escape(k)}</div>' for k, v in items)

@@ -3,12 +3,15 @@
 ``{"instruction": last user turn, "input": "", "output": last assistant turn,
 "history": [[user, assistant], …], "system": …}``. Every turn survives: the published afterimage kept
 only the first exchange. Reasoning, when kept, is a ``<think>…</think>`` prefix of each assistant text.
+Alpaca has no place for tool calls and results, and dropping them would train answers on results the
+prompt never shows, so a tool row stops the export with an error naming the formats that keep them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ...errors import InputError
 from ..rows import Record, Row
 from .base import Converter, ExportFormat, ExportOptions, RowConverter, with_think
 
@@ -20,6 +23,8 @@ def make_converter(options: ExportOptions) -> Converter:
 
     def convert(row: Row) -> Record:
         turns = row["conversations"]
+        if row.get("tools") or any(turn["role"] == "tool" for turn in turns):
+            _refuse_tools(row)
         # Rows alternate user/assistant and end with an assistant turn (rows.row_problem checks it).
         if include_reasoning:
             texts = [with_think(t) for t in turns]
@@ -36,6 +41,16 @@ def make_converter(options: ExportOptions) -> Converter:
         return record
 
     return RowConverter(convert)
+
+
+def _refuse_tools(row: Row) -> None:
+    """Alpaca cannot express a tool row."""
+    where = f"row {row['id']!r}" if row.get("id") is not None else "a row"
+    raise InputError(
+        f"{where} has tool calls, which --format alpaca cannot hold (dropping them would train answers on "
+        "results the prompt never shows); export tool rows with messages, openai, sharegpt, llama_factory "
+        "or chatml"
+    )
 
 
 def arrow_schema(options: ExportOptions) -> Any:

@@ -15,6 +15,11 @@ class ExportOptions:
 
     system_prompt: str | None = None
     include_reasoning: bool = False
+    tools: bool = False
+    """The rows carry tools: typed outputs (parquet, the hf folder) and dataset_info.json make room for the
+    tool fields. Set by `run_export` from the first row; JSONL records carry a row's tools either way."""
+    tools_as_json: bool = False
+    """Write a row's `tools` as a JSON string (parquet: JSON Schemas have no fixed Arrow type)."""
 
 
 class Converter(Protocol):
@@ -51,8 +56,9 @@ class ExportFormat:
     make_converter: Callable[[ExportOptions], Converter]
     arrow_schema: Callable[[ExportOptions], Any]
     """The pyarrow schema of a record (for parquet); imports pyarrow, so only called for parquet."""
-    dataset_info: Callable[[str, ExportOptions], dict[str, Any]] | None = None
-    """LLaMA-Factory's dataset_info.json entry for a file of this format, if LLaMA-Factory reads it."""
+    dataset_info: Callable[[str, ExportOptions], dict[str, Any] | None] | None = None
+    """LLaMA-Factory's dataset_info.json entry for a file of this format, if LLaMA-Factory reads it (None: not
+    for these options)."""
     pairs: bool = False
     """A preference format: records come from the pairs rows hold (formats/pairs.py), several per row or none."""
 
@@ -80,16 +86,29 @@ def role_content_message(turn: dict[str, Any], include_reasoning: bool) -> dict[
     return {"role": turn["role"], "content": turn["content"], "reasoning_content": reasoning or ""}
 
 
+def chat_message(turn: dict[str, Any], include_reasoning: bool) -> dict[str, Any]:
+    """`role_content_message`, or for a tool step the OpenAI message with its calls or its call id."""
+    if turn.get("tool_calls") or turn["role"] == "tool":
+        from .tool_turns import openai_tool_message
+
+        return openai_tool_message(turn, include_reasoning)
+    return role_content_message(turn, include_reasoning)
+
+
 def system_message(system_prompt: str, include_reasoning: bool) -> dict[str, Any]:
     """The system prompt as a chat message shaped like `role_content_message`'s."""
     return role_content_message({"role": "system", "content": system_prompt}, include_reasoning)
 
 
-def message_arrow_type(include_reasoning: bool) -> Any:
-    """The pyarrow struct of a `role_content_message`."""
+def message_arrow_type(include_reasoning: bool, tools: bool = False) -> Any:
+    """The pyarrow struct of a `chat_message` (with `tools`, the tool fields, null where a message has none)."""
     import pyarrow as pa
 
     fields = [pa.field("role", pa.string()), pa.field("content", pa.string())]
     if include_reasoning:
         fields.append(pa.field("reasoning_content", pa.string()))
+    if tools:
+        function = pa.struct([pa.field("name", pa.string()), pa.field("arguments", pa.string())])
+        call = pa.struct([pa.field("id", pa.string()), pa.field("type", pa.string()), pa.field("function", function)])
+        fields += [pa.field("tool_calls", pa.list_(call)), pa.field("tool_call_id", pa.string())]
     return pa.struct(fields)

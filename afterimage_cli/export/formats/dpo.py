@@ -11,7 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from ..rows import Record
-from .base import Converter, ExportFormat, ExportOptions, message_arrow_type, role_content_message, system_message
+from .base import (
+    Converter,
+    ExportFormat,
+    ExportOptions,
+    chat_message,
+    message_arrow_type,
+    role_content_message,
+    system_message,
+)
 from .pairs import Message, PairConverter
 
 
@@ -23,7 +31,7 @@ def make_converter(options: ExportOptions) -> Converter:
     def render(prompt: list[Message], chosen: Message, rejected: Message) -> list[Record]:
         return [
             {
-                "prompt": [*head, *(role_content_message(turn, reasoning) for turn in prompt)],
+                "prompt": [*head, *(chat_message(turn, reasoning) for turn in prompt)],
                 "chosen": [role_content_message(chosen, reasoning)],
                 "rejected": [role_content_message(rejected, reasoning)],
             }
@@ -36,7 +44,7 @@ def arrow_schema(options: ExportOptions) -> Any:
     """The parquet schema."""
     import pyarrow as pa
 
-    messages = pa.list_(message_arrow_type(options.include_reasoning))
+    messages = pa.list_(message_arrow_type(options.include_reasoning, options.tools))
     return pa.schema([pa.field(name, messages) for name in ("prompt", "chosen", "rejected")])
 
 

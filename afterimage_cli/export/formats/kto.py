@@ -9,7 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from ..rows import Record
-from .base import Converter, ExportFormat, ExportOptions, message_arrow_type, role_content_message, system_message
+from .base import (
+    Converter,
+    ExportFormat,
+    ExportOptions,
+    chat_message,
+    message_arrow_type,
+    role_content_message,
+    system_message,
+)
 from .pairs import Message, PairConverter
 
 
@@ -19,7 +27,7 @@ def make_converter(options: ExportOptions) -> Converter:
     head = [] if options.system_prompt is None else [system_message(options.system_prompt, reasoning)]
 
     def render(prompt: list[Message], chosen: Message, rejected: Message) -> list[Record]:
-        messages = [*head, *(role_content_message(turn, reasoning) for turn in prompt)]
+        messages = [*head, *(chat_message(turn, reasoning) for turn in prompt)]
         return [
             {"prompt": messages, "completion": [role_content_message(answer, reasoning)], "label": label}
             for answer, label in ((chosen, True), (rejected, False))
@@ -32,7 +40,7 @@ def arrow_schema(options: ExportOptions) -> Any:
     """The parquet schema."""
     import pyarrow as pa
 
-    messages = pa.list_(message_arrow_type(options.include_reasoning))
+    messages = pa.list_(message_arrow_type(options.include_reasoning, options.tools))
     return pa.schema([pa.field("prompt", messages), pa.field("completion", messages), pa.field("label", pa.bool_())])
 
 

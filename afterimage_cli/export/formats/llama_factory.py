@@ -1,7 +1,8 @@
-"""LLaMA-Factory's ShareGPT layout: ``{"conversations": [{"from": "human|gpt", "value"}], "system": …}``.
+"""LLaMA-Factory's ShareGPT layout: ``{"conversations": [{"from": "human|gpt", "value"}], "system": …, "tools": …}``.
 
 Unlike plain ``sharegpt`` the system prompt is a column of its own, which LLaMA-Factory maps with
-``columns.system``. When the output is a directory its dataset_info.json entry is written alongside.
+``columns.system``. Tool rows are written as in ``sharegpt`` (function_call/observation turns, the
+``tools`` column). When the output is a directory its dataset_info.json entry is written alongside.
 """
 
 from __future__ import annotations
@@ -10,18 +11,22 @@ from typing import Any
 
 from ..rows import Record, Row
 from .base import Converter, ExportFormat, ExportOptions, RowConverter
-from .sharegpt import sharegpt_turns, turn_arrow_type
+from .sharegpt import TAGS, sharegpt_turns, tools_column, turn_arrow_type
 
 
 def make_converter(options: ExportOptions) -> Converter:
     """Build the per-row converter."""
     turns = sharegpt_turns(options.include_reasoning)
     system = options.system_prompt
-    if system is None:
-        return RowConverter(lambda row: {"conversations": turns(row)})
 
     def convert(row: Row) -> Record:
-        return {"conversations": turns(row), "system": system}
+        record: Record = {"conversations": turns(row["conversations"])}
+        if system is not None:
+            record["system"] = system
+        tools = tools_column(row)
+        if tools is not None:
+            record["tools"] = tools
+        return record
 
     return RowConverter(convert)
 
@@ -33,6 +38,8 @@ def arrow_schema(options: ExportOptions) -> Any:
     fields = [pa.field("conversations", turn_arrow_type())]
     if options.system_prompt is not None:
         fields.append(pa.field("system", pa.string()))
+    if options.tools:
+        fields.append(pa.field("tools", pa.string()))
     return pa.schema(fields)
 
 
@@ -41,12 +48,9 @@ def dataset_info(file_name: str, options: ExportOptions) -> dict[str, Any]:
     columns = {"messages": "conversations"}
     if options.system_prompt is not None:
         columns["system"] = "system"
-    return {
-        "file_name": file_name,
-        "formatting": "sharegpt",
-        "columns": columns,
-        "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"},
-    }
+    if options.tools:
+        columns["tools"] = "tools"
+    return {"file_name": file_name, "formatting": "sharegpt", "columns": columns, "tags": dict(TAGS)}
 
 
 FORMAT = ExportFormat(

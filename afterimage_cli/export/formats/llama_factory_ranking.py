@@ -12,13 +12,14 @@ from typing import Any
 from ..rows import Record
 from .base import Converter, ExportFormat, ExportOptions, with_think
 from .pairs import Message, PairConverter
-from .sharegpt import SHAREGPT_ROLES, turn_arrow_type
+from .sharegpt import sharegpt_turns, turn_arrow_type
 
 
 def make_converter(options: ExportOptions) -> Converter:
     """Build the per-pair converter."""
     reasoning = options.include_reasoning
     system = options.system_prompt
+    turns = sharegpt_turns(reasoning)
 
     def value(turn: Message) -> str:
         text: str = with_think(turn) if reasoning else turn["content"]
@@ -26,7 +27,7 @@ def make_converter(options: ExportOptions) -> Converter:
 
     def render(prompt: list[Message], chosen: Message, rejected: Message) -> list[Record]:
         record: Record = {
-            "conversations": [{"from": SHAREGPT_ROLES[t["role"]], "value": value(t)} for t in prompt],
+            "conversations": turns(prompt),
             "chosen": {"from": "gpt", "value": value(chosen)},
             "rejected": {"from": "gpt", "value": value(rejected)},
         }

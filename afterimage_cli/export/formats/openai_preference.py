@@ -9,7 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from ..rows import Record
-from .base import Converter, ExportFormat, ExportOptions, message_arrow_type, role_content_message, system_message
+from .base import (
+    Converter,
+    ExportFormat,
+    ExportOptions,
+    chat_message,
+    message_arrow_type,
+    role_content_message,
+    system_message,
+)
 from .pairs import Message, PairConverter
 
 
@@ -21,7 +29,7 @@ def make_converter(options: ExportOptions) -> Converter:
     def render(prompt: list[Message], chosen: Message, rejected: Message) -> list[Record]:
         return [
             {
-                "input": {"messages": [*head, *(role_content_message(turn, reasoning) for turn in prompt)]},
+                "input": {"messages": [*head, *(chat_message(turn, reasoning) for turn in prompt)]},
                 "preferred_output": [role_content_message(chosen, reasoning)],
                 "non_preferred_output": [role_content_message(rejected, reasoning)],
             }
@@ -34,7 +42,7 @@ def arrow_schema(options: ExportOptions) -> Any:
     """The parquet schema."""
     import pyarrow as pa
 
-    messages = pa.list_(message_arrow_type(options.include_reasoning))
+    messages = pa.list_(message_arrow_type(options.include_reasoning, options.tools))
     return pa.schema(
         [
             pa.field("input", pa.struct([pa.field("messages", messages)])),

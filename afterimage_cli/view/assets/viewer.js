@@ -89,6 +89,9 @@
   if (C.grade.some(function (g) { return g === null; })) fill($("f-grade"), ["ungraded"]);
   fill($("f-model"), distinct("model"));
   fill($("f-ended"), distinct("ended"));
+  var toolNames = distinct("tools");
+  fill($("f-tool"), toolNames);
+  $("l-tool").hidden = !toolNames.length;
   var kindSelect = $("f-kind");
   distinct("kind").forEach(function (k) { kindSelect.insertBefore(h("option", {value: k, text: k}), kindSelect.lastElementChild); });
   distinct("persona").slice(0, 5000).forEach(function (p) { $("l-persona").appendChild(h("option", {value: p})); });
@@ -117,6 +120,7 @@
     var t0 = performance.now();
     var q = $("f-search").value.trim().toLowerCase();
     var g = $("f-grade").value, model = $("f-model").value, ended = $("f-ended").value, kind = $("f-kind").value;
+    var tool = $("f-tool").value;
     var smin = num("f-score-min"), smax = num("f-score-max"), tmin = num("f-turns-min"), tmax = num("f-turns-max");
     var cmin = num("f-chars-min"), cmax = num("f-chars-max");
     var persona = $("f-persona").value.trim().toLowerCase(), chunk = $("f-chunk").value.trim().toLowerCase();
@@ -136,6 +140,7 @@
       if (model && str(C.model[j]) !== model) continue;
       if (ended && str(C.ended[j]) !== ended) continue;
       if (kind && (kind === "dup" ? !C.dup[j] : str(C.kind[j]) !== kind)) continue;
+      if (tool && !C.tools[j].some(function (c) { return S[c] === tool; })) continue;
       if (personaHits && (C.persona[j] === null || !personaHits.has(C.persona[j]))) continue;
       if (chunkHits && !C.chunks[j].some(function (c) { return chunkHits.has(c); })) continue;
       if (q && haystack[j].indexOf(q) < 0) continue;
