@@ -325,6 +325,19 @@ def test_offline_model_calls_the_matching_tool_then_reports_the_result() -> None
     assert [c.name for c in ask(offline, weather, tools=TOOLS, tool_choice=forced).tool_calls or ()] == ["stock_price"]
 
 
+def test_offline_simulator_writes_a_result_from_the_call_not_from_its_instructions() -> None:
+    import asyncio
+
+    from afterimage_cli.tools.definitions import ToolDefinition
+    from afterimage_cli.tools.sources import SimulatedResults
+
+    source = SimulatedResults(LLMFactory.create("offline"))
+    hotel = ToolDefinition(name="book_hotel", description="Book a room.", parameters={"type": "object"})
+    result = asyncio.run(source.result(hotel, {"city": "Lisbon", "nights": 3}, "A room in Lisbon, please.", []))
+    assert result in ("book_hotel done: city Lisbon, nights 3", "city Lisbon", "nights 3")  # said from the call
+    assert "Reply with JSON" not in result  # the simulator's instructions were echoed as the result
+
+
 # --- the response cache and batch requests -----------------------------------------------------------------
 
 

@@ -238,12 +238,28 @@ class OfflineProvider(BaseProvider):
         rng = self._rng(messages)
         if prompts.PERSONA_MARKER in source:
             sentences = _persona_lines(source, rng)
+        elif prompts.TOOL_SIMULATOR_MARKER in source:
+            sentences = _tool_result_lines(str(messages[-1].get("content") or ""))
         else:
             sentences = _sentences(source) or [source]
         value = _Filler(schema_dict, sentences, rng).fill(schema_dict)
         text = orjson.dumps(value).decode()
         plain = self._respond(messages, text)
         return StructuredLLMResponse(**plain.model_dump(), parsed=parse_structured(text, schema))
+
+
+def _tool_result_lines(request: str) -> list[str]:
+    """What a simulated tool's result says, from the call the simulator is shown (`Tool: …`, `Arguments: {…}`),
+    never from its instructions: "book_hotel done: city Paris, nights 3"."""
+    name = re.search(r"^Tool: (.+)$", request, re.M)
+    found = re.search(r"^Arguments: (.+)$", request, re.M)
+    try:
+        arguments = orjson.loads(found.group(1)) if found else {}
+    except orjson.JSONDecodeError:
+        arguments = {}
+    pairs = [f"{key} {value}" for key, value in arguments.items()] if isinstance(arguments, dict) else []
+    tool = name.group(1).strip() if name else "the tool"
+    return [f"{tool} done: {', '.join(pairs)}" if pairs else f"{tool} done", *pairs]
 
 
 def _best_tool(functions: list[dict[str, Any]], text: str, rng: random.Random) -> dict[str, Any]:
