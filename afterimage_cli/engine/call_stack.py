@@ -11,7 +11,7 @@ from ..providers.batch import batch_api_for
 from ..providers.cache import CachedProvider, ResponseCache, default_cache_path, open_response_cache
 from ..providers.factory import LLMFactory, model_batch_price, resolve_route
 from ..providers.ratelimit import RateLimiter
-from ..providers.replicas import SEVERAL_ENDPOINTS_IN_BATCH_MODE, ReplicaSet
+from ..providers.replicas import PROBE_MIN, SEVERAL_ENDPOINTS_IN_BATCH_MODE, ReplicaSet
 from .batch_calls import BatchedProvider
 from .batch_state import BatchState
 from .retry import ErrorBudget, RetryingProvider
@@ -62,6 +62,7 @@ def build_provider(
         if rounds is not None:
             raise ConfigError(f"{where or raw.model_name}: {SEVERAL_ENDPOINTS_IN_BATCH_MODE}")
         raw.on_failover = lambda kind: monitor.record_error(kind, will_retry=True)
+        raw.probe_first = max(cfg.retry.base_delay, PROBE_MIN)  # an endpoint is probed as a server in an outage is
         monitor.endpoints[raw.model_name] = raw
     if rounds is not None:  # a failed line's retry joins the next round; the rounds pace the calls
         batched = BatchedProvider(raw, batch_api_for(raw, retry=cfg.retry), rounds, model_batch_price(model))

@@ -334,7 +334,10 @@ class LLMFactory:
             )
             for endpoint in endpoint_configs(cfg)
         ]
-        return ReplicaSet(cfg.model, replicas, completion_allowance=cfg.max_tokens or 256)
+        # Named as one endpoint of it would be ('openai/llama3'), so the cache keys and rows are the same
+        # whether one URL or several serve the model.
+        name = parse_model(cfg.model, api_base=next(iter(cfg.api_base_urls), None), provider=cfg.provider).full
+        return ReplicaSet(name, replicas, completion_allowance=cfg.max_tokens or 256)
 
     @staticmethod
     def request_params(cfg: ModelConfig) -> dict[str, Any]:

@@ -31,7 +31,8 @@ from .structured import Schema
 # Failures that say the endpoint is not there (engine/outage.py's OUTAGE_KINDS).
 DOWN_KINDS = frozenset({"connection", "timeout", "server"})
 FAILURES_TO_OUT = 3  # consecutive DOWN_KINDS failures that take an endpoint out
-PROBE_FIRST = 0.5  # seconds after an endpoint is taken out before the first probe
+PROBE_FIRST = 0.5  # seconds after an endpoint is taken out before the first probe (the run's retry.base_delay)
+PROBE_MIN = 0.05
 PROBE_MAX = 5.0  # probes back off by doubling up to this: a restarted server is back within seconds
 COOLDOWN = 5.0  # seconds a 429 (without Retry-After) makes an endpoint the last choice; litellm's default
 LATENCIES_KEPT = 4096  # latest answer times per endpoint, for p50/p95
@@ -106,6 +107,7 @@ class ReplicaSet(BaseProvider):
         replicas: list[Replica],
         *,
         completion_allowance: int = 256,
+        probe_first: float = PROBE_FIRST,
         clock: Clock = time.monotonic,
     ) -> None:
         if not replicas:
@@ -113,6 +115,7 @@ class ReplicaSet(BaseProvider):
         self.model_name = model
         self.replicas = replicas
         self.completion_allowance = completion_allowance
+        self.probe_first = max(probe_first, PROBE_MIN)
         self.clock = clock
         # Told of each failed attempt the set absorbs by sending the call elsewhere (the monitor's error count).
         self.on_failover: Callable[[str], None] | None = None
@@ -155,8 +158,12 @@ class ReplicaSet(BaseProvider):
             replica.times_out += 1
             if len(self.replicas) > 1:
                 warn(f"{self.model_name}: {replica.name} is out ({error}); the others go on", once=False)
-        replica.retry_at = self.clock() + min(PROBE_MAX, PROBE_FIRST * 2**replica.probes)
+        replica.retry_at = self.clock() + self.probe_delay(replica)
         replica.probes += 1
+
+    def probe_delay(self, replica: Replica) -> float:
+        """The wait before an out endpoint's next probe: doubling from probe_first, at most PROBE_MAX."""
+        return min(PROBE_MAX, self.probe_first * 2**replica.probes)
 
     def _put_back(self, replica: Replica) -> None:
         replica.consecutive = 0
