@@ -234,6 +234,8 @@ class ReplicaSet(BaseProvider):
             replica = await self._acquire(tried, estimate)
             if replica is None:
                 raise self.all_failed(failures)
+            if failures and self.on_failover is not None:  # the failed attempt is absorbed: count it here
+                self.on_failover(failures[-1][1].kind)
             tried.add(self.replicas.index(replica))
             started = self.clock()
             replica.calls += 1
@@ -244,8 +246,6 @@ class ReplicaSet(BaseProvider):
                 if not self._moves_on(error):
                     raise
                 failures.append((replica, error))
-                if self.on_failover is not None and len(tried) < len(self.replicas):
-                    self.on_failover(error.kind)
                 continue
             except BaseException:
                 replica.probing = False
