@@ -141,9 +141,11 @@ def test_adding_or_removing_a_replica_resumes_the_run_and_keeps_the_cache(server
     cfg = config(tmp_path)
     first, _ = generate(cfg, "-n", "10", "--model", "fake", "--api-base", a.api_base)
     assert first.exit_code == 0, first.stderr
+    answered_by_a = a.stats["ok"]
     result, summary = generate(cfg, "-n", "20", *replicas_args(a, b))
     assert result.exit_code == 0, result.stderr
     assert summary is not None and summary["rows_resumed"] == 10 and summary["rows_written"] == 10
+    assert a.stats["ok"] > answered_by_a and b.stats["ok"] > 0  # the new rows came from both replicas
     # The whole run again, from b alone, into a fresh output: every call is answered from the cache.
     answered_by_b = b.stats["ok"]
     again, summary = generate(cfg, "-n", "20", "-o", str(tmp_path / "again.jsonl"), *replicas_args(b))
