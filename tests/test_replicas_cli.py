@@ -216,3 +216,19 @@ def test_batch_mode_refuses_several_endpoints(servers, tmp_path) -> None:
     result, _ = generate(config(tmp_path), "-n", "5", "--mode", "batch", *replicas_args(a, b))
     assert result.exit_code == 2
     assert "respondent: batch mode sends each batch to one endpoint" in result.stderr
+
+
+def test_evaluate_spreads_the_judge_over_its_replicas_and_knows_the_model_they_serve(servers, tmp_path) -> None:
+    from .evaluate_helpers import conversation_row, judge_config, judge_responder, write_rows
+
+    a, b = servers
+    a.responder = b.responder = judge_responder()
+    a.model_name = b.model_name = "judge-7b"
+    source = write_rows(tmp_path / "in.jsonl", [conversation_row(i) for i in range(8)])
+    cfg = judge_config(tmp_path, judge={"model": "fake-model", "api_base": [a.api_base, b.api_base]})
+    result = invoke("evaluate", str(source), "-o", str(tmp_path / "judged.jsonl"), "--config", str(cfg), "-q")
+    assert result.exit_code == 0, result.stderr
+    assert a.stats["ok"] > 0 and b.stats["ok"] > 0 and len(read_rows(tmp_path / "judged.jsonl")) == 8
+    b.model_name = "other-13b"  # a replica that serves another model is refused, naming both
+    again = invoke("evaluate", str(source), "-o", str(tmp_path / "again.jsonl"), "--config", str(cfg), "-q")
+    assert again.exit_code == 2 and "judge-7b" in again.stderr and "other-13b" in again.stderr

@@ -15,7 +15,7 @@ from ..config_loader import load_config
 from ..engine.call_stack import batch_rounds, build_provider, open_cache
 from ..engine.ledger import RunLedger, ledger_path
 from ..engine.retry import ErrorBudget
-from ..engine.served import aserved_model, asks_for_served_model
+from ..engine.served import aserved_by_set, aserved_model, asks_for_served_model
 from ..engine.spend import require_prices
 from ..errors import RunAborted, UsageError
 from ..export.reader import RowReader
@@ -23,6 +23,7 @@ from ..hygiene import TurnChecker
 from ..monitor import GenerationMonitor
 from ..providers.base import BaseProvider
 from ..providers.factory import LLMFactory
+from ..providers.replicas import ReplicaSet
 from .grading import describe
 from .judge import ConversationJudge
 from .pairwise import PairwiseJudge
@@ -193,12 +194,15 @@ def _served_judge(judge_model: ModelConfig | None, cfg: Config) -> str | None:
         return None
 
     raw: Any = LLMFactory.from_config(judge_model)
-    if not asks_for_served_model(raw):
+    several = isinstance(raw, ReplicaSet)  # replicas: one model, asked of each
+    if several:
+        raw.config_path = "evaluation.judge"
+    if not several and not asks_for_served_model(raw):
         return None
 
-    async def ask() -> str:
+    async def ask() -> str | None:
         try:
-            return await aserved_model(raw, cfg.retry)
+            return await (aserved_by_set(raw, cfg.retry) if several else aserved_model(raw, cfg.retry))
         finally:
             await raw.aclose()
 
