@@ -232,3 +232,17 @@ def test_evaluate_spreads_the_judge_over_its_replicas_and_knows_the_model_they_s
     b.model_name = "other-13b"  # a replica that serves another model is refused, naming both
     again = invoke("evaluate", str(source), "-o", str(tmp_path / "again.jsonl"), "--config", str(cfg), "-q")
     assert again.exit_code == 2 and "judge-7b" in again.stderr and "other-13b" in again.stderr
+
+
+def test_evaluate_takes_a_repeated_api_base(servers, tmp_path) -> None:
+    from .evaluate_helpers import conversation_row, judge_responder, write_rows
+
+    a, b = servers
+    a.responder = b.responder = judge_responder()
+    source = write_rows(tmp_path / "in.jsonl", [conversation_row(i) for i in range(6)])
+    args = ["evaluate", str(source), "-o", str(tmp_path / "judged.jsonl"), "--judge-model", "fake-model", "-q"]
+    result = invoke(*args, "--api-base", a.api_base, "--api-base", b.api_base)
+    assert result.exit_code == 0, result.stderr
+    assert a.stats["ok"] > 0 and b.stats["ok"] > 0
+    twice = invoke(*args, "--api-base", a.api_base, "--api-base", a.api_base)
+    assert twice.exit_code == 2 and f"--api-base: api_base lists {a.api_base} twice" in twice.stderr

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 
 from ..config import Config, EvaluationConfig, HygieneConfig, ModelConfig
@@ -45,7 +46,7 @@ class EvaluateRequest:
     input: str
     output: str | None = None
     judge_model: str | None = None
-    api_base: str | None = None
+    api_base: str | list[str] | None = None  # several: replicas serving the judge
     api_key_env: str | None = None
     concurrency: int | None = None
     no_judge: bool = False
@@ -89,10 +90,14 @@ def resolve_judge(request: EvaluateRequest, cfg: Config | None) -> ModelConfig |
     if request.api_base:
         if model.model.split("/")[0] == "offline":
             raise UsageError("--api-base needs the model the server serves: add --judge-model NAME")
-        update = {"api_base": request.api_base}
+        bases = [request.api_base] if isinstance(request.api_base, str) else request.api_base
+        update: dict[str, Any] = {"api_base": bases[0] if len(bases) == 1 else list(bases), "deployments": None}
         if request.api_key_env:
             update["api_key_env"] = request.api_key_env
-        model = model.model_copy(update=update)
+        try:
+            model = ModelConfig.model_validate({**model.model_dump(), **update})
+        except ValidationError as exc:
+            raise UsageError(f"--api-base: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
     return model
 
 
