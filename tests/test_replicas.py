@@ -38,6 +38,7 @@ class Endpoint(BaseProvider):
         self.retry_after: float | None = None
         self.calls = 0
         self.hold: asyncio.Event | None = None  # when set, calls wait for it (to keep them in flight)
+        self.headers: dict[str, str] | None = None
 
     async def acomplete(self, messages: Messages, **kwargs: Any) -> LLMResponse:
         self.calls += 1
@@ -52,7 +53,7 @@ class Endpoint(BaseProvider):
                 retry_after=self.retry_after,
                 kind=self.failing,
             )
-        return LLMResponse(text=f"from {self.model_name}", model_name=self.model_name)
+        return LLMResponse(text=f"from {self.model_name}", model_name=self.model_name, headers=self.headers)
 
 
 def replica_set(*names: str, clock: Clock | None = None, **limits: Any) -> tuple[ReplicaSet, list[Endpoint]]:
@@ -184,6 +185,20 @@ def test_a_429_makes_an_endpoint_the_last_choice_until_its_retry_after() -> None
         return [first, *while_cooling, *[await ask(replicas) for _ in range(2)]]
 
     assert asyncio.run(run()) == ["from b", "from b", "from b", "from b", "from a", "from b"]
+
+
+def test_a_used_up_limit_pauses_its_endpoint_only() -> None:
+    clock = Clock()
+    replicas, (a, b) = replica_set("a", "b", clock=clock)
+    a.headers = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "30s"}
+
+    async def run() -> list[LLMResponse]:
+        return [await replicas.acomplete(ASK) for _ in range(4)]
+
+    answers = asyncio.run(run())
+    assert [r.text for r in answers] == ["from a", "from b", "from b", "from b"]  # a waits for its reset
+    assert all(r.headers is None for r in answers)  # so the whole model's limiter above does not pause
+    assert replicas.replicas[0].limiter.paused_until == clock.now + 30
 
 
 def test_a_deployment_whose_key_is_refused_is_no_longer_used() -> None:

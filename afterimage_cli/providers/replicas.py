@@ -243,6 +243,8 @@ class ReplicaSet(BaseProvider):
                 response = await send(replica.transport)
             except ProviderError as error:
                 self._failed(replica, error, started, estimate)
+                if len(self.replicas) > 1:
+                    error.headers = None  # its own, as an answer's are
                 if not self._moves_on(error):
                     raise
                 failures.append((replica, error))
@@ -253,6 +255,10 @@ class ReplicaSet(BaseProvider):
                 self._wake()
                 raise
             self._answered(replica, response, started, estimate)
+            if len(self.replicas) > 1:
+                # An endpoint's rate-limit headers are its own (its limiter read them): the set's limiter above
+                # must not pause every endpoint for one that is used up.
+                response.headers = None
             return response
 
     def _moves_on(self, error: ProviderError) -> bool:
