@@ -63,7 +63,9 @@ def build_provider(
             raise ConfigError(f"{where or raw.model_name}: {SEVERAL_ENDPOINTS_IN_BATCH_MODE}")
         raw.on_failover = lambda kind: monitor.record_error(kind, will_retry=True)
         raw.probe_first = max(cfg.retry.base_delay, PROBE_MIN)  # an endpoint is probed as a server in an outage is
-        monitor.endpoints[raw.model_name] = raw
+        # By model; a second block of the same model (the simulated user's, say) by its place too.
+        shown = raw.model_name if raw.model_name not in monitor.endpoints else f"{raw.model_name} ({where})"
+        monitor.endpoints[shown] = raw
     if rounds is not None:  # a failed line's retry joins the next round; the rounds pace the calls
         batched = BatchedProvider(raw, batch_api_for(raw, retry=cfg.retry), rounds, model_batch_price(model))
         wrapped = RetryingProvider(batched, cfg.retry, budget, monitor, None, model.max_tokens or 256, spend)
