@@ -178,7 +178,7 @@ class ItemLoop:
             gen.monitor.record_row()
             gen.budget.item_done(True)
             self.rejections.row_done()
-            self.ledger.checkpoint(gen.monitor.rows_written, gen.monitor.ledger_usage())
+            self.ledger.checkpoint(gen.monitor.rows_written, gen.monitor.ledger_usage)
 
     def _never_worked(self, error: ProviderError) -> bool:
         """A plain 400 before any call of the session has succeeded is a malformed request (an unknown
