@@ -25,14 +25,14 @@ from tests.bench import (
 )
 
 LATENCY = 0.05
-# (slots per replica, the run's concurrency): small servers, where a second one doubles the rate; big ones,
-# where two reach past what one client process drives on the direct transport.
-SHAPES = ((8, 64), (64, 256))
-QUICK_SHAPES = ((8, 64),)
+# (slots per replica, the run's concurrency): small servers, where a second one doubles the rate; and servers
+# without a slot limit, where one process's CPU is the ceiling and the figure is what routing costs per call.
+SHAPES: tuple[tuple[int | None, int], ...] = ((8, 64), (None, 256))
+QUICK_SHAPES: tuple[tuple[int | None, int], ...] = ((8, 64),)
 
 
 def replicas_run(
-    urls: list[str], workdir: Path, n: int, poll: float = 0.05, slots: int = 8, concurrency: int = 64
+    urls: list[str], workdir: Path, n: int, poll: float = 0.05, slots: int | None = 8, concurrency: int = 64
 ) -> dict[str, float]:
     """n single-turn conversations over the replicas at `urls`: steady-state calls/s (the slope between
     10 % and 90 % of the calls, summed over the servers' own counters) and client CPU ms per call."""
@@ -78,18 +78,19 @@ def run_replicas(urls: list[str], workdir: Path, quick: bool) -> list[str]:
     header = ["slots × replicas", "concurrency", "calls/s", "ideal (slots / latency × replicas)", "client CPU ms/call"]
     rows = [[*header, "smaller/larger share"]]
     for slots, concurrency in QUICK_SHAPES if quick else SHAPES:
-        ceiling = slots / LATENCY
+        ceiling = slots / LATENCY if slots else None
+        shown = str(slots or "unlimited")
         for count in (1, 2):
-            n = int(min(ceiling * count, 1500) * seconds)
-            note(f"replicas: {count} × ({slots} slots, {LATENCY * 1000:.0f} ms), concurrency {concurrency}, n={n} …")
+            n = int(min(ceiling * count, 1500) * seconds) if ceiling else int(1000 * seconds)
+            note(f"replicas: {count} × ({shown} slots, {LATENCY * 1000:.0f} ms), concurrency {concurrency}, n={n} …")
             run = replicas_run(urls[:count], workdir, n, slots=slots, concurrency=concurrency)
             note(f"  {run['calls_per_s']:,.0f} calls/s")
             rows.append(
                 [
-                    f"{slots} × {count}",
+                    f"{shown} × {count}",
                     str(concurrency),
                     f"{run['calls_per_s']:,.0f}",
-                    f"{ceiling * count:,.0f}",
+                    f"{ceiling * count:,.0f}" if ceiling else "(client CPU)",
                     f"{run['cpu_ms_per_call']:.2f}",
                     f"{run['share']:.2f}" if count > 1 else "-",
                 ]
