@@ -62,7 +62,7 @@ def build_provider(
         if rounds is not None:
             raise ConfigError(f"{where or raw.model_name}: {SEVERAL_ENDPOINTS_IN_BATCH_MODE}")
         raw.on_failover = lambda kind: monitor.record_error(kind, will_retry=True)
-        raw.probe_first = max(cfg.retry.base_delay, PROBE_MIN)  # an endpoint is probed as a server in an outage is
+        raw.probe_first = max(cfg.retry.base_delay, PROBE_MIN)  # where the outage gate's probes start too
         # By model; a second block of the same model (the simulated user's, say) by its place too.
         shown = raw.model_name if raw.model_name not in monitor.endpoints else f"{raw.model_name} ({where})"
         monitor.endpoints[shown] = raw
