@@ -20,7 +20,8 @@ from .instructions.base import BaseInstructionGeneratorCallback
 from .modifiers.base import BaseRespondentPromptModifierCallback
 from .personas.store import writable_format
 from .providers.base import LLMProvider
-from .providers.factory import Route, build_key_pool, parse_model, resolve_route
+from .providers.factory import Route, build_key_pool, endpoint_configs, parse_model, resolve_route
+from .providers.replicas import SEVERAL_ENDPOINTS_IN_BATCH_MODE
 from .registry import instruction_generators, is_builtin, prompt_modifiers, providers, retrievers, storage
 from .resources import Resources, with_resources
 from .stopping import chunk_coverage_target, coverage_method
@@ -105,7 +106,8 @@ def check_model(where: str, model: ModelConfig) -> Route:
     providers.resolve(route.spec.provider, f"{where}.provider")
     if route.spec.provider != "offline":
         try:
-            build_key_pool(route, model, os.environ)
+            for endpoint in endpoint_configs(model):  # each replica or deployment has its keys
+                build_key_pool(resolve_route(endpoint.config), endpoint.config, os.environ)
         except AfterimageError as exc:
             raise type(exc)(f"{where}: {exc}") from None
     return route
@@ -136,7 +138,9 @@ def check_batch_mode(cfg: Config) -> None:
     for where, model in budgeted_models(cfg):
         if where == "persona_generation.model":
             continue  # called before the first item, online
-        spec = parse_model(model.model, api_base=model.api_base, provider=model.provider)
+        if isinstance(model.api_base, list) or model.deployments:
+            raise ConfigError(f"{where}: {SEVERAL_ENDPOINTS_IN_BATCH_MODE}")
+        spec = parse_model(model.model, api_base=next(iter(model.api_base_urls), None), provider=model.provider)
         if getattr(providers.resolve(spec.provider, f"{where}.provider"), "batch_protocol", None) is None:
             raise ConfigError(
                 f"{where}: {model.model} cannot run in batch mode (generation.mode / --mode batch): it goes "

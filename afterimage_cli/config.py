@@ -20,7 +20,7 @@ from .config_judging import (  # noqa: F401
     PreferenceStrategy,
     QualityConfig,
 )
-from .config_model import ModelConfig, RunMode, _Strict  # noqa: F401
+from .config_model import DeploymentConfig, ModelConfig, ReplicaConfig, RunMode, _Strict  # noqa: F401
 from .config_tools import McpServerConfig, ToolDefinition, ToolsConfig  # noqa: F401
 
 
@@ -346,7 +346,8 @@ OPERATIONAL_FIELDS: dict[type[BaseModel], frozenset[str]] = {
     GenerationConfig: frozenset({"num_conversations", "concurrency", "stop_when", "mode"}),
     ModelConfig: frozenset(
         {
-            *("api_base", "api_key_env", "timeout", "provider", "max_concurrency", "rpm", "tpm"),
+            # Replicas and deployments serve the same model: which ones, and how many, is how it is reached.
+            *("api_base", "deployments", "api_key_env", "timeout", "provider", "max_concurrency", "rpm", "tpm"),
             *("adaptive_concurrency", "input_cost_per_million", "output_cost_per_million", "api_version"),
             *("batch_input_cost_per_million", "batch_output_cost_per_million"),
         }

@@ -81,6 +81,7 @@ class GenerationMonitor:
         self.started = time.monotonic()
         self.limiters: dict[str, Any] = {}
         self.outage_gates: dict[str, Any] = {}  # OutageGate by server, for "down" in the status line
+        self.endpoints: dict[str, Any] = {}  # ReplicaSet by model: models served by several endpoints
         self.cache_hits = 0
         self.batches: Any = None  # batch mode's rounds (engine/rounds.py): round and batches in the status line
         self.pairs: Any = None  # a preference run's judged pairs (evaluation/pair_stats.py), in the summary
@@ -146,8 +147,26 @@ class GenerationMonitor:
             + (f" · cached {self.cache_hits}" if self.cache_hits else "")
             + (f" · rejected {sum(self.rejected.values())}" if self.rejected else "")
             + self._outage_text()
+            + self._endpoints_text()
             + (self.batches.status_text() if self.batches is not None else "")
         )
+
+    def _endpoints_text(self) -> str:
+        """' · endpoints 1/2 up' while an endpoint of a model served by several is out."""
+        texts = [s.status_text() for s in self.endpoints.values() if any(r.state != "up" for r in s.replicas)]
+        return f" · endpoints {', '.join(texts)}" if texts else ""
+
+    def endpoint_lines(self) -> list[str]:
+        """One line per endpoint of each model served by several: calls, errors, p50/p95 answer time."""
+        lines = []
+        for model, endpoints in self.endpoints.items():
+            for entry in endpoints.summary():
+                state = "" if entry["state"] == "up" else f" · {entry['state'].upper()}"
+                lines.append(
+                    f"  {model} @ {entry['endpoint']}: {entry['calls']} calls · errors {entry['errors']} · "
+                    f"p50 {_ms(entry['p50_ms'])} · p95 {_ms(entry['p95_ms'])}{state}"
+                )
+        return lines
 
     def _outage_text(self) -> str:
         """' · server down 12s, probing' while a server is waited out, so a stalled bar explains itself."""
@@ -222,7 +241,8 @@ class GenerationMonitor:
     def log_line(self) -> str:
         """The progress as one plain line, for logs."""
         done = self.rows_resumed + self.rows_written
-        return f"progress: {done}/{self.target} rows · {self.eta_text()} · {self.status_line()}"
+        line = f"progress: {done}/{self.target} rows · {self.eta_text()} · {self.status_line()}"
+        return "\n".join([line, *self.endpoint_lines()])
 
     @contextmanager
     def _log_lines(self) -> Iterator[None]:
@@ -265,9 +285,19 @@ class GenerationMonitor:
             "elapsed_s": round(self.elapsed, 3),
             "calls_per_s": round(self.usage.calls / self.elapsed, 2),
             "models": sorted(self.usage.models),
+            **({"endpoints": self.endpoints_summary()} if self.endpoints else {}),
             **({"batch": self.batches.summary()} if self.batches is not None else {}),
             **({"preference": self.pairs.summary()} if self.pairs is not None else {}),
         }
+
+    def ledger_usage(self) -> dict[str, Any]:
+        """The run's usage as the ledger's checkpoints record it (with the endpoints', for `status`)."""
+        usage = self.usage.as_dict()
+        return {**usage, "endpoints": self.endpoints_summary()} if self.endpoints else usage
+
+    def endpoints_summary(self) -> dict[str, list[dict[str, Any]]]:
+        """Per model served by several endpoints: each endpoint's calls, errors, p50/p95 (ms) and state."""
+        return {model: endpoints.summary() for model, endpoints in self.endpoints.items()}
 
     def print_summary(self, headline: str = "done") -> None:
         s = self.summary()
@@ -283,6 +313,8 @@ class GenerationMonitor:
             + (f" · ended early {_counts_text(self.ended_early, 'dialog')}" if self.ended_early else ""),
             highlight=False,
         )
+        for line in self.endpoint_lines():
+            self.console.print(line, highlight=False, markup=False)
         if self.pairs is not None:
             self.console.print(self.pairs.line(), highlight=False, markup=False)
 
@@ -301,6 +333,13 @@ def _counts_text(counts: Counter[str], unit: str) -> str:
     total = sum(counts.values())
     causes = ", ".join(f"{cause} {n}" for cause, n in counts.most_common())
     return f"{total} {unit}{'' if total == 1 else 's'} ({causes})"
+
+
+def _ms(value: float | None) -> str:
+    """12.3 → '12ms', 1534 → '1.53s', None → '-'."""
+    if value is None:
+        return "-"
+    return f"{value:.0f}ms" if value < 1000 else f"{value / 1000:.2f}s"
 
 
 def _short(count: int) -> str:
@@ -323,6 +362,8 @@ class _TwoLineProgress(Progress):
 
         yield self.make_tasks_table(self.tasks)
         yield Text(self.monitor.status_line(), overflow="ellipsis", no_wrap=True)
+        for line in self.monitor.endpoint_lines():
+            yield Text(line, overflow="ellipsis", no_wrap=True)
 
 
 class _EtaColumn(TextColumn):

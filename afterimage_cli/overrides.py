@@ -42,7 +42,7 @@ class Overrides:
     max_turns: int | None = None
     model: str | None = None
     user_model: str | None = None
-    api_base: str | None = None
+    api_base: str | list[str] | None = None  # several: replicas serving the same model
     concurrency: int | None = None
     seed: int | None = None
     no_cache: bool = False
@@ -89,9 +89,10 @@ def apply_overrides(cfg: Config, flags: Overrides) -> Config:
         data["respondent"]["model"] = flags.model
     if flags.user_model is not None:
         data["correspondent"] = {**(data.get("correspondent") or data["respondent"]), "model": flags.user_model}
-    if flags.api_key_env is not None and flags.api_base is None:
+    bases = [flags.api_base] if isinstance(flags.api_base, str) else flags.api_base
+    if flags.api_key_env is not None and not bases:
         raise UsageError("--api-key-env names the key variable for the --api-base server: add --api-base URL")
-    if flags.api_base is not None:
+    if bases:
         # The preference run's own models too: with on_policy, the server at --api-base serves the policy.
         pairs = data.get("preference") or {}
         blocks = {role: data.get(role) for role in ("respondent", "correspondent")}
@@ -101,7 +102,8 @@ def apply_overrides(cfg: Config, flags: Overrides) -> Config:
                 if block["model"].split("/")[0] == "offline":
                     fix = f"set {role}.model" if role.startswith("preference.") else "add --model NAME"
                     raise UsageError(f"--api-base needs the model the server serves: {fix} (the {role} is 'offline')")
-                block["api_base"] = flags.api_base
+                block["api_base"] = bases[0] if len(bases) == 1 else list(bases)
+                block["deployments"] = None  # the flag says where the model is: there, and nowhere else
                 if flags.api_key_env is not None:
                     block["api_key_env"] = flags.api_key_env
     try:

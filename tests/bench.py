@@ -430,6 +430,11 @@ def main(argv: list[str] | None = None) -> int:
             from tests.bench_batch import run_batch
 
             sharing += [] if args.only else ["", *run_batch(server.url, workdir, args.quick)]
+            if not args.only:
+                from tests.bench_replicas import run_replicas
+
+                with FakeServer() as second:
+                    sharing += ["", *run_replicas([server.url, second.url], workdir, args.quick)]
             note("afterimage --help …")
             help_s = help_time()
             sizes = (1_000, 10_000) if args.quick else (10_000, 100_000)

@@ -58,7 +58,7 @@ KNOBS = tuple(
     " unprocessable_words withheld_words rate_truncated down_after down_for down_status echo_model models_status"
     " model_meta gather cached_share rate_echo rate_copy rate_repeat rate_leak rate_short defect_words"
     " weak_models sample_spread judge_position_bias judge_flat tool_call_rate invalid_tool_args_rate"
-    " parallel_tool_calls".split()
+    " parallel_tool_calls slots".split()
 )
 # Defective turns (see `_defect`), in the order their rates are stacked, and the sides that make each:
 # the respondent ("answer") or the simulated user ("question").
@@ -241,6 +241,9 @@ class FakeOpenAIServer:
     fail_status: int | None = None
     admit_rps: float | None = None
     gather: int = 0
+    # Requests it works on at once, like a GPU server's slots (llama.cpp --parallel, vLLM's batch): the rest
+    # queue, so its throughput is slots / latency however many a client sends (None: no limit).
+    slots: int | None = None
     end_rate: float = 0.0
     reasoning: bool = False
     seed: int = 0
@@ -314,6 +317,7 @@ class FakeOpenAIServer:
         self._runner: web.AppRunner | None = None
         self._released: asyncio.Event | None = None
         self._gathered: asyncio.Event | None = None
+        self._slots: tuple[int, asyncio.Semaphore] | None = None
 
     @property
     def url(self) -> str:
@@ -575,7 +579,12 @@ class FakeOpenAIServer:
                 self.stats["429"] += 1
                 return fail(429)
             await self._gather()
-            if self.latency > 0:
+            if self.slots:
+                if self._slots is None or self._slots[0] != self.slots:
+                    self._slots = (self.slots, asyncio.Semaphore(self.slots))
+                async with self._slots[1]:
+                    await asyncio.sleep(self.latency)
+            elif self.latency > 0:
                 await asyncio.sleep(self.latency)
             draw = self._random()
             if draw < self.rate_429:
@@ -861,6 +870,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=0.0)
     parser.add_argument("--retry-after", type=lambda v: None if v.lower() == "none" else float(v), default=0.05)
     parser.add_argument("--admit-rps", type=float, default=None)
+    parser.add_argument("--slots", type=int, default=None)
     parser.add_argument("--fail-status", type=int, default=None)
     parser.add_argument("--down-after", type=int, default=None)
     parser.add_argument("--down-for", type=float, default=2.0)

@@ -10,6 +10,7 @@ import pytest
 from tests.bench import Run, measure, run_size
 from tests.bench_hygiene import bench_hygiene
 from tests.bench_native import PROTOCOLS, cpu_target
+from tests.bench_replicas import replicas_run
 from tests.bench_sharing import _chunks, cache_run, index_start
 from tests.fakeserver import FakeOpenAIServer
 
@@ -83,3 +84,11 @@ def test_view_bench_on_a_tiny_file() -> None:
     assert report["rows"] == 200 and report["html_mb"] > 0
     assert report["page"]["grade_filter"]["rows"] > 0 and report["page"]["list_shown_s"] > 0
     assert len(view_lines(report)) == 5 and len(view_targets(report)) == 2
+
+
+def test_replicas_bench_counts_both_servers(fake_server: FakeOpenAIServer, tmp_path: Path) -> None:
+    with FakeOpenAIServer() as other:
+        run = replicas_run([fake_server.url, other.url], tmp_path, 40, poll=0.02)
+        assert fake_server.snapshot()["ok"] + other.snapshot()["ok"] == 40
+        assert fake_server.slots is None and other.slots is None  # put back for the other scenarios
+    assert run["calls_per_s"] > 0 and run["cpu_ms_per_call"] > 0 and 0 < run["share"] <= 1

@@ -30,15 +30,17 @@ def _model_in(annotation) -> type[BaseModel] | None:
     return None
 
 
-def _fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str]]:
-    """(dotted path, how the README may name it): model-block fields are documented once, by leaf name."""
+def _fields(model: type[BaseModel], prefix: str = "", shown: str = "") -> list[tuple[str, str]]:
+    """(dotted path, how the README may name it): model-block fields are documented once, by leaf name (and
+    theirs by their path in the block: `api_base[].url`)."""
     out = []
     for name, field in model.model_fields.items():
         sub = _model_in(field.annotation)
-        out.append((prefix + name, name if model is ModelConfig else prefix + name))
+        here = name if model is ModelConfig else shown + name
+        out.append((prefix + name, here))
         if sub is not None:
             sep = "[]." if typing.get_origin(field.annotation) is list or "list[" in str(field.annotation) else "."
-            out.extend(_fields(sub, f"{prefix}{name}{sep}"))
+            out.extend(_fields(sub, f"{prefix}{name}{sep}", f"{here}{sep}"))
     return out
 
 

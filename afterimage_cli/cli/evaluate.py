@@ -25,8 +25,11 @@ def evaluate(
     judge_model: str | None = typer.Option(
         None, "--judge-model", metavar="MODEL", help="Judge model, e.g. openai/gpt-4o-mini (no default)."
     ),
-    api_base: str | None = typer.Option(
-        None, "--api-base", metavar="URL", help="Send judge calls to this OpenAI-compatible URL."
+    api_base: list[str] | None = typer.Option(
+        None,
+        "--api-base",
+        metavar="URL",
+        help="Send judge calls to this OpenAI-compatible URL; repeat it for replicas serving the same model.",
     ),
     api_key_env: str | None = typer.Option(
         None, "--api-key-env", metavar="NAME", help="Send the key in this variable to the --api-base server."

@@ -19,7 +19,11 @@ def generate(
     max_turns: int | None = typer.Option(None, "--max-turns", min=1, help="User turns per conversation, at most."),
     model: str | None = typer.Option(None, "--model", help="Respondent model, e.g. openai/gpt-4o-mini."),
     user_model: str | None = typer.Option(None, "--user-model", help="Simulated user's model (default: --model)."),
-    api_base: str | None = typer.Option(None, "--api-base", help="Point every model at this OpenAI-compatible URL."),
+    api_base: list[str] | None = typer.Option(
+        None,
+        "--api-base",
+        help="Point every model at this OpenAI-compatible URL; repeat it for replicas serving the same model.",
+    ),
     api_key_env: str | None = typer.Option(
         None, "--api-key-env", metavar="NAME", help="Send the key in this variable to the --api-base server."
     ),

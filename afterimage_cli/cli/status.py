@@ -23,6 +23,15 @@ def _text(report: dict[str, object]) -> str:
         + (" (" + ", ".join(f"{cause} {n}" for cause, n in causes.items()) + ")" if causes else ""),
         "  cost      " + ("unpriced" if cost is None else f"${cost:.4f}") + f" over {report['sessions']} session(s)",
     ]
+    endpoints = report.get("endpoints")
+    if isinstance(endpoints, dict):
+        lines.append("  endpoints (last session)")
+        for model, entries in endpoints.items():
+            for e in entries:
+                p50, p95 = e.get("p50_ms"), e.get("p95_ms")
+                latency = "" if p50 is None else f", p50 {p50:.0f} ms, p95 {p95:.0f} ms"
+                counts = f"{e['calls']} calls, {e['errors']} errors{latency}"
+                lines.append(f"    {model} @ {e['endpoint']}  {counts}  {e['state']}")
     batch = report.get("batch")
     if isinstance(batch, dict):
         lines.append(

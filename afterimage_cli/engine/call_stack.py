@@ -4,12 +4,14 @@ limit → rate limiter → the provider's transport. generate, evaluate and pers
 from __future__ import annotations
 
 from ..config import Config, ModelConfig
+from ..errors import ConfigError
 from ..monitor import GenerationMonitor
 from ..providers.base import LLMProvider
 from ..providers.batch import batch_api_for
 from ..providers.cache import CachedProvider, ResponseCache, default_cache_path, open_response_cache
 from ..providers.factory import LLMFactory, model_batch_price, resolve_route
 from ..providers.ratelimit import RateLimiter
+from ..providers.replicas import PROBE_MIN, SEVERAL_ENDPOINTS_IN_BATCH_MODE, ReplicaSet
 from .batch_calls import BatchedProvider
 from .batch_state import BatchState
 from .retry import ErrorBudget, RetryingProvider
@@ -27,6 +29,8 @@ def open_cache(cfg: Config) -> ResponseCache | None:
 def server_name(model: ModelConfig) -> str:
     """How an outage message names the server a model is served by (its outage gate is shared by name)."""
     route = resolve_route(model)
+    if route.others:
+        return f"every endpoint of {model.model} ({', '.join((route.api_base or route.spec.full, *route.others))})"
     if route.api_base and route.source != "default":  # an api_base, or OPENAI_BASE_URL and the like
         return f"the server at {route.api_base}"
     return f"the {route.spec.prefix or route.spec.provider} API"
@@ -54,6 +58,14 @@ def build_provider(
         return raw, RetryingProvider(raw, cfg.retry, budget, monitor)
     spend = SpendLimit(monitor, cfg.budget.max_cost_usd, cfg.budget.max_total_tokens)
     wrapped: LLMProvider
+    if isinstance(raw, ReplicaSet):
+        if rounds is not None:
+            raise ConfigError(f"{where or raw.model_name}: {SEVERAL_ENDPOINTS_IN_BATCH_MODE}")
+        raw.on_failover = lambda kind: monitor.record_error(kind, will_retry=True)
+        raw.probe_first = max(cfg.retry.base_delay, PROBE_MIN)  # where the outage gate's probes start too
+        # By model; a second block of the same model (the simulated user's, say) by its place too.
+        shown = raw.model_name if raw.model_name not in monitor.endpoints else f"{raw.model_name} ({where})"
+        monitor.endpoints[shown] = raw
     if rounds is not None:  # a failed line's retry joins the next round; the rounds pace the calls
         batched = BatchedProvider(raw, batch_api_for(raw, retry=cfg.retry), rounds, model_batch_price(model))
         wrapped = RetryingProvider(batched, cfg.retry, budget, monitor, None, model.max_tokens or 256, spend)

@@ -8,7 +8,7 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -96,12 +96,16 @@ class RunLedger:
     def reject(self, rejection: Rejection) -> None:
         self._write(rejection.record())
 
-    def checkpoint(self, rows: int, usage: dict[str, Any], *, force: bool = False) -> None:
-        """The session's rows and spending so far, at most every CHECKPOINT_SECONDS."""
+    def checkpoint(
+        self, rows: int, usage: dict[str, Any] | Callable[[], dict[str, Any]], *, force: bool = False
+    ) -> None:
+        """The session's rows and spending so far, at most every CHECKPOINT_SECONDS (`usage` may be a function,
+        called only then: the per-endpoint figures cost more than a row's worth of CPU to gather)."""
         now = time.monotonic()
         if force or now - self._last_checkpoint >= CHECKPOINT_SECONDS:
             self._last_checkpoint = now
-            self._write({"event": "checkpoint", "rows": rows, "usage": usage, "time": _now()})
+            spent = usage() if callable(usage) else usage
+            self._write({"event": "checkpoint", "rows": rows, "usage": spent, "time": _now()})
 
     def end(self, status: str, rows: int, usage: dict[str, Any], reason: str | None = None) -> None:
         """How the session ended: `finished`, `stopped` (a budget), or `interrupted`."""

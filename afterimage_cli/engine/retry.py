@@ -12,7 +12,7 @@ from ..config import ErrorBudgetConfig, RetryConfig
 from ..errors import ProviderError, RunAborted
 from ..monitor import GenerationMonitor
 from ..providers.base import BaseProvider, LLMProvider, LLMResponse, Messages, StructuredLLMResponse
-from ..providers.ratelimit import RateLimiter
+from ..providers.ratelimit import RateLimiter, estimate_tokens
 from ..providers.structured import Schema
 from .attempts import CallAttempts
 from .outage import Clock, OutageGate, Sleep
@@ -103,7 +103,7 @@ class RetryingProvider(BaseProvider):
 
     def _estimate(self, messages: Messages) -> int:
         """Tokens a request may use, for the tokens-per-minute bucket (corrected after the answer)."""
-        return sum(len(str(m.get("content") or "")) for m in messages) // 4 + self.completion_allowance
+        return estimate_tokens(messages, self.completion_allowance)
 
     async def _attempt(self, call: Any, estimate: int) -> Any:
         if self.limiter is None:

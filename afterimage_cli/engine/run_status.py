@@ -104,8 +104,21 @@ def run_status(output: str | Path) -> dict[str, Any]:
         # What every session spent (failed and rejected calls included); rows alone when no ledger says.
         "cost_usd": None if (sessions_unpriced if starts else unpriced) else round(spent if starts else row_cost, 6),
         "rows_cost_usd": None if unpriced else round(row_cost, 6),
+        **_endpoints(records),
         **_batches(records),
     }
+
+
+def _endpoints(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last session's calls, errors and latency per endpoint, of models served by several (its latest
+    checkpoint or end says)."""
+    for record in reversed(records):
+        if record["event"] == "start":
+            return {}
+        usage = record.get("usage")
+        if record["event"] in ("checkpoint", "end") and isinstance(usage, dict) and usage.get("endpoints"):
+            return {"endpoints": usage["endpoints"]}
+    return {}
 
 
 def _batches(records: list[dict[str, Any]]) -> dict[str, Any]:

@@ -97,7 +97,7 @@ async def run_items(
         raise
     finally:
         gen.storage.close()
-        ledger.end(status, gen.monitor.rows_written, gen.monitor.usage.as_dict(), reason)
+        ledger.end(status, gen.monitor.rows_written, gen.monitor.ledger_usage(), reason)
     if engine.stop is not None:
         raise engine.stop
     return RunResult(written=gen.monitor.rows_written, resumed=gen.monitor.rows_resumed, failed_items=engine.rejected)
@@ -178,7 +178,7 @@ class ItemLoop:
             gen.monitor.record_row()
             gen.budget.item_done(True)
             self.rejections.row_done()
-            self.ledger.checkpoint(gen.monitor.rows_written, gen.monitor.usage.as_dict())
+            self.ledger.checkpoint(gen.monitor.rows_written, gen.monitor.ledger_usage)
 
     def _never_worked(self, error: ProviderError) -> bool:
         """A plain 400 before any call of the session has succeeded is a malformed request (an unknown

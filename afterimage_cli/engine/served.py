@@ -11,15 +11,16 @@ import asyncio
 import hashlib
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 
 from ..config import RetryConfig
-from ..errors import ProviderError
+from ..errors import ConfigError, ProviderError
 from ..providers.base import BaseProvider, LLMProvider
 from ..providers.factory import is_provider_endpoint
 from ..providers.remote import RemoteProvider
+from ..providers.replicas import Replica, ReplicaSet
 from .attempts import backoff_delay
 
 T = TypeVar("T")
@@ -95,21 +96,61 @@ async def aserved_model(
     return probed
 
 
+async def aserved_by_set(replicas: ReplicaSet, retry: RetryConfig) -> str | None:
+    """What the servers of a replica set serve, asked of each at once: one model for all, else a ConfigError
+    naming them. A server that cannot be reached is taken out (its probes bring it back); None when no
+    replica is a server of yours (hosted deployments)."""
+    asking = [r for r in replicas.replicas if asks_for_served_model(r.transport)]
+    if not asking:
+        return None
+    answers = await asyncio.gather(
+        *(aserved_model(cast(RemoteProvider, r.transport), retry) for r in asking), return_exceptions=True
+    )
+    ids: dict[str, str] = {}
+    failures: list[tuple[Replica, ProviderError]] = []
+    for replica, answer in zip(asking, answers, strict=True):
+        if isinstance(answer, ProviderError) and answer.kind in ("connection", "timeout", "server"):
+            replicas.take_out(replica, answer)
+            failures.append((replica, answer))
+        elif isinstance(answer, BaseException):
+            raise answer
+        else:
+            ids[replica.name] = answer
+    if not ids:
+        raise replicas.all_failed(failures)
+    if len(set(ids.values())) > 1:
+        said = ", ".join(f"{name} serves {ident}" for name, ident in ids.items())
+        raise ConfigError(
+            f"{replicas.config_path or replicas.model_name}.api_base: its replicas serve different models ({said}); "
+            "replicas of one model block must serve the same model"
+        )
+    return next(iter(ids.values()))
+
+
 async def aidentify_served(roles: Mapping[str, tuple[LLMProvider, LLMProvider]], retry: RetryConfig) -> dict[str, str]:
     """Ask each role's server (role → (raw provider, the provider the run calls)) which model it serves,
-    once per server and model; mark the called provider with it and return role → served id."""
-    asked: dict[tuple[str, str], str] = {}
+    once per server and model; mark the called provider with it and return role → served id. The replicas
+    of a set are one server here: they serve one model, whichever and however many are listed."""
+    asked: dict[tuple[str, ...], str | None] = {}
     served: dict[str, str] = {}
     for role, (raw, called) in roles.items():
-        if not asks_for_served_model(raw):
+        if isinstance(raw, ReplicaSet):
+            where: tuple[str, ...] = (*raw.names, raw.model_name)
+            if where not in asked:
+                asked[where] = await aserved_by_set(raw, retry)
+        elif asks_for_served_model(raw):
+            assert isinstance(raw, RemoteProvider) and raw.api_base is not None
+            where = (raw.api_base, raw.model_name)
+            if where not in asked:
+                asked[where] = await aserved_model(raw, retry)
+        else:
             continue
-        assert isinstance(raw, RemoteProvider) and raw.api_base is not None
-        where = (raw.api_base, raw.model_name)
-        if where not in asked:
-            asked[where] = await aserved_model(raw, retry)
+        ident = asked[where]
+        if ident is None:
+            continue
         if isinstance(called, BaseProvider):  # what the run calls: the cache keys, rows record
-            called.served_model_id = asked[where]
-        served[role] = asked[where]
+            called.served_model_id = ident
+        served[role] = ident
     return served
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 
 from ..config import Config, EvaluationConfig, HygieneConfig, ModelConfig
@@ -15,7 +16,7 @@ from ..config_loader import load_config
 from ..engine.call_stack import batch_rounds, build_provider, open_cache
 from ..engine.ledger import RunLedger, ledger_path
 from ..engine.retry import ErrorBudget
-from ..engine.served import aserved_model, asks_for_served_model
+from ..engine.served import aserved_by_set, aserved_model, asks_for_served_model
 from ..engine.spend import require_prices
 from ..errors import RunAborted, UsageError
 from ..export.reader import RowReader
@@ -23,6 +24,7 @@ from ..hygiene import TurnChecker
 from ..monitor import GenerationMonitor
 from ..providers.base import BaseProvider
 from ..providers.factory import LLMFactory
+from ..providers.replicas import ReplicaSet
 from .grading import describe
 from .judge import ConversationJudge
 from .pairwise import PairwiseJudge
@@ -44,7 +46,7 @@ class EvaluateRequest:
     input: str
     output: str | None = None
     judge_model: str | None = None
-    api_base: str | None = None
+    api_base: str | list[str] | None = None  # several: replicas serving the judge
     api_key_env: str | None = None
     concurrency: int | None = None
     no_judge: bool = False
@@ -88,10 +90,14 @@ def resolve_judge(request: EvaluateRequest, cfg: Config | None) -> ModelConfig |
     if request.api_base:
         if model.model.split("/")[0] == "offline":
             raise UsageError("--api-base needs the model the server serves: add --judge-model NAME")
-        update = {"api_base": request.api_base}
+        bases = [request.api_base] if isinstance(request.api_base, str) else request.api_base
+        update: dict[str, Any] = {"api_base": bases[0] if len(bases) == 1 else list(bases), "deployments": None}
         if request.api_key_env:
             update["api_key_env"] = request.api_key_env
-        model = model.model_copy(update=update)
+        try:
+            model = ModelConfig.model_validate({**model.model_dump(), **update})
+        except ValidationError as exc:
+            raise UsageError(f"--api-base: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
     return model
 
 
@@ -193,12 +199,15 @@ def _served_judge(judge_model: ModelConfig | None, cfg: Config) -> str | None:
         return None
 
     raw: Any = LLMFactory.from_config(judge_model)
-    if not asks_for_served_model(raw):
+    several = isinstance(raw, ReplicaSet)  # replicas: one model, asked of each
+    if several:
+        raw.config_path = "evaluation.judge"
+    if not several and not asks_for_served_model(raw):
         return None
 
-    async def ask() -> str:
+    async def ask() -> str | None:
         try:
-            return await aserved_model(raw, cfg.retry)
+            return await (aserved_by_set(raw, cfg.retry) if several else aserved_model(raw, cfg.retry))
         finally:
             await raw.aclose()
 

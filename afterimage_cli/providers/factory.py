@@ -15,6 +15,8 @@ from .base import LLMProvider
 from .keypool import SmartKeyPool
 from .openai_dialect import AZURE_API_VERSION
 from .pricing import ModelPrice, price_per_token
+from .ratelimit import RateLimiter
+from .replicas import Replica, ReplicaSet
 
 DIRECT = "openai_compat"
 
@@ -124,12 +126,13 @@ class Route:
     spec: ModelSpec
     api_base: str | None = None
     source: str = ""
+    others: tuple[str, ...] = ()  # the other endpoints of a set (replicas' URLs, deployments' names)
 
     def describe(self) -> str:
         """'openai/gpt-4o-mini via openai_compat (https://api.openai.com/v1)', for validate and --dry-run."""
         if self.spec.provider == "offline":
             return f"{self.spec.full} (offline: no network)"
-        where = self.api_base or "litellm's default URL"
+        where = ", ".join((self.api_base or "litellm's default URL", *self.others))
         if self.source not in ("", "default", "api_base"):
             where += f" from {self.source}"
         return f"{self.spec.full} via {self.spec.provider} ({where})"
@@ -183,10 +186,14 @@ def resolve_route(cfg: ModelConfig, environ: Mapping[str, str] | None = None) ->
     """The model's transport and URL: the config's api_base, else the prefix's override variable
     (OPENAI_BASE_URL, …), else the provider's own API; None leaves it to litellm."""
     env = os.environ if environ is None else environ
+    if isinstance(cfg.api_base, list) or cfg.deployments:
+        members = endpoint_configs(cfg)
+        first = resolve_route(members[0].config, env)
+        return replace(first, others=tuple(member.name for member in members[1:]))
     spec = parse_model(cfg.model, api_base=cfg.api_base, provider=cfg.provider)
     if spec.provider == "offline":
         return Route(spec)
-    if cfg.api_base:
+    if isinstance(cfg.api_base, str):
         return Route(spec, cfg.api_base, "api_base")
     entry = ENDPOINTS.get(spec.prefix, Endpoint())
     for name in entry.base_env:
@@ -200,6 +207,56 @@ def resolve_route(cfg: ModelConfig, environ: Mapping[str, str] | None = None) ->
             f"{spec.full} has no URL: set api_base in its model block" + (f" or {variables}" if variables else "")
         )
     return Route(spec)
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """One endpoint of a model served by several: a model block of one URL, the name progress and the
+    summary show it by, and its own limits."""
+
+    config: ModelConfig
+    name: str
+    max_concurrency: int | None = None
+    rpm: float | None = None
+    tpm: float | None = None
+
+
+# What an endpoint's own block does not inherit from the model block: the block's limits are the whole set's.
+_SET_ONLY = {"deployments": None, "max_concurrency": None, "rpm": None, "tpm": None}
+
+
+def endpoint_configs(cfg: ModelConfig) -> list[EndpointConfig]:
+    """The endpoints of a model block: each replica of a list `api_base`, each of its `deployments`, or the
+    block itself."""
+    if isinstance(cfg.api_base, list):
+        endpoints = []
+        for item in cfg.api_base:
+            url, limit = (item, None) if isinstance(item, str) else (item.url, item.max_concurrency)
+            endpoints.append(EndpointConfig(cfg.model_copy(update={**_SET_ONLY, "api_base": url}), url, limit))
+        return endpoints
+    if not cfg.deployments:
+        return [EndpointConfig(cfg, cfg.api_base or cfg.model)]
+    endpoints = []
+    for number, deployment in enumerate(cfg.deployments):
+        fields = deployment.model_dump(include={"model", "api_base", "api_key_env", "api_version"}, exclude_none=True)
+        single = cfg.model_copy(update={**_SET_ONLY, **fields})
+        where = f"deployments[{number}]"
+        try:
+            route = resolve_route(single)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        name = deployment.region or route.api_base or single.model
+        name = f"{name} ({single.model})" if deployment.region or single.model != cfg.model else name
+        endpoints.append(EndpointConfig(single, name, deployment.max_concurrency, deployment.rpm, deployment.tpm))
+    names = [endpoint.name for endpoint in endpoints]
+    return [replace(e, name=_told_apart(e, n)) if names.count(e.name) > 1 else e for n, e in enumerate(endpoints)]
+
+
+def _told_apart(endpoint: EndpointConfig, number: int) -> str:
+    """A deployment's name when another has the same URL: with its key variable, else its number."""
+    keys = endpoint.config.api_key_env
+    key = keys if isinstance(keys, str) else ",".join(keys) if keys else None
+    return f"{endpoint.name} ({key})" if key else f"{endpoint.name} #{number}"
 
 
 def key_env_names(spec: ModelSpec, cfg: ModelConfig) -> list[str]:
@@ -243,6 +300,8 @@ class LLMFactory:
 
     @staticmethod
     def from_config(cfg: ModelConfig, environ: Mapping[str, str] | None = None) -> LLMProvider:
+        if isinstance(cfg.api_base, list) or cfg.deployments:
+            return LLMFactory.replica_set(cfg, environ)
         env = os.environ if environ is None else environ
         route = resolve_route(cfg, env)
         spec = route.spec
@@ -261,6 +320,24 @@ class LLMFactory:
                 else:
                     params["api_version"] = version
         return factory(spec.full, **kwargs)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def replica_set(cfg: ModelConfig, environ: Mapping[str, str] | None = None) -> ReplicaSet:
+        """One provider over the block's replicas or deployments, each its own transport and limiter."""
+        replicas = [
+            Replica(
+                endpoint.name,
+                LLMFactory.from_config(endpoint.config, environ),
+                RateLimiter(
+                    max_concurrency=endpoint.max_concurrency, rpm=endpoint.rpm, tpm=endpoint.tpm, adaptive=False
+                ),
+            )
+            for endpoint in endpoint_configs(cfg)
+        ]
+        # Named as one endpoint of it would be ('openai/llama3'), so the cache keys and rows are the same
+        # whether one URL or several serve the model.
+        name = parse_model(cfg.model, api_base=next(iter(cfg.api_base_urls), None), provider=cfg.provider).full
+        return ReplicaSet(name, replicas, completion_allowance=cfg.max_tokens or 256)
 
     @staticmethod
     def request_params(cfg: ModelConfig) -> dict[str, Any]:
@@ -287,7 +364,7 @@ def model_price(cfg: ModelConfig) -> ModelPrice | None:
             (cfg.input_cost_per_million or 0.0) / 1e6, (cfg.output_cost_per_million or 0.0) / 1e6
         )
     else:
-        spec = parse_model(cfg.model, api_base=cfg.api_base, provider=cfg.provider)
+        spec = parse_model(cfg.model, api_base=next(iter(cfg.api_base_urls), None), provider=cfg.provider)
         price = ModelPrice.of(0.0, 0.0) if spec.provider == "offline" else price_per_token(spec.full, spec.model)
     if price is None:
         return None

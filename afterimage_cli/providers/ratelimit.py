@@ -66,6 +66,11 @@ def header(headers: Mapping[str, Any] | None, name: str) -> str | None:
     return None
 
 
+def estimate_tokens(messages: list[dict[str, Any]], completion_allowance: int) -> int:
+    """Tokens a request may use, for a tokens-per-minute bucket (corrected after the answer)."""
+    return sum(len(str(m.get("content") or "")) for m in messages) // 4 + completion_allowance
+
+
 @dataclass
 class _Bucket:
     """A token bucket refilled continuously at `rate` per second up to `capacity`."""
