@@ -65,8 +65,9 @@ class WorkerPool:
     """K worker actors; an item goes to the least busy live one, and again elsewhere if that one dies. A dead
     worker is replaced by a new one (`spawn`), which builds its run on its first item."""
 
-    def __init__(self, ray: Any, workers: list[Any], spawn: Callable[[], Any]) -> None:
+    def __init__(self, ray: Any, workers: list[Any], spawn: Callable[[], Any], say: Any = None) -> None:
         self.ray = ray
+        self.say = say
         self.workers = workers
         self.spawn = spawn
         self.busy = [0] * len(workers)
@@ -106,8 +107,12 @@ class WorkerPool:
             return
         self._replaced.add(id(dead))
         self.deaths[worker] += 1
-        if self.deaths[worker] <= MAX_RESTARTS:
+        replaced = self.deaths[worker] <= MAX_RESTARTS
+        if replaced:
             self.workers[worker] = self.spawn()
+        if self.say is not None:
+            then = "a new one takes its place" if replaced else f"it died {self.deaths[worker]} times: not replaced"
+            self.say(f"ray: worker {worker + 1} died; its items go to the others, {then}")
 
     def kill_all(self) -> None:
         for worker in self.workers:
@@ -187,7 +192,7 @@ async def run_on_ray(
         if say is not None:
             say(f"ray: {len(workers)} workers (pids {', '.join(map(str, pids))})")
         spend = SpendLimit(run.monitor, cfg.budget.max_cost_usd, cfg.budget.max_total_tokens)
-        pool = WorkerPool(ray, workers, lambda: actor.remote(brief))
+        pool = WorkerPool(ray, workers, lambda: actor.remote(brief), say)
         items = RayItems(run, pool, spend)
         try:
             return await run_items(items, target, overwrite=overwrite, retry_rejected=retry_rejected)
