@@ -19,7 +19,7 @@ from ..monitor import GenerationMonitor, Usage
 from ..storage.base import BaseStorage, Row
 from .ledger import FilterBudget
 from .ray_limits import LimitsCoordinator, shared_limiters
-from .ray_worker import ItemWorker, WorkerBrief, add_counts
+from .ray_worker import ItemWorker, WorkerBrief, add_counts, worker_env
 from .retry import ErrorBudget
 from .scheduler import RunResult, run_items
 from .spend import SpendLimit
@@ -41,15 +41,16 @@ def require_ray() -> Any:
 
 
 @contextmanager
-def ray_session(execution: ExecutionConfig) -> Iterator[Any]:
+def ray_session(execution: ExecutionConfig, env: dict[str, str]) -> Iterator[Any]:
     """Connected to the cluster at `execution.address` (or $RAY_ADDRESS); without one, a local Ray started
-    for the run and stopped after it."""
+    for the run and stopped after it. The workers get `env` (the keys the run needs) whatever their node."""
     ray = require_ray()
     address = execution.address or os.environ.get("RAY_ADDRESS") or None
-    options: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False, "logging_level": "ERROR"}
+    options: dict[str, Any] = {"log_to_driver": False, "logging_level": "ERROR", "runtime_env": {"env_vars": env}}
     if address is None:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a throwaway local cluster needs no token in ~/.ray
         options["num_cpus"] = max(execution.workers, os.cpu_count() or 1)
+        options["include_dashboard"] = False
     try:
         ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -176,7 +177,7 @@ async def run_on_ray(
 ) -> RunResult:
     """Run `run` (prepared: personas and index ready) to `target` rows with `execution.workers` Ray workers."""
     cfg = run.cfg
-    with ray_session(execution) as ray:
+    with ray_session(execution, worker_env(cfg, os.environ)) as ray:
         settings = {key: p.limiter.settings for key, p in shared_limiters(run.roles).items() if p.limiter is not None}
         coordinator = ray.remote(num_cpus=0)(LimitsCoordinator).remote(settings)
         corpus = run.resources.corpus() if run.resources is not None and cfg.documents is not None else None

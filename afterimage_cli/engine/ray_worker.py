@@ -9,6 +9,7 @@ import asyncio
 import os
 import traceback
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,30 @@ def worker_config(cfg: Config) -> Config:
 
         update["retriever"] = RetrieverConfig(path=":memory:")
     return cfg.model_copy(update=update)
+
+
+# Variables a worker reads besides the keys: the bundled litellm price map, and where the response cache lives.
+PASSED_ON = ("LITELLM_LOCAL_MODEL_COST_MAP", "XDG_CACHE_HOME")
+
+
+def worker_env(cfg: Config, environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables of this process a worker on another node needs: every key variable the config names
+    (`api_key_env` anywhere in it), the providers' usual key and URL variables, and PASSED_ON; those set here."""
+    from ..providers.factory import ENDPOINTS
+
+    names = set(PASSED_ON)
+    for entry in ENDPOINTS.values():
+        names.update(n for n in (entry.key_env, *entry.base_env) if n)
+    stack: list[Any] = [cfg.model_dump(mode="json")]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            named = node.get("api_key_env")
+            names.update([named] if isinstance(named, str) else named or [])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return {name: environ[name] for name in sorted(names) if name in environ}
 
 
 class ItemWorker:
