@@ -96,12 +96,11 @@ def ids_once(path: Path, count: int) -> list[str]:
 
 
 def admitted_per_minute(answered_at: list[float], rpm: float) -> float:
-    """Answered requests per minute over the run, as the server counted them, less the limiter's initial
-    burst (a bucket of rpm/60 requests, full when the run starts)."""
+    """Answered requests per minute as the server counted them, after the limiter's initial burst (a bucket of
+    rpm/60 requests, full when the run starts): from the first answer that had to wait for a refill to the last."""
     times = sorted(answered_at)
-    burst = max(1.0, rpm / 60)
-    span = times[-1] - times[0]
-    return (len(times) - burst) / span * 60
+    burst = int(max(1.0, rpm / 60))
+    return (len(times) - 1 - burst) / (times[-1] - times[burst]) * 60
 
 
 def kill_pid(pid: int) -> None:

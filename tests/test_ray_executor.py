@@ -13,7 +13,7 @@ from tests.fakeserver import FakeOpenAIServer
 from tests.helpers import invoke, make_config
 from tests.ray_helpers import RPM, Driver, admitted_per_minute, ids_once, kill_pid, ray_config, wait_for_rows
 
-N = 30
+N = 40
 
 
 def test_ray_run_is_exact_with_a_worker_killed_and_rpm_shared(tmp_path: Path, fake_server: FakeOpenAIServer) -> None:

@@ -62,6 +62,60 @@ def ray_session(execution: ExecutionConfig, env: dict[str, str]) -> Iterator[Any
         ray.shutdown()
 
 
+class WorkerLost(Exception):
+    """The worker holding an item died before answering."""
+
+
+class Lane:
+    """One worker and the items it holds. Items handed to it in one event-loop tick go in one call (`start`),
+    and finished ones come back in batches (`results`, one call waiting at a time), so a busy run pays a
+    round trip per batch, not per item."""
+
+    def __init__(self, handle: Any, lost: tuple[type[BaseException], ...]) -> None:
+        self.handle = handle
+        self.lost = lost
+        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.queued: list[tuple[int, int]] = []
+        self.dead = False
+        self._poller: asyncio.Task[None] | None = None
+
+    def submit(self, index: int, attempt: int) -> asyncio.Future[dict[str, Any]]:
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.pending[index] = future
+        if not self.queued:
+            asyncio.get_running_loop().call_soon(self._send)
+        self.queued.append((index, attempt))
+        if self._poller is None:
+            self._poller = asyncio.ensure_future(self._poll())
+        return future
+
+    def _send(self) -> None:
+        items, self.queued = self.queued, []
+        if items and not self.dead:
+            self.handle.start.remote(items)  # a dead worker shows in `results`, which fails every item it held
+
+    async def _poll(self) -> None:
+        try:
+            while self.pending:
+                for outcome in await self.handle.results.remote():
+                    future = self.pending.pop(outcome["index"], None)
+                    if future is not None and not future.done():
+                        future.set_result(outcome)
+        except self.lost:
+            self._fail(WorkerLost())
+        except Exception as exc:  # a bug in a worker: each item it held raises it
+            self._fail(exc)
+        finally:
+            self._poller = None
+
+    def _fail(self, exc: BaseException) -> None:
+        self.dead = isinstance(exc, WorkerLost)
+        pending, self.pending = self.pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(exc)
+
+
 class WorkerPool:
     """K worker actors; an item goes to the least busy live one, and again elsewhere if that one dies. A dead
     worker is replaced by a new one (`spawn`), which builds its run on its first item."""
@@ -69,55 +123,48 @@ class WorkerPool:
     def __init__(self, ray: Any, workers: list[Any], spawn: Callable[[], Any], say: Any = None) -> None:
         self.ray = ray
         self.say = say
-        self.workers = workers
         self.spawn = spawn
-        self.busy = [0] * len(workers)
+        self.lost = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
+        self.lanes = [Lane(w, self.lost) for w in workers]
         self.deaths = [0] * len(workers)
         self.handed_over = 0  # items a dying worker left, run again by another
-        self._replaced: set[int] = set()  # ids of the handles of workers already replaced
 
     def _pick(self, avoid: int | None) -> int:
-        alive = [w for w in range(len(self.workers)) if self.deaths[w] <= MAX_RESTARTS]
+        alive = [w for w, lane in enumerate(self.lanes) if not lane.dead]
         if not alive:
             raise RunAborted(f"every Ray worker died more than {MAX_RESTARTS} times; the rows written are kept")
         others = [w for w in alive if w != avoid] or alive
-        return min(others, key=lambda w: self.busy[w])
+        return min(others, key=lambda w: len(self.lanes[w].pending))
 
     async def submit(self, index: int, attempt: int) -> dict[str, Any]:
         """The worker's outcome for one item; an item whose worker died is handed to another."""
-        lost = self.ray.exceptions.RayActorError, self.ray.exceptions.ActorUnavailableError
         avoid: int | None = None
         while True:
             worker = self._pick(avoid)
-            self.busy[worker] += 1
+            lane = self.lanes[worker]
             try:
-                outcome: dict[str, Any] = await self.workers[worker].run_item.remote(index, attempt)
-                return outcome
-            except lost:
-                self._lost(worker)
+                return await lane.submit(index, attempt)
+            except WorkerLost:
+                self.handed_over += 1
+                self._lost(worker, lane)
                 avoid = worker
-            finally:
-                self.busy[worker] -= 1
 
-    def _lost(self, worker: int) -> None:
+    def _lost(self, worker: int, lane: Lane) -> None:
         """The worker's process is gone (killed, out of memory, its node lost): replace it, once per death
-        (the other items it held fail the same way; their calls must not replace it again)."""
-        self.handed_over += 1
-        dead = self.workers[worker]
-        if id(dead) in self._replaced:
+        (the other items it held fail the same way; they must not replace it again)."""
+        if self.lanes[worker] is not lane:
             return
-        self._replaced.add(id(dead))
         self.deaths[worker] += 1
         replaced = self.deaths[worker] <= MAX_RESTARTS
         if replaced:
-            self.workers[worker] = self.spawn()
+            self.lanes[worker] = Lane(self.spawn(), self.lost)
         if self.say is not None:
             then = "a new one takes its place" if replaced else f"it died {self.deaths[worker]} times: not replaced"
             self.say(f"ray: worker {worker + 1} died; its items go to the others, {then}")
 
     def kill_all(self) -> None:
-        for worker in self.workers:
-            self.ray.kill(worker)
+        for lane in self.lanes:
+            self.ray.kill(lane.handle)
 
 
 class RayItems:

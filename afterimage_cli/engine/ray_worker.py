@@ -96,6 +96,9 @@ class ItemWorker:
         self.monitor = GenerationMonitor(0, Console(stderr=True, quiet=True))
         self._reported = Counts()
         self._building = asyncio.Lock()
+        self._finished: list[dict[str, Any]] = []
+        self._any_finished = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
 
     async def ready(self) -> int:
         """Build the run (providers, retrieval index) now; this process's id."""
@@ -138,12 +141,32 @@ class ItemWorker:
         for key, provider in shared_limiters(run.roles).items():
             provider.limiter = SharedLimiter(self.brief.coordinator, key)  # type: ignore[assignment]
 
+    async def start(self, items: list[tuple[int, int]]) -> None:
+        """Begin (item, attempt) of each; their outcomes come back through `results`."""
+        for index, attempt in items:
+            task = asyncio.ensure_future(self._run_one(index, attempt))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run_one(self, index: int, attempt: int) -> None:
+        outcome = await self.run_item(index, attempt)
+        self._finished.append({**outcome, "index": index})
+        self._any_finished.set()
+
+    async def results(self) -> list[dict[str, Any]]:
+        """The outcomes finished since the last call; waits for at least one."""
+        while not self._finished:
+            self._any_finished.clear()
+            await self._any_finished.wait()
+        finished, self._finished = self._finished, []
+        return finished
+
     async def run_item(self, index: int, attempt: int) -> dict[str, Any]:
         """One item's row, or how it failed, with what the worker counted since its last report."""
-        run = await self._build()
         usage = Usage()
         outcome: dict[str, Any]
         try:
+            run = await self._build()
             outcome = {"row": await run.generator.run_item(index, usage, attempt)}
         except ItemRejected as exc:
             outcome = {"error": {"type": "rejected", "message": str(exc), "cause": exc.cause}}
