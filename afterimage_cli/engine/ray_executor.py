@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 INSTALL_HINT = "--executor ray needs Ray: pip install 'afterimage[ray]' (or pip install 'ray[default]==2.60.0')"
 MAX_RESTARTS = 3  # times a dead worker is replaced before its place is given up
+CLOSE_TIMEOUT = 10.0  # seconds the workers get to close their runs at the end
 
 
 def require_ray() -> Any:
@@ -71,8 +72,9 @@ class Lane:
     and finished ones come back in batches (`results`, one call waiting at a time), so a busy run pays a
     round trip per batch, not per item."""
 
-    def __init__(self, handle: Any, lost: tuple[type[BaseException], ...]) -> None:
+    def __init__(self, handle: Any, name: str, lost: tuple[type[BaseException], ...]) -> None:
         self.handle = handle
+        self.name = name
         self.lost = lost
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.queued: list[tuple[int, int]] = []
@@ -120,13 +122,14 @@ class WorkerPool:
     """K worker actors; an item goes to the least busy live one, and again elsewhere if that one dies. A dead
     worker is replaced by a new one (`spawn`), which builds its run on its first item."""
 
-    def __init__(self, ray: Any, workers: list[Any], spawn: Callable[[], Any], say: Any = None) -> None:
+    def __init__(self, ray: Any, spawn: Callable[[str], Any], workers: int, coordinator: Any, say: Any = None) -> None:
         self.ray = ray
         self.say = say
         self.spawn = spawn
+        self.coordinator = coordinator
         self.lost = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
-        self.lanes = [Lane(w, self.lost) for w in workers]
-        self.deaths = [0] * len(workers)
+        self.lanes = [Lane(spawn(f"w{w}.0"), f"w{w}.0", self.lost) for w in range(workers)]
+        self.deaths = [0] * workers
         self.handed_over = 0  # items a dying worker left, run again by another
 
     def _pick(self, avoid: int | None) -> int:
@@ -155,14 +158,20 @@ class WorkerPool:
         if self.lanes[worker] is not lane:
             return
         self.deaths[worker] += 1
+        self.coordinator.forget.remote(lane.name)
         replaced = self.deaths[worker] <= MAX_RESTARTS
         if replaced:
-            self.lanes[worker] = Lane(self.spawn(), self.lost)
+            name = f"w{worker}.{self.deaths[worker]}"
+            self.lanes[worker] = Lane(self.spawn(name), name, self.lost)
         if self.say is not None:
             then = "a new one takes its place" if replaced else f"it died {self.deaths[worker]} times: not replaced"
             self.say(f"ray: worker {worker + 1} died; its items go to the others, {then}")
 
-    def kill_all(self) -> None:
+    async def aclose(self) -> None:
+        """Let each worker close its run (its response cache writes what it holds), then end them all."""
+        closing = [asyncio.ensure_future(lane.handle.aclose.remote()) for lane in self.lanes if not lane.dead]
+        if closing:
+            await asyncio.wait(closing, timeout=CLOSE_TIMEOUT)
         for lane in self.lanes:
             self.ray.kill(lane.handle)
 
@@ -232,18 +241,17 @@ async def run_on_ray(
             cfg, run.fingerprint, list(run.generator.personas), dict(run.served), corpus, os.getcwd(), coordinator
         )
         actor = ray.remote(ItemWorker).options(num_cpus=1, max_concurrency=100_000, scheduling_strategy="SPREAD")
-        workers = [actor.remote(brief) for _ in range(execution.workers)]
+        pool = WorkerPool(ray, lambda name: actor.remote(brief, name), execution.workers, coordinator, say)
         try:
-            pids = await asyncio.gather(*(w.ready.remote() for w in workers))
+            pids = await asyncio.gather(*(lane.handle.ready.remote() for lane in pool.lanes))
         except ray.exceptions.RayError as exc:
             raise RunAborted(f"a Ray worker could not start: {exc}") from None
         if say is not None:
-            say(f"ray: {len(workers)} workers (pids {', '.join(map(str, pids))})")
+            say(f"ray: {len(pids)} workers (pids {', '.join(map(str, pids))})")
         spend = SpendLimit(run.monitor, cfg.budget.max_cost_usd, cfg.budget.max_total_tokens)
-        pool = WorkerPool(ray, workers, lambda: actor.remote(brief), say)
         items = RayItems(run, pool, spend)
         try:
             return await run_items(items, target, overwrite=overwrite, retry_rejected=retry_rejected)
         finally:
-            pool.kill_all()
+            await pool.aclose()
             ray.kill(coordinator)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -44,8 +45,12 @@ class LimitsCoordinator:
         self.limiters = {key: RateLimiter(**kwargs) for key, kwargs in settings.items()}
         self.granted = 0
         self.grants = 0
+        self.held: dict[str, Counter[str]] = {}  # owner (a worker) → permits it holds, by key
 
-    async def grant(self, key: str, count: int, estimated_tokens: int) -> tuple[int, float]:
+    def _hold(self, owner: str, key: str, count: int) -> None:
+        self.held.setdefault(owner, Counter())[key] += count
+
+    async def grant(self, key: str, count: int, estimated_tokens: int, owner: str = "") -> tuple[int, float]:
         """Wait until one request of `key` may start, then admit up to `count` - 1 more that may start now;
         (how many were admitted, the coordinator's clock) — the clock lets a worker report start times in it."""
         limiter = self.limiters[key]
@@ -55,16 +60,27 @@ class LimitsCoordinator:
             admitted += 1
         self.granted += admitted
         self.grants += 1
+        self._hold(owner, key, admitted)
         return admitted, limiter.clock()
 
-    def release(self, key: str, endings: list[tuple[bool, bool, dict[str, str] | None, int, float | None]]) -> None:
+    def release(
+        self, key: str, endings: list[tuple[bool, bool, dict[str, str] | None, int, float | None]], owner: str = ""
+    ) -> None:
         """How calls admitted earlier ended: (ok, rate limited, rate-limit headers, token correction, started)."""
         limiter = self.limiters[key]
         for ok, limited, headers, correction, started in endings:
             limiter.release(ok=ok, rate_limited=limited, headers=headers, token_correction=correction, started=started)
+        self._hold(owner, key, -len(endings))
 
-    def give_back(self, key: str, count: int) -> None:
+    def give_back(self, key: str, count: int, owner: str = "") -> None:
         self.limiters[key].give_back(count)
+        self._hold(owner, key, -count)
+
+    def forget(self, owner: str) -> None:
+        """A worker died: the permits it held (calls in flight that will never end) free their slots."""
+        for key, count in self.held.pop(owner, Counter()).items():
+            if count > 0:
+                self.limiters[key].give_back(count)
 
     def status(self) -> dict[str, dict[str, float]]:
         """Per key: the concurrency limit in force, its cuts, and requests in flight; and the grant counts."""
@@ -85,9 +101,10 @@ def _limit_headers(headers: Mapping[str, Any] | None) -> dict[str, str] | None:
 class SharedLimiter:
     """A worker's stand-in for a RateLimiter, with its interface: admissions come from the coordinator."""
 
-    def __init__(self, coordinator: Any, key: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, coordinator: Any, key: str, owner: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.coordinator = coordinator
         self.key = key
+        self.owner = owner  # the worker, so the permits it holds are freed if it dies
         self.clock = clock
         self.limit = 0.0  # shown by a monitor; the worker's is never displayed
         self.cuts = 0
@@ -115,7 +132,9 @@ class SharedLimiter:
     async def _ask(self, estimated_tokens: int) -> None:
         try:
             await asyncio.sleep(0)  # let the calls waiting in this tick join the request
-            count, their_clock = await self.coordinator.grant.remote(self.key, max(1, self._waiting), estimated_tokens)
+            count, their_clock = await self.coordinator.grant.remote(
+                self.key, max(1, self._waiting), estimated_tokens, self.owner
+            )
             self._offset = their_clock - self.clock()
             self._permits += count
             if self._permits > self._waiting and not self._return_scheduled:
@@ -130,7 +149,7 @@ class SharedLimiter:
         spare = self._permits - self._waiting
         if spare > 0:
             self._permits -= spare
-            self.coordinator.give_back.remote(self.key, spare)
+            self.coordinator.give_back.remote(self.key, spare, self.owner)
 
     def release(
         self,
@@ -151,4 +170,4 @@ class SharedLimiter:
         self._flush_scheduled = False
         endings, self._endings = self._endings, []
         if endings:
-            self.coordinator.release.remote(self.key, endings)
+            self.coordinator.release.remote(self.key, endings, self.owner)

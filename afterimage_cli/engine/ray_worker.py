@@ -90,8 +90,9 @@ def worker_env(cfg: Config, environ: Mapping[str, str]) -> dict[str, str]:
 class ItemWorker:
     """One worker's run, built on first use (again after Ray restarts the process)."""
 
-    def __init__(self, brief: WorkerBrief) -> None:
+    def __init__(self, brief: WorkerBrief, name: str = "") -> None:
         self.brief = brief
+        self.name = name  # the driver's name for this worker (its place and how many times it was replaced)
         self.run: Any = None
         self.monitor = GenerationMonitor(0, Console(stderr=True, quiet=True))
         self._reported = Counts()
@@ -139,7 +140,7 @@ class ItemWorker:
         if unshared:  # a limiter no role reaches would multiply its limits by the workers: refuse
             raise RunAborted(f"the Ray executor cannot share the rate limits of {', '.join(unshared)}")
         for key, provider in shared_limiters(run.roles).items():
-            provider.limiter = SharedLimiter(self.brief.coordinator, key)  # type: ignore[assignment]
+            provider.limiter = SharedLimiter(self.brief.coordinator, key, self.name)  # type: ignore[assignment]
 
     async def start(self, items: list[tuple[int, int]]) -> None:
         """Begin (item, attempt) of each; their outcomes come back through `results`."""
