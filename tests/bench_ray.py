@@ -27,13 +27,15 @@ from tests.bench import INSTRUCTIONS, FakeServer, child_env, fmt, generate, http
 WORKERS = (1, 2, 4)
 CONCURRENCY = 256
 LATENCY = 0.05
-RATE_GUESS = {"openai_compat": 900.0, "litellm": 200.0}  # calls/s, only to size runs to ~`seconds`
+RATE_GUESS = {"openai_compat": 900.0, "litellm": 200.0, "offline": 1500.0}  # calls/s, to size runs to ~`seconds`
 
 
 def write_config(path: Path, server_url: str, transport: str, executor: str, workers: int) -> None:
     """Single-turn conversations (one call each) with verbatim openings, as tests/bench.py's runs."""
+    respondent = {"model": "openai/fake-model", "provider": transport, "api_base": server_url + "/v1"}
     cfg = {
-        "respondent": {"model": "openai/fake-model", "provider": transport, "api_base": server_url + "/v1"},
+        # offline: no server, no limiter; rows as fast as the engine makes them (the single writer's ceiling)
+        "respondent": {"model": "offline"} if transport == "offline" else respondent,
         "generation": {"num_conversations": 1, "min_turns": 1, "max_turns": 1, "concurrency": CONCURRENCY},
         "instructions": {"generator": "simple", "options": {"instructions": INSTRUCTIONS}},
         "cache": {"enabled": False},
@@ -49,6 +51,8 @@ def measure(
     """One run; its steady calls/s, seconds to the first answer, and the run's own summary figures."""
     http(server_url + "/_knobs", {"latency": LATENCY})
     base = http(server_url + "/_stats")["ok"]
+    if transport == "offline":
+        return _offline(server_url, executor, workers, seconds, workdir)
     n = int(RATE_GUESS[transport] * max(1, workers if executor == "ray" else 1) * seconds)
     config = workdir / f"{transport}-{executor}-{workers}.yaml"
     write_config(config, server_url, transport, executor, workers)
@@ -59,12 +63,34 @@ def measure(
         samples.append((time.monotonic(), http(server_url + "/_stats")["ok"] - base))
 
     summary, _ = generate(config, n, CONCURRENCY, workdir, sample, 0.1)
-    calls = summary["calls"]
+    return {"calls": summary["calls"], **_steady(samples, summary["calls"], launched)}
+
+
+def _offline(server_url: str, executor: str, workers: int, seconds: float, workdir: Path) -> dict[str, Any]:
+    """Rows/s with the offline model (no server, no limiter): the engine's and the single writer's ceiling,
+    the steady slope of the output's line count."""
+    n = int(RATE_GUESS["offline"] * seconds)
+    config = workdir / f"offline-{executor}-{workers}.yaml"
+    write_config(config, server_url, "offline", executor, workers)
+    out = config.with_suffix(".jsonl")
+    samples: list[tuple[float, int]] = []
+    launched = time.monotonic()
+
+    def sample(pid: int) -> None:
+        rows = out.read_bytes().count(b"\n") if out.exists() else 0
+        samples.append((time.monotonic(), rows))
+
+    summary, _ = generate(config, n, CONCURRENCY, workdir, sample, 0.1)
+    return {"calls": summary["rows_written"], **_steady(samples, summary["rows_written"], launched)}
+
+
+def _steady(samples: list[tuple[float, int]], total: int, launched: float) -> dict[str, Any]:
+    """The slope between 10 % and 90 % of `total`, and seconds from launch to the first count."""
     first = next((t for t, done in samples if done > 0), launched)
-    start = next((s for s in samples if s[1] >= 0.1 * calls), None)
-    end = next((s for s in samples if s[1] >= 0.9 * calls), None)
+    start = next((s for s in samples if s[1] >= 0.1 * total), None)
+    end = next((s for s in samples if s[1] >= 0.9 * total), None)
     steady = (end[1] - start[1]) / (end[0] - start[0]) if start and end and end[0] > start[0] else None
-    return {"calls": calls, "calls_per_s": steady, "first_call_s": first - launched, "n": n}
+    return {"calls_per_s": steady, "first_call_s": first - launched}
 
 
 async def _limiter_round_trips(calls: int, parallel: int) -> tuple[float, float]:
@@ -113,7 +139,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="workers 1 and 2, direct transport only")
     parser.add_argument("--seconds", type=float, default=10.0, help="about how long each run's calls take")
     args = parser.parse_args()
-    transports = ("openai_compat",) if args.quick else ("openai_compat", "litellm")
+    transports = ("openai_compat",) if args.quick else ("openai_compat", "litellm", "offline")
     workers = WORKERS[:2] if args.quick else WORKERS
     rows = [["transport", "executor", "workers", "calls", "calls/s (steady)", "s to first call"]]
     with tempfile.TemporaryDirectory() as tmp, FakeServer() as server:
