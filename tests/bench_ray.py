@@ -101,7 +101,7 @@ async def _limiter_round_trips(calls: int, parallel: int) -> tuple[float, float]
     from afterimage_cli.engine.ray_limits import LimitsCoordinator, SharedLimiter
 
     coordinator = ray.remote(num_cpus=0)(LimitsCoordinator).remote({"m": {"max_concurrency": None}})
-    limiter = SharedLimiter(coordinator, "m")
+    limiter = SharedLimiter(coordinator, "m", "bench")
     await limiter.acquire(0)  # the actor is up
     limiter.release(ok=True)
 
@@ -150,13 +150,14 @@ def main() -> int:
             for executor, k in plan:
                 note(f"{transport}: {executor} × {k} …")
                 r = measure(server.url, transport, executor, k, args.seconds, workdir)
+                note(f"  {fmt(r['calls_per_s'], 0)} calls/s, first call after {fmt(r['first_call_s'])} s")
                 rows.append(
                     [transport, executor, str(k), str(r["calls"]), fmt(r["calls_per_s"], 0), fmt(r["first_call_s"])]
                 )
-        note("the coordinator's round trip …")
-        overhead = limiter_overhead()
     print(f"## Ray executor: calls/s against workers (c={CONCURRENCY}, {LATENCY * 1000:.0f} ms latency)\n")
-    print(table(rows))
+    print(table(rows), flush=True)
+    note("the coordinator's round trip …")
+    overhead = limiter_overhead()
     print("\n## Global rate limits: cost of the coordinator per call\n")
     print(table(overhead))
     print(f"\nload average at the end: {loadavg()} ({os.cpu_count()} cores)")
