@@ -85,6 +85,8 @@ def apply_overrides(cfg: Config, flags: Overrides) -> Config:
     if flags.executor is not None:
         data["execution"]["executor"] = flags.executor
     if flags.workers is not None:
+        if data["execution"]["executor"] != "ray":
+            raise UsageError("--workers is for Ray workers: add --executor ray (or execution.executor: ray)")
         data["execution"]["workers"] = flags.workers
     if flags.no_cache:
         data["cache"]["enabled"] = False

@@ -57,3 +57,10 @@ def test_batch_mode_on_ray_is_refused(tmp_path: Path) -> None:
     result = invoke("generate", str(config), "--mode", "batch")
     assert result.exit_code == 2
     assert "batch mode" in result.output
+
+
+def test_workers_without_ray_is_refused(tmp_path: Path) -> None:
+    result = invoke("generate", str(make_config(tmp_path)), "--workers", "4")
+    assert result.exit_code == 2
+    assert "--executor ray" in result.output
+    assert not (tmp_path / "out.jsonl").exists()
