@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= out/quickstart.jsonl
 
-.PHONY: install demo test test-real lint typecheck pytest bench clean chromium
+.PHONY: install demo test test-real test-cluster lint typecheck pytest bench bench-ray clean chromium
 
 install: $(STAMP)
 
@@ -49,6 +49,16 @@ $(REAL_STAMP): $(STAMP)
 
 test-real: $(REAL_STAMP)
 	$(BIN)/pytest tests/real -ra --durations=5
+
+# --executor ray on a 2-node Ray cluster simulated on this machine (each node its own temp dir), a worker
+# killed mid-run, and a driver killed mid-run then resumed. Ray comes with the dev extra; installed if missing.
+test-cluster: $(STAMP)
+	$(BIN)/python -c "import ray" 2>/dev/null || $(BIN)/pip install -q 'ray==2.60.0'
+	$(BIN)/pytest tests/cluster -ra --durations=5
+
+# calls/s against Ray workers (1, 2, 4), direct and litellm transports, on the fake server.
+bench-ray: $(STAMP)
+	$(BIN)/python -m tests.bench_ray
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench

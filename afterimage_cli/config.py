@@ -254,6 +254,20 @@ class BatchConfig(_Strict):
     )
 
 
+class ExecutionConfig(_Strict):
+    """Where items run: in this process, or on K Ray workers with this process as the single writer."""
+
+    executor: Literal["local", "ray"] = Field(
+        default="local", description="local, or ray (pip install 'afterimage[ray]')."
+    )
+    address: str | None = Field(
+        default=None, description="A Ray cluster ('auto', 'ray://host:10001'); default $RAY_ADDRESS, else a local Ray."
+    )
+    workers: int = Field(
+        default=2, ge=1, description="Ray workers (actors) that run items; generation.concurrency is shared."
+    )
+
+
 class BudgetConfig(_Strict):
     """Spending limits: the run stops cleanly (flushed, resumable) when one is reached."""
 
@@ -299,6 +313,7 @@ class Config(_Strict):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     batch: BatchConfig = Field(default_factory=BatchConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
     hygiene: HygieneConfig = Field(default_factory=HygieneConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
@@ -342,7 +357,7 @@ class Config(_Strict):
 # changing them (more rows, more concurrency, another endpoint or key, a budget) resumes the same run.
 # The model an api_base server serves is not a field: the run asks the server and adds it (engine/served.py).
 OPERATIONAL_FIELDS: dict[type[BaseModel], frozenset[str]] = {
-    Config: frozenset({"storage", "retry", "error_budget", "cache", "budget", "batch"}),
+    Config: frozenset({"storage", "retry", "error_budget", "cache", "budget", "batch", "execution"}),
     GenerationConfig: frozenset({"num_conversations", "concurrency", "stop_when", "mode"}),
     ModelConfig: frozenset(
         {

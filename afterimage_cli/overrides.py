@@ -30,6 +30,8 @@ FLAG_OF = {
     "storage.path": "-o",
     "budget.max_cost_usd": "--max-cost",
     "budget.max_total_tokens": "--max-total-tokens",
+    "execution.executor": "--executor",
+    "execution.workers": "--workers",
 }
 
 
@@ -50,6 +52,8 @@ class Overrides:
     max_total_tokens: int | None = None
     api_key_env: str | None = None
     mode: str | None = None
+    executor: str | None = None
+    workers: int | None = None
 
 
 def apply_overrides(cfg: Config, flags: Overrides) -> Config:
@@ -78,6 +82,12 @@ def apply_overrides(cfg: Config, flags: Overrides) -> Config:
         gen["seed"] = flags.seed
     if flags.mode is not None:
         gen["mode"] = flags.mode
+    if flags.executor is not None:
+        data["execution"]["executor"] = flags.executor
+    if flags.workers is not None:
+        if data["execution"]["executor"] != "ray":
+            raise UsageError("--workers is for Ray workers: add --executor ray (or execution.executor: ray)")
+        data["execution"]["workers"] = flags.workers
     if flags.no_cache:
         data["cache"]["enabled"] = False
     if flags.max_cost is not None:

@@ -170,12 +170,13 @@ def build_hygiene(cfg: Config, instruction_generator: Any, monitor: GenerationMo
     )
 
 
-def build_run(cfg: Config, monitor: GenerationMonitor) -> Run:
-    """Wire providers (with retries and the error budget), callbacks, storage and the generator."""
+def build_run(cfg: Config, monitor: GenerationMonitor, resources: Resources | None = None) -> Run:
+    """Wire providers (with retries and the error budget), callbacks, storage and the generator; `resources`
+    when the run's documents are already loaded (a Ray worker's, shipped by the driver)."""
     from .generators.conversation import ConversationGenerator
     from .generators.structured import StructuredGenerator
 
-    resources = Resources(cfg)
+    resources = resources or Resources(cfg)
     check_components(cfg, resources)
     budget = ErrorBudget(cfg.error_budget)
     resources.budget = budget

@@ -30,14 +30,15 @@ if TYPE_CHECKING:
 class Resources:
     """Lazily built shared state of a run."""
 
-    def __init__(self, cfg: Config, persona_llm: LLMProvider | None = None) -> None:
+    def __init__(self, cfg: Config, persona_llm: LLMProvider | None = None, corpus: Corpus | None = None) -> None:
+        """`corpus`: chunks already loaded elsewhere (a Ray worker gets the driver's, not the files)."""
         self.cfg = cfg
         self.seed = cfg.generation.seed
         self.persona_llm = persona_llm
         self.persona_tree: PersonaTree | None = None
         self.owned_providers: list[LLMProvider] = []  # made for this run only (a persona_generation.model)
         self.budget: ErrorBudget | None = None  # the run's, for calls made outside the providers (embeddings)
-        self._corpus: Corpus | None = None
+        self._corpus = corpus
         self._retriever: Any = None
         self._retriever_needed_by: str | None = None
         self._tool_set: ToolSet | None = None

@@ -14,7 +14,7 @@ from .components import checked_instruction_generator, model_routes
 from .config import Config
 from .engine.fingerprint import grounded_fingerprint
 from .engine.items import ItemPlanner
-from .errors import BudgetExceeded, RunAborted
+from .errors import BudgetExceeded, RunAborted, UsageError
 from .monitor import GenerationMonitor
 from .pipeline import build_run, check_components
 from .providers.factory import model_batch_price, model_price
@@ -32,6 +32,9 @@ def execute(
     cfg: Config, *, overwrite: bool, quiet: bool, console: Console, retry_rejected: bool = False
 ) -> dict[str, Any]:
     """Run to exactly num_conversations rows (resuming), print the summary, return it."""
+    on_ray = cfg.execution.executor == "ray"
+    if on_ray:
+        _check_ray(cfg)
     monitor = GenerationMonitor(cfg.generation.num_conversations, console)
     run = build_run(cfg, monitor)
 
@@ -41,6 +44,13 @@ def execute(
             target = target_items(cfg, run.generator)  # num_conversations, or what generation.stop_when needs
             monitor.target = target
             with monitor.display("quiet" if quiet else "progress"):
+                if on_ray:
+                    from .engine.ray_executor import run_on_ray
+
+                    say = None if quiet else console.print
+                    return await run_on_ray(
+                        run, target, cfg.execution, overwrite=overwrite, retry_rejected=retry_rejected, say=say
+                    )
                 return await run.generator.run(target, overwrite=overwrite, retry_rejected=retry_rejected)
         finally:
             await run.aclose()
@@ -61,6 +71,18 @@ def execute(
     if beyond:
         _warn_beyond_target(cfg, monitor.target, beyond)
     return {**monitor.summary(), "rows_beyond_target": beyond}
+
+
+def _check_ray(cfg: Config) -> None:
+    """Before anything is built: Ray is installed, and the run is one it can spread over workers."""
+    from .engine.ray_executor import require_ray
+
+    require_ray()
+    if cfg.generation.mode == "batch":
+        raise UsageError(
+            "--executor ray runs online calls on many workers; batch mode (--mode batch) runs in one process: "
+            "drop one of them"
+        )
 
 
 def rows_beyond_target(rows_on_open: int | None, monitor: GenerationMonitor) -> int:

@@ -427,6 +427,7 @@ class FakeOpenAIServer:
         counts["comparisons"] = 0
         counts["tool_calls"] = 0
         counts["invalid_tool_args"] = 0
+        counts["answered_at"] = []  # the server clock at each answered request, for rates measured here
         defects = dict.fromkeys(DEFECTS, 0)
         return {
             **counts,
@@ -599,6 +600,7 @@ class FakeOpenAIServer:
             if draw < self.rate_429 + self.rate_500 + self.rate_529 + self.rate_garbage:
                 self.stats["garbage"] += 1
                 return _json(_GARBAGE, 200, self._headers())
+            self.stats["answered_at"].append(self.clock())
             return answer(body)
         finally:
             self.stats["in_flight"] -= 1

@@ -28,6 +28,13 @@ class RunModeFlag(StrEnum):
     batch = "batch"
 
 
+class ExecutorFlag(StrEnum):
+    """--executor: items made in this process, or by Ray workers with this process writing the rows."""
+
+    local = "local"
+    ray = "ray"
+
+
 def _quiet_broken_pipe() -> None:
     """After the reader of stdout went away, stop without noise (stdout points at /dev/null)."""
     try:

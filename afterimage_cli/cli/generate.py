@@ -8,7 +8,7 @@ import orjson
 import typer
 
 from . import app
-from .common import RESUMABLE, RunModeFlag, run_command, stderr, terminate_like_interrupt
+from .common import RESUMABLE, ExecutorFlag, RunModeFlag, run_command, stderr, terminate_like_interrupt
 
 
 @app.command()
@@ -32,6 +32,10 @@ def generate(
     mode: RunModeFlag | None = typer.Option(
         None, "--mode", help="online, or batch: rounds through the providers' batch APIs at about half the price."
     ),
+    executor: ExecutorFlag | None = typer.Option(
+        None, "--executor", help="local, or ray: items made by Ray workers (pip install 'afterimage[ray]')."
+    ),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Ray workers (with --executor ray)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output instead of resuming it."),
     retry_rejected: bool = typer.Option(
         False, "--retry-rejected", help="Try again the items the ledger records as rejected."
@@ -78,6 +82,8 @@ def generate(
                 max_total_tokens,
                 api_key_env=api_key_env,
                 mode=mode.value if mode is not None else None,
+                executor=executor.value if executor is not None else None,
+                workers=workers,
             ),
         )
         if dry_run:

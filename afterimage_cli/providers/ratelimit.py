@@ -113,6 +113,14 @@ class RateLimiter:
     ) -> None:
         self.clock = clock
         self.wall_clock = wall_clock  # for reset times given as dates (Anthropic's)
+        # What it was made with, so another process can hold the same limits (the Ray executor's coordinator).
+        self.settings: dict[str, Any] = {
+            "max_concurrency": max_concurrency,
+            "rpm": rpm,
+            "tpm": tpm,
+            "adaptive": adaptive,
+            "min_concurrency": min_concurrency,
+        }
         self.ceiling = float(max_concurrency or 1_000_000)
         self.adaptive = AdaptiveConcurrency(self.ceiling, float(min_concurrency)) if adaptive else None
         self.min_concurrency = min_concurrency
@@ -175,6 +183,13 @@ class RateLimiter:
             except TimeoutError:
                 pass
         return self.clock()
+
+    def give_back(self, count: int) -> None:
+        """Undo `count` admissions that were never used (a granted permit no request took)."""
+        self.in_flight -= count
+        if self.requests is not None:
+            self.requests.level = min(self.requests.capacity, self.requests.level + count)
+        self._wake()
 
     def release(
         self,
