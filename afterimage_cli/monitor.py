@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .providers.base import LLMResponse
+from .providers.replicas import merge_summaries
 
 DisplayMode = Literal["progress", "quiet"]
 REFRESH_SECONDS = 0.25
@@ -82,6 +83,8 @@ class GenerationMonitor:
         self.limiters: dict[str, Any] = {}
         self.outage_gates: dict[str, Any] = {}  # OutageGate by server, for "down" in the status line
         self.endpoints: dict[str, Any] = {}  # ReplicaSet by model: models served by several endpoints
+        # Under --executor ray each worker routes on its own: its latest endpoints_summary(), by worker name.
+        self.worker_endpoints: dict[str, dict[str, list[dict[str, Any]]]] = {}
         self.cache_hits = 0
         self.batches: Any = None  # batch mode's rounds (engine/rounds.py): round and batches in the status line
         self.pairs: Any = None  # a preference run's judged pairs (evaluation/pair_stats.py), in the summary
@@ -153,14 +156,18 @@ class GenerationMonitor:
 
     def _endpoints_text(self) -> str:
         """' · endpoints 1/2 up' while an endpoint of a model served by several is out."""
-        texts = [s.status_text() for s in self.endpoints.values() if any(r.state != "up" for r in s.replicas)]
+        texts = []
+        for entries in self.endpoints_summary().values():
+            up = sum(entry["state"] == "up" for entry in entries)
+            if up < len(entries):
+                texts.append(f"{up}/{len(entries)} up")
         return f" · endpoints {', '.join(texts)}" if texts else ""
 
     def endpoint_lines(self) -> list[str]:
         """One line per endpoint of each model served by several: calls, errors, p50/p95 answer time."""
         lines = []
-        for model, endpoints in self.endpoints.items():
-            for entry in endpoints.summary():
+        for model, entries in self.endpoints_summary().items():
+            for entry in entries:
                 state = "" if entry["state"] == "up" else f" · {entry['state'].upper()}"
                 lines.append(
                     f"  {model} @ {entry['endpoint']}: {entry['calls']} calls · errors {entry['errors']} · "
@@ -296,7 +303,10 @@ class GenerationMonitor:
         return {**usage, "endpoints": self.endpoints_summary()} if self.endpoints else usage
 
     def endpoints_summary(self) -> dict[str, list[dict[str, Any]]]:
-        """Per model served by several endpoints: each endpoint's calls, errors, p50/p95 (ms) and state."""
+        """Per model served by several endpoints: each endpoint's calls, errors, p50/p95 (ms) and state (under
+        Ray, the workers' reports merged)."""
+        if self.worker_endpoints:
+            return merge_summaries(list(self.worker_endpoints.values()))
         return {model: endpoints.summary() for model, endpoints in self.endpoints.items()}
 
     def print_summary(self, headline: str = "done") -> None:

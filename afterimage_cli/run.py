@@ -11,9 +11,10 @@ import yaml
 from rich.console import Console
 
 from .components import checked_instruction_generator, model_routes
-from .config import Config
+from .config import Config, ModelConfig
 from .engine.fingerprint import grounded_fingerprint
 from .engine.items import ItemPlanner
+from .engine.spend import budgeted_models
 from .errors import BudgetExceeded, RunAborted, UsageError
 from .monitor import GenerationMonitor
 from .pipeline import build_run, check_components
@@ -83,6 +84,28 @@ def _check_ray(cfg: Config) -> None:
             "--executor ray runs online calls on many workers; batch mode (--mode batch) runs in one process: "
             "drop one of them"
         )
+    for field, model in budgeted_models(cfg):
+        limited = _endpoint_limits(model)
+        if limited:
+            # A model's own rpm/tpm/max_concurrency are held by one coordinator for all workers; an endpoint's
+            # are held by each worker's replica set, so K workers would allow K times the limit.
+            raise UsageError(
+                f"{field}.{limited}: with --executor ray an endpoint's own limits would apply per worker; set the "
+                f"limit on the model block ({field}.rpm / tpm / max_concurrency), which all workers share"
+            )
+
+
+def _endpoint_limits(model: ModelConfig) -> str | None:
+    """The first per-endpoint limit a model block sets (`api_base[1].max_concurrency`, `deployments[0].rpm`)."""
+    replicas = model.api_base if isinstance(model.api_base, list) else []
+    for index, replica in enumerate(replicas):
+        if not isinstance(replica, str) and replica.max_concurrency is not None:
+            return f"api_base[{index}].max_concurrency"
+    for index, deployment in enumerate(model.deployments or ()):
+        for name in ("max_concurrency", "rpm", "tpm"):
+            if getattr(deployment, name) is not None:
+                return f"deployments[{index}].{name}"
+    return None
 
 
 def rows_beyond_target(rows_on_open: int | None, monitor: GenerationMonitor) -> int:

@@ -64,3 +64,22 @@ def test_workers_without_ray_is_refused(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "--executor ray" in result.output
     assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("respondent", "field"),
+    [
+        (
+            {"api_base": ["http://127.0.0.1:1/v1", {"url": "http://127.0.0.1:2/v1", "max_concurrency": 4}]},
+            "respondent.api_base[1].max_concurrency",
+        ),
+        ({"deployments": [{"api_base": "http://127.0.0.1:1/v1", "rpm": 600}]}, "respondent.deployments[0].rpm"),
+    ],
+)
+def test_an_endpoints_own_limit_is_refused_on_ray(tmp_path: Path, respondent: dict, field: str) -> None:
+    # Each worker holds its own replica set: an endpoint's limit would be allowed once per worker.
+    config = make_config(tmp_path, respondent={"model": "openai/m", **respondent}, execution={"executor": "ray"})
+    result = invoke("generate", str(config))
+    assert result.exit_code == 2, result.output
+    assert field in result.output and "all workers share" in result.output
+    assert not (tmp_path / "out.jsonl").exists()

@@ -317,3 +317,39 @@ def test_the_fingerprint_ignores_which_and_how_many_endpoints_serve_the_model() 
         == run_fingerprint(two, served=served)
         == run_fingerprint(hosted, served=served)
     )
+
+
+def test_ray_workers_endpoint_reports_merge_into_one_summary() -> None:
+    from afterimage_cli.monitor import GenerationMonitor
+    from afterimage_cli.providers.replicas import merge_summaries
+
+    def entry(endpoint: str, state: str, calls: int, p50: float | None, p95: float | None, **errors: int) -> dict:
+        return {
+            "endpoint": endpoint,
+            "state": state,
+            "calls": calls,
+            "errors": sum(errors.values()),
+            "errors_by_kind": errors,
+            "p50_ms": p50,
+            "p95_ms": p95,
+            "times_out": 1 if state == "out" else 0,
+        }
+
+    one = {"m": [entry("http://a", "up", 30, 10.0, 20.0), entry("http://b", "out", 0, None, None, connection=3)]}
+    two = {"m": [entry("http://a", "up", 10, 30.0, 50.0, server=1), entry("http://b", "up", 20, 5.0, 9.0)]}
+    merged = merge_summaries([one, two])
+    a, b = merged["m"]
+    assert (a["calls"], a["errors"], a["errors_by_kind"], a["p50_ms"], a["p95_ms"]) == (
+        40,
+        1,
+        {"server": 1},
+        15.0,
+        50.0,
+    )
+    assert (b["state"], b["calls"], b["errors_by_kind"], b["times_out"]) == ("up", 20, {"connection": 3}, 1)
+
+    monitor = GenerationMonitor(1)
+    monitor.worker_endpoints = {"w1": one}  # the driver shows what the workers saw, not its own unused set
+    assert monitor.endpoints_summary() == merge_summaries([one])
+    assert "1/2 up" in monitor._endpoints_text()
+    assert any("http://a: 30 calls" in line for line in monitor.endpoint_lines())

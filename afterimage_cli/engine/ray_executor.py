@@ -197,6 +197,9 @@ class RayItems:
         self.spend.check()  # the run's whole spending, which no single worker sees: no new item once it is spent
         outcome = await self.pool.submit(index, attempt)
         add_counts(self.monitor, outcome["counts"])
+        if "endpoints" in outcome:
+            worker, report = outcome["endpoints"]
+            self.monitor.worker_endpoints[worker] = report
         for name, value in outcome["usage"].items():
             setattr(usage, name, value)
         error = outcome.get("error")

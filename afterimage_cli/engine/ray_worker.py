@@ -181,6 +181,8 @@ class ItemWorker:
             outcome = {"error": {"type": "crash", "message": "".join(traceback.format_exception(exc))}}
         outcome["usage"] = {name: getattr(usage, name) for name in USAGE_FIELDS} | {"unpriced": usage.unpriced}
         outcome["counts"] = self._counts()
+        if self.monitor.endpoints:
+            outcome["endpoints"] = (self.name, self.monitor.endpoints_summary())
         return outcome
 
     def _counts(self) -> Counts:

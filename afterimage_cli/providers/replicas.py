@@ -98,6 +98,49 @@ class Replica:
         }
 
 
+def merge_summaries(reports: list[dict[str, list[dict[str, Any]]]]) -> dict[str, list[dict[str, Any]]]:
+    """Several processes' `summary()` of the same endpoints (Ray workers each route on their own) as one:
+    counts added; up when any process has it up; p50 the calls-weighted mean and p95 the highest of theirs
+    (the exact percentiles would need every answer time)."""
+    merged: dict[str, dict[str, dict[str, Any]]] = {}
+    for report in reports:
+        for model, entries in report.items():
+            for entry in entries:
+                into = merged.setdefault(model, {}).setdefault(entry["endpoint"], _empty(entry["endpoint"]))
+                into["state"] = "up" if "up" in (into["state"], entry["state"]) else entry["state"]
+                for key in ("calls", "errors", "times_out"):
+                    into[key] += entry[key]
+                for kind, count in entry["errors_by_kind"].items():
+                    into["errors_by_kind"][kind] = into["errors_by_kind"].get(kind, 0) + count
+                if entry["p50_ms"] is not None:
+                    into["_weighted"] += entry["p50_ms"] * entry["calls"]
+                    into["_timed"] += entry["calls"]
+                    into["p95_ms"] = max(into["p95_ms"] or 0.0, entry["p95_ms"] or 0.0)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for model, endpoints in merged.items():
+        out[model] = []
+        for entry in endpoints.values():
+            weighted, timed = entry.pop("_weighted"), entry.pop("_timed")
+            entry["p50_ms"] = round(weighted / timed, 1) if timed else None
+            out[model].append(entry)
+    return out
+
+
+def _empty(endpoint: str) -> dict[str, Any]:
+    return {
+        "endpoint": endpoint,
+        "state": "",
+        "calls": 0,
+        "errors": 0,
+        "errors_by_kind": {},
+        "p50_ms": None,
+        "p95_ms": None,
+        "times_out": 0,
+        "_weighted": 0.0,
+        "_timed": 0,
+    }
+
+
 class ReplicaSet(BaseProvider):
     """One model served by several endpoints (see the module docstring for the routing and health rules)."""
 
