@@ -9,6 +9,7 @@ PERSONA_MARKER = "Write personas"
 DEGRADE_MARKER = "deliberately worse answer"
 CONTEXT_HEADER = "Context:"
 TOOL_SIMULATOR_MARKER = "You simulate a tool"
+TOOLS_REQUEST_MARKER = "an AI assistant that can call tools"
 
 USER_SIMULATOR_SYSTEM = (
     "You are a simulated user talking to an AI assistant.{persona}\n"

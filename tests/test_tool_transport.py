@@ -338,6 +338,28 @@ def test_offline_simulator_writes_a_result_from_the_call_not_from_its_instructio
     assert "Reply with JSON" not in result  # the simulator's instructions were echoed as the result
 
 
+def test_offline_tools_requests_come_from_the_descriptions_and_arguments_from_the_schemas_examples() -> None:
+    import asyncio
+
+    import orjson
+
+    from afterimage_cli.instructions.tools import TOOLS_PROMPT
+
+    offline = LLMFactory.create("offline")
+    prompt = TOOLS_PROMPT.format(
+        targets="book_hotel (Book a room in a city), then get_weather (The current weather in a city)",
+        tools="- book_hotel(city)\n- get_weather(city)",
+        chain="these tools in turn",
+        persona="",
+    )
+    request = asyncio.run(offline.acomplete([{"role": "user", "content": prompt}])).text
+    assert request == "Please book a room in a city, and then I need the current weather in a city."
+    city = {"type": "object", "properties": {"city": {"type": "string", "description": "City name, e.g. Porto"}}}
+    tool = {"type": "function", "function": {"name": "book_hotel", "description": "Book a room", "parameters": city}}
+    (call,) = ask(offline, [{"role": "user", "content": request}], tools=[tool]).tool_calls or ()
+    assert orjson.loads(call.arguments) == {"city": "Porto"}  # the schema's example, not a phrase of the request
+
+
 # --- the response cache and batch requests -----------------------------------------------------------------
 
 

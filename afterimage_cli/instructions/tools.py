@@ -24,7 +24,7 @@ from ..types import GeneratedInstructions, Persona
 from .base import BaseInstructionGeneratorCallback
 
 TOOLS_PROMPT = (
-    prompts.INSTRUCTION_MARKER + " that a user would send to an AI assistant that can call tools, with a request "
+    prompts.INSTRUCTION_MARKER + " that a user would send to " + prompts.TOOLS_REQUEST_MARKER + ", with a request "
     "it can only fulfil by calling {chain}, about: {targets}.{persona}\n"
     "The tools the assistant has:\n{tools}\n"
     "Give the details the calls need (names, places, dates, amounts) in the message, in your own words, without "

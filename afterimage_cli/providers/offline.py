@@ -185,6 +185,10 @@ class OfflineProvider(BaseProvider):
             if len(answers) >= 2 and answers[-1] == answers[-2]:
                 return prompts.END_TOKEN
             return self._question(answers[-1] if answers else system, rng, _FOLLOW_UPS)
+        if prompts.INSTRUCTION_MARKER in last and prompts.TOOLS_REQUEST_MARKER in last:
+            request = _tool_request(last)
+            if request:
+                return request
         if prompts.INSTRUCTION_MARKER in last:
             instructions, context = _split_context(last)
             topic = instructions.split(":", 1)[-1].split("\n", 1)[0]
@@ -248,6 +252,40 @@ class OfflineProvider(BaseProvider):
         return StructuredLLMResponse(**plain.model_dump(), parsed=parse_structured(text, schema))
 
 
+def _tool_request(prompt: str) -> str:
+    """A user's request for the tools the `tools` generator's prompt targets, from their descriptions ("about:
+    book_hotel (Book a room…), then get_weather (The weather…)" → "Please book a room…, and then I need the
+    weather…"); empty when the prompt is not shaped so (a user's own prompt)."""
+    line = prompt.split("about:", 1)[-1].split("\n", 1)[0] if "about:" in prompt else ""
+    wants = []
+    for description in _TARGET.findall(line):
+        description = description.strip().rstrip(".")
+        if not description or description == "no description":
+            continue
+        lowered = description[0].lower() + description[1:]
+        first = description.split()[0]
+        noun = first in ("The", "A", "An") or (first.endswith("s") and not first.endswith("ss"))  # "Flights from…"
+        wants.append(f"I need {lowered}" if noun else f"please {lowered}")
+    if not wants:
+        return ""
+    text = ", and then ".join(wants)
+    return text[0].upper() + text[1:] + "."
+
+
+def _example(node: dict[str, Any]) -> str | None:
+    """The value a string's schema suggests: its first `examples` entry, an "e.g. X" in its description, or a
+    date for a date."""
+    examples = node.get("examples")
+    if isinstance(examples, list) and examples and isinstance(examples[0], str):
+        return examples[0]
+    found = _EXAMPLE.search(str(node.get("description") or ""))
+    if found:
+        return found.group(1).strip().rstrip(".")
+    if node.get("format") == "date" or "YYYY-MM-DD" in str(node.get("description") or ""):
+        return "2026-06-01"
+    return None
+
+
 def _tool_result_lines(request: str) -> list[str]:
     """What a simulated tool's result says, from the call the simulator is shown (`Tool: …`, `Arguments: {…}`),
     never from its instructions: "book_hotel done: city Paris, nights 3"."""
@@ -283,6 +321,10 @@ def _report(messages: Messages) -> str:
             break
         results.append(f"{message.get('name') or 'the tool'} returned {str(message.get('content') or '').strip()}")
     return "Here is what I found: " + "; ".join(reversed(results)) + "."
+
+
+_TARGET = re.compile(r"[\w.-]+ \(([^()]*)\)")
+_EXAMPLE = re.compile(r"\be\.g\.,? *([^,;()]+)")
 
 
 class _Filler:
@@ -331,7 +373,7 @@ class _Filler:
             return self.rng.random() < 0.5
         if kind == "null":
             return None
-        text = self.rng.choice(self.sentences).strip()
+        text = _example(node) or self.rng.choice(self.sentences).strip()
         limit = node.get("maxLength")
         text = text[: int(limit)] if limit else text
         return text if len(text) >= int(node.get("minLength", 0)) else text.ljust(int(node["minLength"]), ".")
