@@ -9,31 +9,20 @@ from __future__ import annotations
 from typing import Any
 
 from ..rows import Record
-from .base import (
-    Converter,
-    ExportFormat,
-    ExportOptions,
-    chat_message,
-    message_arrow_type,
-    role_content_message,
-    system_message,
-)
-from .pairs import Message, PairConverter
+from .base import Converter, ExportFormat, ExportOptions, message_arrow_type
+from .pairs import chat_pairs
 
 
 def make_converter(options: ExportOptions) -> Converter:
     """Build the per-pair converter."""
-    reasoning = options.include_reasoning
-    head = [] if options.system_prompt is None else [system_message(options.system_prompt, reasoning)]
 
-    def render(prompt: list[Message], chosen: Message, rejected: Message) -> list[Record]:
-        messages = [*head, *(chat_message(turn, reasoning) for turn in prompt)]
+    def shape(prompt: list[Record], chosen: Record, rejected: Record) -> list[Record]:
         return [
-            {"prompt": messages, "completion": [role_content_message(answer, reasoning)], "label": label}
+            {"prompt": prompt, "completion": [answer], "label": label}
             for answer, label in ((chosen, True), (rejected, False))
         ]
 
-    return PairConverter(render)
+    return chat_pairs(options, shape)
 
 
 def arrow_schema(options: ExportOptions) -> Any:
