@@ -16,6 +16,15 @@ class BaseInstructionGeneratorCallback(ABC):
     def __init__(self, llm: LLMProvider | None = None, **options: Any) -> None:
         self.llm = llm
         self.options = options
+        self._next_unnumbered = 0
+
+    def item_number(self, item_index: int | None) -> int:
+        """`item_index`, or for a call from outside the engine (which numbers no items) the next of this
+        generator's own count, so coverage orders still advance."""
+        if item_index is not None:
+            return item_index
+        number, self._next_unnumbered = self._next_unnumbered, self._next_unnumbered + 1
+        return number
 
     @abstractmethod
     async def agenerate(

@@ -60,7 +60,6 @@ class ContextualInstructionGenerator(BaseInstructionGeneratorCallback):
         self.prompt = prompt
         self.use_persona = self.default_use_persona if use_persona is None else use_persona
         self.order = CoverageOrder(len(self.chunks), resources.seed)
-        self._next_unnumbered = 0
 
     def chunks_for(self, item_index: int) -> list[Chunk]:
         """The chunks item `item_index` is about."""
@@ -82,8 +81,7 @@ class ContextualInstructionGenerator(BaseInstructionGeneratorCallback):
         persona: Persona | None = None,
         item_index: int | None = None,
     ) -> GeneratedInstructions:
-        if item_index is None:  # called outside the engine: number the calls instead
-            item_index, self._next_unnumbered = self._next_unnumbered, self._next_unnumbered + 1
+        item_index = self.item_number(item_index)
         if self.llm is None:
             raise ConfigError(f"the {self.name!r} generator needs a model to write questions")
         chunks = self.chunks_for(item_index)

@@ -76,7 +76,6 @@ class ToolsInstructionGenerator(BaseInstructionGeneratorCallback):
         self.chunks: list[Chunk] = resources.corpus("the 'tools' generator").chunks if resources.cfg.documents else []
         self.chunk_order = CoverageOrder(len(self.chunks), resources.seed) if self.chunks else None
         self._order: CoverageOrder | None = None
-        self._next_unnumbered = 0
 
     @property
     def tool_set(self) -> ToolSet:
@@ -108,8 +107,7 @@ class ToolsInstructionGenerator(BaseInstructionGeneratorCallback):
         persona: Persona | None = None,
         item_index: int | None = None,
     ) -> GeneratedInstructions:
-        if item_index is None:  # called outside the engine: number the calls instead
-            item_index, self._next_unnumbered = self._next_unnumbered, self._next_unnumbered + 1
+        item_index = self.item_number(item_index)
         if self.llm is None:
             raise ConfigError("the 'tools' generator needs a model to write requests")
         targets = self.targets_for(item_index)
