@@ -156,11 +156,12 @@ class GenerationMonitor:
 
     def _endpoints_text(self) -> str:
         """' · endpoints 1/2 up' while an endpoint of a model served by several is out."""
-        texts = []
-        for entries in self.endpoints_summary().values():
-            up = sum(entry["state"] == "up" for entry in entries)
-            if up < len(entries):
-                texts.append(f"{up}/{len(entries)} up")
+        if self.worker_endpoints:  # under Ray: the states the workers last reported, merged
+            merged = merge_summaries(list(self.worker_endpoints.values())).values()
+            states = [[entry["state"] for entry in entries] for entries in merged]
+            texts = [f"{each.count('up')}/{len(each)} up" for each in states if each.count("up") < len(each)]
+        else:
+            texts = [s.status_text() for s in self.endpoints.values() if any(r.state != "up" for r in s.replicas)]
         return f" · endpoints {', '.join(texts)}" if texts else ""
 
     def endpoint_lines(self) -> list[str]:
