@@ -105,9 +105,21 @@ def test_a_dialog(model) -> None:
 
 
 @pytest.mark.parametrize("model", [UNPRICED, PRICED], ids=["forced-tool", "json-output"])
-def test_structured_output(model) -> None:
+def test_structured_output(model, monkeypatch: pytest.MonkeyPatch) -> None:
+    from litellm import anthropic_beta_headers_manager as beta_headers
+
+    fetched: list[str] = []  # litellm swallows a failed fetch (and uses its bundled table): record, do not raise
+
+    def fetch(url: str, timeout: int = 5) -> dict:
+        fetched.append(url)
+        raise OSError("no network in tests")
+
+    # JSON output sends a beta header, and litellm fetched its beta-header table from GitHub for it.
+    monkeypatch.setattr(beta_headers.GetAnthropicBetaHeadersConfig, "fetch_remote_beta_headers_config", fetch)
+    monkeypatch.setattr(beta_headers, "_BETA_HEADERS_CONFIG", None)  # loaded once per process: load it again
     (answer,) = both_ways(judged, model)
     assert answer["parsed"] == Verdict(answer="sample answer", score=1)
+    assert fetched == [], "nothing may phone home"
 
 
 def test_thinking() -> None:

@@ -19,6 +19,7 @@ from ..config import Config
 from ..documents import Corpus
 from ..errors import BudgetExceeded, ItemRejected, ProviderError, RunAborted
 from ..monitor import GenerationMonitor, Usage
+from ..providers.litellm_provider import LOCAL_DATA
 from ..types import Persona
 from .ray_limits import SharedLimiter, shared_limiters
 
@@ -63,8 +64,8 @@ def worker_config(cfg: Config) -> Config:
     return cfg.model_copy(update=update)
 
 
-# Variables a worker reads besides the keys: the bundled litellm price map, and where the response cache lives.
-PASSED_ON = ("LITELLM_LOCAL_MODEL_COST_MAP", "XDG_CACHE_HOME")
+# Variables a worker reads besides the keys: litellm's bundled data (no download), and where the response cache lives.
+PASSED_ON = (*LOCAL_DATA, "XDG_CACHE_HOME")
 
 
 def worker_env(cfg: Config, environ: Mapping[str, str]) -> dict[str, str]:

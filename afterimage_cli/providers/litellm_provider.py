@@ -14,6 +14,8 @@ from .structured import Schema, response_format
 from .tool_calls import finish_with_calls, read_openai_calls, tool_options
 
 _litellm: Any = None
+LOCAL_DATA = ("LITELLM_LOCAL_MODEL_COST_MAP", "LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS")
+"""The variables that make litellm read its bundled data instead of downloading it."""
 # litellm (and the SDKs under it) cannot send a request without a key: given none, they take the
 # provider's usual variable (OPENAI_API_KEY, …) from the environment. An api_base that gets no key is
 # sent this non-secret string instead, so a real key never leaves for a server it was not meant for.
@@ -21,10 +23,13 @@ NO_KEY = "no-key"
 
 
 def import_litellm() -> Any:
-    """Import litellm quietly: the bundled price map (no network), no debug banners on stdout."""
+    """Import litellm quietly: the bundled price map and Anthropic beta-header table (no network: litellm
+    fetches both from GitHub otherwise, the second on the first Anthropic call that sends a beta header), no
+    debug banners on stdout."""
     global _litellm
     if _litellm is None:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        for variable in LOCAL_DATA:
+            os.environ.setdefault(variable, "True")
         import litellm
 
         litellm.suppress_debug_info = True
