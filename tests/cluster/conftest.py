@@ -19,14 +19,14 @@ RAY = str(Path(sys.executable).with_name("ray"))
 
 
 def _start(*args: str, temp_dir: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     command = [RAY, "start", "--block", "--num-cpus", "1", "--disable-usage-stats", "--temp-dir", temp_dir, *args]
     return subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def _nodes(address: str) -> int:
     code = "import ray; ray.init(address=%r, logging_level='ERROR'); print(len([n for n in ray.nodes() if n['Alive']]))"
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     done = subprocess.run([sys.executable, "-c", code % address], capture_output=True, text=True, env=env)
     return int(done.stdout.strip() or 0)
 
